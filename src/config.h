@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/* Configuration: /etc/muxd.conf (libconfig syntax) parsed and validated into a
+ * struct config. This module never logs: every problem becomes one
+ * "FILE:LINE: message" string in a struct config_errors for the caller. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum muxd_mode { MODE_ECHO, MODE_ONESHOT };
+enum muxd_framing { FRAMING_LINE, FRAMING_RAW };
+
+/* syslog-compatible priorities, so they map straight to journald's PRIORITY= */
+enum log_level { LOG_LEVEL_ERR = 3, LOG_LEVEL_WARNING = 4, LOG_LEVEL_NOTICE = 5,
+                 LOG_LEVEL_INFO = 6, LOG_LEVEL_DEBUG = 7 };
+
+/* Bounds of every setting (documented in muxd.conf(5)). */
+#define CONFIG_TIMEOUT_MAX          2592000u    /* 30 days, seconds */
+#define CONFIG_MAX_CONNECTIONS_MAX  1000000u
+#define CONFIG_SHUTDOWN_TIMEOUT_MAX 3600u
+#define CONFIG_WORKERS_MAX          64u
+#define CONFIG_GREETING_MAX         4096u       /* bytes */
+#define CONFIG_SUFFIX_MAX           1024u       /* bytes */
+#define CONFIG_MAX_MESSAGE_MAX      (1u << 20)  /* 1 MiB */
+#define CONFIG_MAX_PER_SOURCE_MAX   1000000u
+#define CONFIG_ACL_MAX              1024u       /* entries per allow/deny list */
+#define CONFIG_NAME_MAX             255u
+/* descriptors muxd needs besides clients and listeners (stdio, loop, signalfd, notify...) */
+#define CONFIG_RESERVED_FDS         16u
+
+#define CONFIG_DEFAULT_TIMEOUT          60u
+#define CONFIG_DEFAULT_MAX_CONNECTIONS  10000u
+#define CONFIG_DEFAULT_SHUTDOWN_TIMEOUT 5u
+#define CONFIG_DEFAULT_MAX_MESSAGE      4096u
+
+struct cidr {
+        int family;             /* AF_INET or AF_INET6 */
+        uint8_t prefix;         /* 0..32 or 0..128 */
+        uint8_t addr[16];       /* network byte order; host bits cleared */
+};
+
+struct acl {
+        struct cidr *entries;
+        size_t n;
+};
+
+/* Settings a listen entry may override; the global ones are the defaults. */
+struct listen_opts {
+        char *greeting;         /* never NULL; may be "" */
+        size_t greeting_len;
+        char *suffix;           /* never NULL */
+        size_t suffix_len;
+        enum muxd_mode mode;
+        enum muxd_framing framing;
+        uint32_t max_message;
+        struct acl allow;       /* empty: everyone allowed unless denied */
+        struct acl deny;
+        uint32_t max_per_source; /* 0: no limit */
+};
+
+struct listen_entry {
+        char *name;             /* NULL when not given */
+        char *address;          /* NULL: all addresses (dual-stack); else a numeric literal */
+        uint16_t port;          /* 0: an ephemeral port chosen by the kernel */
+        int line;               /* line of the entry in the file, for messages */
+        struct listen_opts opts;
+};
+
+struct config {
+        char *path;
+        uint32_t timeout;               /* seconds, 0: never */
+        char *backend;                  /* a name from the event backend table */
+        uint32_t max_connections;
+        enum log_level log_level;
+        uint32_t shutdown_timeout;      /* seconds */
+        uint32_t workers;
+        struct listen_opts defaults;
+        struct listen_entry *listeners; /* "ports" entries first, then "listen" entries */
+        size_t n_listeners;
+};
+
+struct config_errors {
+        char **msgs;            /* each "FILE:LINE: message" (or "FILE: message") */
+        size_t n;
+};
+
+/* Parse and validate PATH. On success returns 0 and *ret owns a new config.
+ * On failure returns -EINVAL (invalid file, every problem appended to errs),
+ * or another -errno if the file cannot be read (one message appended to errs).
+ * Never logs and has no side effects besides reading the file. */
+int config_load(const char *path, struct config **ret, struct config_errors *errs);
+
+/* Same, from an in-memory text; path is used for messages only. */
+int config_load_string(const char *text, const char *path, struct config **ret,
+                       struct config_errors *errs);
+
+void config_free(struct config *c);             /* accepts NULL */
+void config_errors_clear(struct config_errors *e);
+
+/* Deep copy / free of a listen_opts (used to share settings with connections). */
+int listen_opts_copy(struct listen_opts *dst, const struct listen_opts *src);
+void listen_opts_done(struct listen_opts *o);
+
+bool listen_opts_equal(const struct listen_opts *a, const struct listen_opts *b);
+
+const char *log_level_to_string(enum log_level l);
+int log_level_from_string(const char *s);       /* -EINVAL if unknown */
+
+/* Parse "a.b.c.d/n", "x::y/n", or a bare address (full-length prefix).
+ * IPv4-mapped IPv6 networks (::ffff:a.b.c.d/n, n >= 96) become IPv4. */
+int cidr_parse(const char *s, struct cidr *ret);
+
+/* Does the address (AF_INET 4 bytes / AF_INET6 16 bytes) match? IPv4-mapped
+ * IPv6 addresses are matched as IPv4. */
+bool cidr_match(const struct cidr *c, int family, const void *addr);
+bool acl_match(const struct acl *a, int family, const void *addr);

@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "framing.h"
+#include "log.h"
+#include "server.h"
+
+static void conn_on_event(struct ev_loop *loop, int fd, void *data, int mask);
+
+static const char *conn_peer(const struct conn *c, char *buf)
+{
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+
+        if (getpeername(c->fd, (struct sockaddr *) &ss, &len) < 0)
+                return strcpy(buf, "?");
+        return sockaddr_to_string((struct sockaddr *) &ss, len, buf);
+}
+
+void conn_close(struct conn *c)
+{
+        struct server *srv = c->srv;
+
+        if (log_enabled(LOG_LEVEL_DEBUG)) {
+                char peer[SOCKADDR_STR_MAX];
+                log_debug("connection from %s closed", conn_peer(c, peer));
+        }
+        ev_del(srv->loop, c->fd, EV_READABLE | EV_WRITABLE);
+        close(c->fd);
+        idle_remove(&srv->conns, &c->idle);
+        buffer_free(&c->in);
+        buffer_free(&c->out);
+        lsettings_unref(c->set);
+        free(c);
+        server_conn_closed(srv);
+}
+
+static void conn_read_off(struct conn *c)
+{
+        if (c->flags & CONN_READ_OFF)
+                return;
+        c->flags |= CONN_READ_OFF;
+        ev_del(c->srv->loop, c->fd, EV_READABLE);
+}
+
+/* Try to write the queued output; arm or disarm EV_WRITABLE accordingly.
+ * Returns -errno if the connection was closed. */
+static int conn_flush(struct conn *c)
+{
+        struct server *srv = c->srv;
+
+        while (buffer_len(&c->out) > 0) {
+                ssize_t n = send(c->fd, buffer_head(&c->out), buffer_len(&c->out), MSG_NOSIGNAL);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                if (ev_add(srv->loop, c->fd, EV_WRITABLE, conn_on_event, c) < 0)
+                                        goto fail;
+                                return 0;
+                        }
+                        goto fail;
+                }
+                srv->stats.bytes_out += (uint64_t) n;
+                buffer_consume(&c->out, (size_t) n);
+                /* a client that reads its replies is not idle */
+                idle_touch(&srv->conns, &c->idle, srv->now_ms);
+        }
+        ev_del(srv->loop, c->fd, EV_WRITABLE);
+
+        if (c->flags & CONN_CLOSING) {
+                conn_close(c);
+                return -ECONNRESET;
+        }
+        return 0;
+fail:
+        conn_close(c);
+        return -ECONNRESET;
+}
+
+/* Queue n bytes of output, writing directly when nothing is queued before them. */
+static int conn_send(struct conn *c, const char *p, size_t n)
+{
+        struct server *srv = c->srv;
+
+        if (buffer_len(&c->out) == 0) {
+                ssize_t w;
+
+                do
+                        w = send(c->fd, p, n, MSG_NOSIGNAL);
+                while (w < 0 && errno == EINTR);
+                if (w < 0 && errno != EAGAIN) {
+                        conn_close(c);
+                        return -ECONNRESET;
+                }
+                if (w > 0) {
+                        srv->stats.bytes_out += (uint64_t) w;
+                        p += w;
+                        n -= (size_t) w;
+                }
+                if (n == 0)
+                        return 0;
+        }
+        if (buffer_append(&c->out, p, n, 0) < 0) {
+                log_warning("out of memory queueing a reply: closing the connection");
+                conn_close(c);
+                return -ENOMEM;
+        }
+        if (ev_add(srv->loop, c->fd, EV_WRITABLE, conn_on_event, c) < 0) {
+                conn_close(c);
+                return -ECONNRESET;
+        }
+        return 0;
+}
+
+/* Frame messages from data; assemble the replies in the server's scratch
+ * buffer. Returns the number of bytes consumed; sets CONN_CLOSING or
+ * CONN_READ_OFF when the connection is done. */
+static size_t conn_process(struct conn *c, const char *data, size_t len, bool eof, size_t *wlen)
+{
+        struct server *srv = c->srv;
+        const struct listen_opts *o = &c->set->o;
+        size_t pos = 0;
+
+        while (pos < len && !(c->flags & (CONN_CLOSING | CONN_READ_OFF))) {
+                struct frame f;
+                int r = framing_next(o->framing, o->max_message, data + pos, len - pos, eof, &f);
+
+                if (r == 0)
+                        break;
+                if (r < 0) {
+                        static const char msg[] = FRAMING_TOO_LONG_REPLY;
+
+                        if (server_grow_wbuf(srv, *wlen + sizeof(msg)) == 0) {
+                                memcpy(srv->wbuf + *wlen, msg, sizeof(msg) - 1);
+                                *wlen += sizeof(msg) - 1;
+                        }
+                        srv->stats.oversized++;
+                        if (log_enabled(LOG_LEVEL_DEBUG)) {
+                                char peer[SOCKADDR_STR_MAX];
+                                log_debug("message from %s longer than %u bytes: closing",
+                                          conn_peer(c, peer), o->max_message);
+                        }
+                        c->flags |= CONN_CLOSING;
+                        return len;
+                }
+                srv->stats.messages++;
+                if (o->mode == MODE_ONESHOT || log_enabled(LOG_LEVEL_DEBUG)) {
+                        char peer[SOCKADDR_STR_MAX], text[512];
+
+                        escape_bytes(data + pos, f.consumed, text, sizeof(text));
+                        log_full(o->mode == MODE_ONESHOT ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG,
+                                 NULL, "message from %s: \"%s\"", conn_peer(c, peer), text);
+                }
+                if (o->mode == MODE_ONESHOT) {
+                        c->flags |= CONN_CLOSING;
+                        return len;
+                }
+                if (server_grow_wbuf(srv, *wlen + framing_reply_len(&f, o->suffix_len)) < 0) {
+                        log_warning("out of memory building a reply: closing the connection");
+                        c->flags |= CONN_CLOSING;
+                        return len;
+                }
+                *wlen += framing_build_reply(srv->wbuf + *wlen, data + pos, &f,
+                                             o->suffix, o->suffix_len);
+                pos += f.consumed;
+        }
+        return pos;
+}
+
+static void conn_read(struct conn *c)
+{
+        struct server *srv = c->srv;
+        const struct listen_opts *o = &c->set->o;
+        size_t want = srv->rbuf_size, wlen = 0, used;
+        bool eof = false;
+        ssize_t n;
+
+        /* raw framing: a chunk longer than max_message must be visible as such */
+        if (o->framing == FRAMING_RAW && want > (size_t) o->max_message + 1)
+                want = (size_t) o->max_message + 1;
+        do
+                n = recv(c->fd, srv->rbuf, want, 0);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+                if (errno != EAGAIN)
+                        conn_close(c);
+                return;
+        }
+        if (n == 0)
+                eof = true;
+        srv->stats.bytes_in += (uint64_t) n;
+        idle_touch(&srv->conns, &c->idle, srv->now_ms);
+
+        if (buffer_len(&c->in) == 0) {
+                /* the common case: frame straight from the shared read buffer */
+                used = conn_process(c, srv->rbuf, (size_t) n, eof, &wlen);
+                if (used < (size_t) n && !(c->flags & (CONN_CLOSING | CONN_READ_OFF)) &&
+                    buffer_append(&c->in, srv->rbuf + used, (size_t) n - used, 0) < 0) {
+                        log_warning("out of memory buffering input: closing the connection");
+                        conn_close(c);
+                        return;
+                }
+        } else {
+                if (buffer_append(&c->in, srv->rbuf, (size_t) n, 0) < 0) {
+                        log_warning("out of memory buffering input: closing the connection");
+                        conn_close(c);
+                        return;
+                }
+                used = conn_process(c, buffer_head(&c->in), buffer_len(&c->in), eof, &wlen);
+                buffer_consume(&c->in, used);
+        }
+
+        if (eof || (c->flags & CONN_CLOSING)) {
+                /* nothing more will be read: answer what came, then close */
+                c->flags |= CONN_CLOSING;
+                buffer_free(&c->in);
+                conn_read_off(c);
+        }
+        if (wlen > 0 && conn_send(c, srv->wbuf, wlen) < 0)
+                return;
+        if (buffer_len(&c->out) == 0) {
+                if (c->flags & CONN_CLOSING)
+                        conn_close(c);
+                return;
+        }
+        if (buffer_len(&c->out) > CONN_OUTPUT_HIGH && !(c->flags & CONN_READ_OFF)) {
+                /* backpressure: leave the client's data in the kernel until it reads */
+                conn_read_off(c);
+                c->flags |= CONN_THROTTLED;
+        }
+}
+
+static void conn_on_event(struct ev_loop *loop, int fd, void *data, int mask)
+{
+        struct conn *c = data;
+
+        if (mask & EV_WRITABLE) {
+                if (conn_flush(c) < 0)
+                        return;
+                if ((c->flags & CONN_THROTTLED) && buffer_len(&c->out) <= CONN_OUTPUT_LOW) {
+                        c->flags &= ~(CONN_THROTTLED | CONN_READ_OFF);
+                        if (ev_add(loop, fd, EV_READABLE, conn_on_event, c) < 0) {
+                                conn_close(c);
+                                return;
+                        }
+                }
+        }
+        if ((mask & EV_READABLE) && !(c->flags & CONN_READ_OFF))
+                conn_read(c);
+}
+
+int conn_start(struct server *srv, int fd, struct lsettings *set)
+{
+        struct conn *c = calloc(1, sizeof(*c));
+        int r;
+
+        if (!c) {
+                close(fd);
+                return -ENOMEM;
+        }
+        c->srv = srv;
+        c->fd = fd;
+        c->set = lsettings_ref(set);
+        srv->n_conns++;
+        idle_touch(&srv->conns, &c->idle, srv->now_ms);
+
+        r = ev_add(srv->loop, fd, EV_READABLE, conn_on_event, c);
+        if (r < 0) {
+                conn_close(c);
+                return r;
+        }
+        if (set->o.greeting_len > 0 && conn_send(c, set->o.greeting, set->o.greeting_len) < 0)
+                return -ECONNRESET;
+        return 0;
+}
+
+void conn_drain(struct conn *c)
+{
+        c->flags |= CONN_CLOSING;
+        buffer_free(&c->in);
+        conn_read_off(c);
+        if (buffer_len(&c->out) == 0)
+                conn_close(c);
+}

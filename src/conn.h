@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* One client connection: reading and framing messages, queueing replies,
+ * writing them when the socket is writable, throttling, closing. */
+#pragma once
+
+#include <stdint.h>
+
+#include "buffer.h"
+#include "listener.h"
+#include "timer.h"
+
+struct server;
+
+/* Stop reading a client while this much output is queued for it; resume
+ * once the queue has drained below the low mark. */
+#define CONN_OUTPUT_HIGH (256u * 1024u)
+#define CONN_OUTPUT_LOW  (64u * 1024u)
+
+enum {
+        CONN_READ_OFF   = 1 << 0,       /* not reading (throttled, done or closing) */
+        CONN_THROTTLED  = 1 << 1,       /* reading paused by backpressure */
+        CONN_CLOSING    = 1 << 2,       /* close once the output is flushed */
+};
+
+struct conn {
+        struct idle_link idle;          /* first: the server's list links conns by it */
+        struct server *srv;
+        struct lsettings *set;
+        struct buffer in;               /* an incomplete message */
+        struct buffer out;              /* replies not yet written */
+        int fd;
+        uint32_t flags;
+};
+
+/* Takes ownership of fd (already non-blocking, close-on-exec). Queues the
+ * greeting and starts watching. On failure the fd is closed and -errno returned. */
+int conn_start(struct server *srv, int fd, struct lsettings *set);
+void conn_close(struct conn *c);
+/* Shutdown: stop reading and close once the queued replies are written. */
+void conn_drain(struct conn *c);
+
+static inline struct conn *conn_from_idle(struct idle_link *l)
+{
+        return (struct conn *) l;
+}

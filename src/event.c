@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event-backend.h"
+#include "util.h"
+
+/* The registry: the first entry is the default. */
+static const struct ev_backend *const ev_backends[] = {
+        &ev_backend_epoll,
+        &ev_backend_poll,
+        &ev_backend_select,
+};
+
+const struct ev_backend *ev_backend_find(const char *name)
+{
+        for (size_t i = 0; i < ELEMENTSOF(ev_backends); i++)
+                if (strcmp(ev_backends[i]->name, name) == 0)
+                        return ev_backends[i];
+        return NULL;
+}
+
+const char *ev_backend_names(void)
+{
+        return "epoll, poll, select";
+}
+
+const struct ev_backend *ev_backend_default(void)
+{
+        return ev_backends[0];
+}
+
+int ev_loop_new(const struct ev_backend *b, int setsize, struct ev_loop **ret)
+{
+        struct ev_loop *loop;
+        int r;
+
+        if (setsize <= 0)
+                return -EINVAL;
+        if (b->max_fds != 0 && (size_t) setsize > b->max_fds)
+                setsize = (int) b->max_fds;
+        if (b->probe) {
+                r = b->probe();
+                if (r < 0)
+                        return r;
+        }
+
+        loop = calloc(1, sizeof(*loop));
+        if (!loop)
+                return -ENOMEM;
+        loop->backend = b;
+        loop->setsize = setsize;
+        loop->maxfd = -1;
+        loop->files = calloc((size_t) setsize, sizeof(*loop->files));
+        loop->fired = calloc((size_t) setsize, sizeof(*loop->fired));
+        if (!loop->files || !loop->fired) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = b->create(loop);
+        if (r < 0)
+                goto fail;
+        *ret = loop;
+        return 0;
+fail:
+        free(loop->files);
+        free(loop->fired);
+        free(loop);
+        return r;
+}
+
+void ev_loop_free(struct ev_loop *loop)
+{
+        if (!loop)
+                return;
+        loop->backend->destroy(loop);
+        free(loop->files);
+        free(loop->fired);
+        free(loop);
+}
+
+int ev_loop_setsize(const struct ev_loop *loop)
+{
+        return loop->setsize;
+}
+
+const struct ev_backend *ev_loop_backend(const struct ev_loop *loop)
+{
+        return loop->backend;
+}
+
+int ev_add(struct ev_loop *loop, int fd, int mask, ev_proc *proc, void *data)
+{
+        struct ev_file *f;
+        int r;
+
+        if (fd < 0 || fd >= loop->setsize)
+                return -ERANGE;
+        f = &loop->files[fd];
+        if ((f->mask | mask) != f->mask) {
+                r = loop->backend->add(loop, fd, f->mask, mask);
+                if (r < 0)
+                        return r;
+        }
+        f->mask |= mask;
+        f->proc = proc;
+        f->data = data;
+        if (fd > loop->maxfd)
+                loop->maxfd = fd;
+        return 0;
+}
+
+void ev_del(struct ev_loop *loop, int fd, int mask)
+{
+        struct ev_file *f;
+
+        if (fd < 0 || fd >= loop->setsize)
+                return;
+        f = &loop->files[fd];
+        if ((f->mask & mask) == 0)
+                return;
+        loop->backend->del(loop, fd, f->mask, mask);
+        f->mask &= ~mask;
+        if (f->mask == EV_NONE) {
+                f->proc = NULL;
+                f->data = NULL;
+                if (fd == loop->maxfd)
+                        while (loop->maxfd >= 0 && loop->files[loop->maxfd].mask == EV_NONE)
+                                loop->maxfd--;
+        }
+}
+
+int ev_mask(const struct ev_loop *loop, int fd)
+{
+        if (fd < 0 || fd >= loop->setsize)
+                return EV_NONE;
+        return loop->files[fd].mask;
+}
+
+int ev_wait(struct ev_loop *loop, int timeout_ms)
+{
+        int n = loop->backend->poll(loop, timeout_ms);
+
+        return n == -EINTR ? 0 : n;
+}
+
+void ev_dispatch(struct ev_loop *loop, int n)
+{
+        for (int i = 0; i < n; i++) {
+                int fd = loop->fired[i].fd;
+                const struct ev_file *f = &loop->files[fd];
+                /* An earlier callback of this round may have closed fd or
+                 * dropped interest: dispatch only what is still wanted. */
+                int mask = loop->fired[i].mask & f->mask;
+
+                if (mask && f->proc)
+                        f->proc(loop, fd, f->data, mask);
+        }
+}
+
+int ev_run_once(struct ev_loop *loop, int timeout_ms)
+{
+        int n = ev_wait(loop, timeout_ms);
+
+        if (n > 0)
+                ev_dispatch(loop, n);
+        return n;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* Listening sockets: opened from config entries (or adopted from systemd),
+ * identified by (address, port) so a reload can keep unchanged ones. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include "config.h"
+#include "util.h"
+
+/* Per-listener settings shared by the listener and every connection it
+ * accepted: a reload gives the listener a new one, connections keep theirs. */
+struct lsettings {
+        unsigned refs;
+        struct listen_opts o;
+};
+
+struct lsettings *lsettings_new(const struct listen_opts *o);
+struct lsettings *lsettings_ref(struct lsettings *s);
+void lsettings_unref(struct lsettings *s);      /* accepts NULL */
+
+/* Where a listener listens: what reloads compare. */
+struct listen_key {
+        int family;             /* AF_INET / AF_INET6; AF_UNSPEC: all addresses */
+        uint8_t addr[16];
+        uint16_t port;          /* as configured (0: ephemeral) */
+};
+
+struct listener {
+        struct listener *next;
+        int fd;
+        struct listen_key key;
+        uint16_t bound_port;    /* the port actually bound (differs when key.port is 0) */
+        bool paused;            /* not watched for accept */
+        struct lsettings *settings;
+        char *name;             /* NULL if none */
+        void *owner;            /* the server, for the accept callback */
+        char addr_str[SOCKADDR_STR_MAX]; /* "[::]:8088" */
+};
+
+int listen_key_from_entry(const struct listen_entry *e, struct listen_key *ret);
+bool listen_key_equal(const struct listen_key *a, const struct listen_key *b);
+
+/* Create, bind and listen. Returns 0 or -errno (the caller reports it with
+ * the entry's address). */
+int listener_open(const struct listen_entry *e, struct listener **ret);
+void listener_free(struct listener *l);         /* closes the socket; accepts NULL */

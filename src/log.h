@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/* Logging for the daemon's top-level modules (server, conn, listener, main).
+ * Library-like modules (config, buffers, event backends) never log. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "config.h"
+
+enum log_target { LOG_TARGET_AUTO, LOG_TARGET_JOURNAL, LOG_TARGET_STDERR };
+
+void log_setup(enum log_target target);
+void log_set_level(enum log_level level);
+bool log_enabled(enum log_level level);
+
+/* Optional structured fields (journald); NULL when not applicable. */
+struct log_fields {
+        const char *event;      /* MUXD_EVENT */
+        const char *listen;     /* MUXD_LISTEN */
+        const char *peer;       /* MUXD_PEER */
+        const char *message_id; /* MESSAGE_ID */
+};
+
+void log_full(enum log_level level, const struct log_fields *f, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+#define log_err(...)     log_full(LOG_LEVEL_ERR, NULL, __VA_ARGS__)
+#define log_warning(...) log_full(LOG_LEVEL_WARNING, NULL, __VA_ARGS__)
+#define log_notice(...)  log_full(LOG_LEVEL_NOTICE, NULL, __VA_ARGS__)
+#define log_info(...)    log_full(LOG_LEVEL_INFO, NULL, __VA_ARGS__)
+#define log_debug(...)   do { if (log_enabled(LOG_LEVEL_DEBUG)) \
+                                log_full(LOG_LEVEL_DEBUG, NULL, __VA_ARGS__); } while (0)
+
+/* At most burst messages per interval from one call site; tells how many
+ * were suppressed when it lets one through again. */
+struct log_ratelimit {
+        uint64_t begin_ms;
+        unsigned count;
+        unsigned suppressed;
+};
+#define LOG_RATELIMIT_INTERVAL_MS 10000u
+#define LOG_RATELIMIT_BURST       5u
+/* Returns true if a message may be logged now; *suppressed gets how many were dropped before it. */
+bool log_ratelimit_ok(struct log_ratelimit *rl, uint64_t now_ms, unsigned *suppressed);

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+#define DEFAULT_CONFIG SYSCONFDIR "/muxd.conf"
+
+static void main_usage(FILE *f)
+{
+        fprintf(f,
+                "Usage: muxd [OPTION]...\n"
+                "Serve many TCP ports and clients from one event loop: greet each client\n"
+                "and answer each message with the message plus a suffix.\n"
+                "\n"
+                "  -c, --config FILE          configuration file (default %s)\n"
+                "  -t, --check-config         check the configuration, print every error, exit\n"
+                "      --log-target TARGET    auto, journal or stderr (default auto)\n"
+                "  -V, --version              print the version and exit\n"
+                "  -h, --help                 print this help and exit\n"
+                "\n"
+                "Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT drain and stop,\n"
+                "SIGUSR1 logs statistics. See muxd(8) and muxd.conf(5).\n",
+                DEFAULT_CONFIG);
+}
+
+static int main_usage_error(const char *what, const char *arg)
+{
+        fprintf(stderr, "muxd: %s '%s'\nTry 'muxd --help' for more information.\n", what, arg);
+        return 2;
+}
+
+static void main_print_errors(const struct config_errors *errs)
+{
+        for (size_t i = 0; i < errs->n; i++)
+                fprintf(stderr, "%s\n", errs->msgs[i]);
+}
+
+int main(int argc, char **argv)
+{
+        enum { OPT_LOG_TARGET = 0x100 };
+        static const struct option options[] = {
+                { "config",       required_argument, NULL, 'c' },
+                { "check-config", no_argument,       NULL, 't' },
+                { "log-target",   required_argument, NULL, OPT_LOG_TARGET },
+                { "version",      no_argument,       NULL, 'V' },
+                { "help",         no_argument,       NULL, 'h' },
+                {}
+        };
+        const char *path = DEFAULT_CONFIG;
+        enum log_target target = LOG_TARGET_AUTO;
+        struct config_errors errs = { 0 };
+        struct config *cfg = NULL;
+        struct server *srv = NULL;
+        bool check_only = false;
+        int c, r;
+
+        opterr = 0;     /* our own messages, with the usage hint */
+        while ((c = getopt_long(argc, argv, ":c:tVh", options, NULL)) >= 0) {
+                switch (c) {
+                case 'c':
+                        path = optarg;
+                        break;
+                case 't':
+                        check_only = true;
+                        break;
+                case OPT_LOG_TARGET:
+                        if (strcmp(optarg, "auto") == 0)
+                                target = LOG_TARGET_AUTO;
+                        else if (strcmp(optarg, "journal") == 0)
+                                target = LOG_TARGET_JOURNAL;
+                        else if (strcmp(optarg, "stderr") == 0)
+                                target = LOG_TARGET_STDERR;
+                        else
+                                return main_usage_error("invalid log target (valid: auto, journal, stderr):",
+                                                        optarg);
+                        break;
+                case 'V':
+                        printf("muxd %s\n", PACKAGE_VERSION);
+                        return 0;
+                case 'h':
+                        main_usage(stdout);
+                        return 0;
+                case ':':
+                        return main_usage_error("missing argument for option", argv[optind - 1]);
+                default:
+                        return main_usage_error("unknown option", argv[optind - 1]);
+                }
+        }
+        if (optind < argc)
+                return main_usage_error("unexpected argument", argv[optind]);
+
+        r = config_load(path, &cfg, &errs);
+        if (r < 0) {
+                main_print_errors(&errs);
+                config_errors_clear(&errs);
+                return 1;
+        }
+        if (check_only) {
+                printf("%s: configuration is valid\n", path);
+                config_free(cfg);
+                return 0;
+        }
+
+        log_setup(target);
+        log_set_level(cfg->log_level);
+        r = server_new(cfg, &srv);      /* takes cfg */
+        if (r < 0)
+                return 1;
+        r = server_run(srv);
+        server_free(srv);
+        return r;
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* Small helpers shared by muxd and muxc. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+static inline void freep(void *p) { free(*(void **)p); }
+static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
+#define _cleanup_free_ __attribute__((cleanup(freep)))
+#define _cleanup_close_ __attribute__((cleanup(closep)))
+
+/* "[::1]:8088", "127.0.0.1:8088"; IPv4-mapped IPv6 shown as IPv4.
+ * buf must hold SOCKADDR_STR_MAX bytes; returns buf. */
+#define SOCKADDR_STR_MAX 64
+const char *sockaddr_to_string(const struct sockaddr *sa, socklen_t len, char *buf);
+
+/* Escape bytes for a log line as the lesson's server prints what it reads:
+ * printable ASCII as is, \n \r \t \\ and \xNN otherwise; at most outsz-1 chars,
+ * "..." when cut. Returns out. */
+char *escape_bytes(const char *in, size_t len, char *out, size_t outsz);
+
+/* Parse a decimal number in [min, max]; -EINVAL / -ERANGE. */
+int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *ret);
