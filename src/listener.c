@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -109,37 +110,101 @@ static int listener_bind(const struct listen_key *k, int *ret_fd)
         return 0;
 }
 
-int listener_open(const struct listen_entry *e, struct listener **ret)
+/* Fill l->addr_str and l->bound_port from the socket itself. */
+static int listener_describe(struct listener *l, struct sockaddr_storage *ss)
 {
-        struct listener *l;
+        socklen_t len = sizeof(*ss);
+
+        if (getsockname(l->fd, (struct sockaddr *) ss, &len) < 0)
+                return -errno;
+        if (ss->ss_family != AF_INET && ss->ss_family != AF_INET6)
+                return -EAFNOSUPPORT;
+        sockaddr_to_string((struct sockaddr *) ss, len, l->addr_str);
+        l->bound_port = ntohs(ss->ss_family == AF_INET6 ?
+                              ((struct sockaddr_in6 *) ss)->sin6_port :
+                              ((struct sockaddr_in *) ss)->sin_port);
+        return 0;
+}
+
+int listener_adopt(int fd, const char *name, struct listener **ret)
+{
         struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
+        struct listener *l;
+        int flags, r, v6only = 1;
+        socklen_t optlen = sizeof(v6only);
+
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        l->fd = fd;
+        l->passed = true;
+        r = listener_describe(l, &ss);
+        if (r < 0)
+                goto fail;
+        r = -ENOMEM;
+        if (name && !(l->name = strdup(name)))
+                goto fail;
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        l->key.port = l->bound_port;
+        if (ss.ss_family == AF_INET) {
+                l->key.family = AF_INET;
+                memcpy(l->key.addr, &((struct sockaddr_in *) &ss)->sin_addr, 4);
+        } else {
+                const struct in6_addr *a = &((struct sockaddr_in6 *) &ss)->sin6_addr;
+
+                l->key.family = AF_INET6;
+                memcpy(l->key.addr, a, 16);
+                if (IN6_IS_ADDR_UNSPECIFIED(a) &&
+                    getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &optlen) == 0 && !v6only) {
+                        l->key.family = AF_UNSPEC;      /* ListenStream=PORT: dual-stack */
+                        memset(l->key.addr, 0, sizeof(l->key.addr));
+                        l->dual_stack = true;
+                }
+        }
+        *ret = l;
+        return 0;
+fail:
+        l->fd = -1;     /* the caller still owns the passed fd */
+        listener_free(l);
+        return r;
+}
+
+bool listener_matches(const struct listener *l, const struct listen_key *k, bool exact)
+{
+        static const uint8_t zero[16];
+
+        if (k->port == 0 && l->passed)
+                return false;   /* port 0 asks for a fresh ephemeral port */
+        if (listen_key_equal(&l->key, k))
+                return true;
+        if (exact || k->family != AF_UNSPEC || l->key.port != k->port)
+                return false;
+        /* an entry for all addresses may take a passed 0.0.0.0 or IPv6-only :: socket */
+        return l->passed && memcmp(l->key.addr, zero, sizeof(zero)) == 0;
+}
+
+int listener_open(const struct listen_key *k, struct listener **ret)
+{
+        struct sockaddr_storage ss;
+        struct listener *l;
         int r;
 
         l = calloc(1, sizeof(*l));
         if (!l)
                 return -ENOMEM;
+        l->key = *k;
         l->fd = -1;
-        r = listen_key_from_entry(e, &l->key);
+        r = listener_bind(k, &l->fd);
         if (r < 0)
                 goto fail;
-        r = -ENOMEM;
-        l->settings = lsettings_new(&e->opts);
-        if (!l->settings)
-                goto fail;
-        if (e->name && !(l->name = strdup(e->name)))
-                goto fail;
-        r = listener_bind(&l->key, &l->fd);
+        r = listener_describe(l, &ss);
         if (r < 0)
                 goto fail;
-        if (getsockname(l->fd, (struct sockaddr *) &ss, &len) < 0) {
-                r = -errno;
-                goto fail;
-        }
-        sockaddr_to_string((struct sockaddr *) &ss, len, l->addr_str);
-        l->bound_port = ntohs(ss.ss_family == AF_INET6 ?
-                              ((struct sockaddr_in6 *) &ss)->sin6_port :
-                              ((struct sockaddr_in *) &ss)->sin_port);
+        l->dual_stack = k->family == AF_UNSPEC && ss.ss_family == AF_INET6;
         *ret = l;
         return 0;
 fail:

@@ -34,6 +34,9 @@ struct listener {
         struct listen_key key;
         uint16_t bound_port;    /* the port actually bound (differs when key.port is 0) */
         bool paused;            /* not watched for accept */
+        bool passed;            /* passed by systemd: never closed by muxd */
+        bool claimed;           /* matched by a config entry (during a reload) */
+        bool dual_stack;        /* an IPv6 wildcard socket that also takes IPv4 */
         struct lsettings *settings;
         char *name;             /* NULL if none */
         void *owner;            /* the server, for the accept callback */
@@ -43,7 +46,14 @@ struct listener {
 int listen_key_from_entry(const struct listen_entry *e, struct listen_key *ret);
 bool listen_key_equal(const struct listen_key *a, const struct listen_key *b);
 
-/* Create, bind and listen. Returns 0 or -errno (the caller reports it with
- * the entry's address). */
-int listener_open(const struct listen_entry *e, struct listener **ret);
+/* Create, bind and listen (no settings yet: the server assigns them).
+ * Returns 0 or -errno (the caller reports it with the entry's address). */
+int listener_open(const struct listen_key *k, struct listener **ret);
+/* Wrap a listening socket systemd passed: its key comes from getsockname();
+ * an IPv6 wildcard socket that is not IPV6_V6ONLY gets the key of "all
+ * addresses". Sets O_NONBLOCK. */
+int listener_adopt(int fd, const char *name, struct listener **ret);
+/* May this listener serve an entry whose key is k? Exact (address, port) first;
+ * an entry without address may also take a wildcard socket of either family. */
+bool listener_matches(const struct listener *l, const struct listen_key *k, bool exact);
 void listener_free(struct listener *l);         /* closes the socket; accepts NULL */

@@ -6,12 +6,20 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "systemd.h"
 
 static enum log_level log_max_level = LOG_LEVEL_INFO;
+static bool log_journal;
 
 void log_setup(enum log_target target)
 {
-        (void) target;  /* stderr is the only target until journald support lands */
+        log_journal = target == LOG_TARGET_JOURNAL ||
+                (target == LOG_TARGET_AUTO && systemd_stderr_is_journal());
+}
+
+bool log_to_journal(void)
+{
+        return log_journal;
 }
 
 void log_set_level(enum log_level level)
@@ -24,30 +32,62 @@ bool log_enabled(enum log_level level)
         return level <= log_max_level;
 }
 
+static int log_journal_send(enum log_level level, const struct log_fields *f, const char *msg)
+{
+        char ev[80], listen[96], peer[96], id[64];
+        const char *fields[5];
+        size_t n = 0;
+
+        if (f && f->event) {
+                snprintf(ev, sizeof(ev), "MUXD_EVENT=%s", f->event);
+                fields[n++] = ev;
+        }
+        if (f && f->listen) {
+                snprintf(listen, sizeof(listen), "MUXD_LISTEN=%s", f->listen);
+                fields[n++] = listen;
+        }
+        if (f && f->peer) {
+                snprintf(peer, sizeof(peer), "MUXD_PEER=%s", f->peer);
+                fields[n++] = peer;
+        }
+        if (f && f->message_id) {
+                snprintf(id, sizeof(id), "MESSAGE_ID=%s", f->message_id);
+                fields[n++] = id;
+        }
+        fields[n] = NULL;
+        return systemd_journal_send((int) level, msg, fields);
+}
+
 /* One line, one write(2): lines from a daemon and its tests never interleave. */
 void log_full(enum log_level level, const struct log_fields *f, const char *fmt, ...)
 {
+        static const char prefix[] = "muxd: ";
         char line[2048];
         int saved_errno = errno;
         int n, m;
         va_list ap;
 
-        (void) f;
         if (!log_enabled(level))
                 return;
-        n = snprintf(line, sizeof(line), "muxd: %s: ", log_level_to_string(level));
+        n = snprintf(line, sizeof(line), "%s%s: ", prefix, log_level_to_string(level));
         va_start(ap, fmt);
         m = vsnprintf(line + n, sizeof(line) - (size_t) n - 1, fmt, ap);
         va_end(ap);
         if (m < 0)
                 m = 0;
+        if ((size_t) (n + m) > sizeof(line) - 2)
+                m = (int) sizeof(line) - 2 - n;
+        if (log_journal) {
+                line[n + m] = '\0';
+                if (log_journal_send(level, f, line + n) >= 0)
+                        goto out;
+        }
         n += m;
-        if ((size_t) n > sizeof(line) - 2)
-                n = sizeof(line) - 2;
         line[n++] = '\n';
         if (write(STDERR_FILENO, line, (size_t) n) < 0) {
                 /* nowhere left to report it */
         }
+out:
         errno = saved_errno;
 }
 

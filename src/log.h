@@ -9,7 +9,9 @@
 
 enum log_target { LOG_TARGET_AUTO, LOG_TARGET_JOURNAL, LOG_TARGET_STDERR };
 
+/* auto: the journal when stderr is connected to it, else plain stderr lines. */
 void log_setup(enum log_target target);
+bool log_to_journal(void);
 void log_set_level(enum log_level level);
 bool log_enabled(enum log_level level);
 
@@ -23,6 +25,15 @@ struct log_fields {
 
 void log_full(enum log_level level, const struct log_fields *f, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+
+#define log_event(level, ev, ...) \
+        log_full(level, &(const struct log_fields) { .event = (ev) }, __VA_ARGS__)
+
+/* MESSAGE_IDs of the lifecycle events (journalctl MESSAGE_ID=...). */
+#define MUXD_MESSAGE_STARTED       "77c0d19eaa9a4c8ea30b9d1a8fbff292"
+#define MUXD_MESSAGE_RELOADED      "d887a7bd349c48a3b964f9806df6247e"
+#define MUXD_MESSAGE_RELOAD_FAILED "ed663aa86d2d448b82d142807db83afe"
+#define MUXD_MESSAGE_STOPPING      "db2e91152f82459f84dacefd06617bf9"
 
 #define log_err(...)     log_full(LOG_LEVEL_ERR, NULL, __VA_ARGS__)
 #define log_warning(...) log_full(LOG_LEVEL_WARNING, NULL, __VA_ARGS__)

@@ -19,8 +19,9 @@ void notify_free(struct notifier *n);           /* accepts NULL */
 /* Send a state change ("READY=1", "STOPPING=1", ...), queued if it can't go now.
  * -ENOBUFS if too many are already waiting. */
 int notify_state(struct notifier *n, const char *msg);
-/* Send "STATUS=<text>" unless the socket is busy (then it is dropped). */
-int notify_status(struct notifier *n, const char *text);
+/* Send msg ("STATUS=...", "WATCHDOG=1") unless the socket is busy or state
+ * changes are still waiting: then it is dropped (-EAGAIN). */
+int notify_try(struct notifier *n, const char *msg);
 /* Retry queued state changes; true if some are still waiting. */
 bool notify_flush(struct notifier *n);
 bool notify_pending(const struct notifier *n);

@@ -22,9 +22,12 @@ struct server_stats {
         uint64_t bytes_out;
 };
 
+struct notifier;
+
 struct server {
         struct config *cfg;
         struct ev_loop *loop;
+        struct notifier *notify;
         struct listener *listeners;
         size_t n_listeners;
         struct idle_queue conns;        /* every connection, least recently active first */
@@ -42,6 +45,14 @@ struct server {
         size_t wbuf_cap;
 
         int signal_fd;
+
+        /* sd_notify STATUS=: sent at most once a second, when it changed */
+        char *reload_error;             /* first error of the last failed reload */
+        uint64_t status_sent_ms;
+        char status_sent[256];
+        uint64_t watchdog_interval_ms;  /* 0: no watchdog */
+        uint64_t watchdog_next_ms;
+
         bool stopping;
         uint64_t stop_deadline_ms;
         bool exit_now;
@@ -50,9 +61,11 @@ struct server {
         struct server_stats stats;
 };
 
-/* Takes ownership of cfg. Opens the listeners (logging each problem), sets up
- * signals. Returns 0 or -errno (already logged). */
+/* Takes ownership of cfg. Adopts the sockets systemd passed, opens the other
+ * listeners, sets up signals. Returns 0 or -errno (already logged). */
 int server_new(struct config *cfg, struct server **ret);
+/* Reload the configuration file (SIGHUP): all or nothing. */
+void server_reload(struct server *s);
 /* Run until stopped; returns the process exit status. */
 int server_run(struct server *s);
 void server_free(struct server *s);             /* accepts NULL */

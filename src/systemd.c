@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
+
+#include "systemd.h"
+
+int systemd_listen_fds(struct passed_socket **ret, size_t *n, int *bad_fd)
+{
+        char **names = NULL;
+        struct passed_socket *p;
+        int r;
+
+        *ret = NULL;
+        *n = 0;
+        r = sd_listen_fds_with_names(1, &names);
+        if (r <= 0)
+                return r;
+        p = calloc((size_t) r, sizeof(*p));
+        if (!p) {
+                for (int i = 0; names && names[i]; i++)
+                        free(names[i]);
+                free(names);
+                return -ENOMEM;
+        }
+        for (int i = 0; i < r; i++) {
+                p[i].fd = SD_LISTEN_FDS_START + i;
+                p[i].name = names && names[i] ? names[i] : strdup("unknown");
+        }
+        free(names);
+        *ret = p;
+        *n = (size_t) r;
+        for (int i = 0; i < r; i++)
+                if (sd_is_socket_inet(p[i].fd, AF_UNSPEC, SOCK_STREAM, 1, 0) <= 0) {
+                        *bad_fd = p[i].fd;
+                        return -ENOTSOCK;
+                }
+        return r;
+}
+
+void systemd_passed_sockets_free(struct passed_socket *p, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                free(p[i].name);
+        free(p);
+}
+
+bool systemd_stderr_is_journal(void)
+{
+        const char *e = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+
+        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+                return false;
+        if (fstat(STDERR_FILENO, &st) < 0)
+                return false;
+        return st.st_dev == (dev_t) dev && st.st_ino == (ino_t) ino;
+}
+
+int systemd_journal_send(int priority, const char *message, const char *const *fields)
+{
+        struct iovec iov[16];
+        char prio[16], msg[2100];
+        size_t n = 0;
+
+        snprintf(prio, sizeof(prio), "PRIORITY=%d", priority);
+        snprintf(msg, sizeof(msg), "MESSAGE=%s", message);
+        iov[n++] = (struct iovec) { prio, strlen(prio) };
+        iov[n++] = (struct iovec) { (char *) "SYSLOG_IDENTIFIER=muxd", strlen("SYSLOG_IDENTIFIER=muxd") };
+        iov[n++] = (struct iovec) { msg, strlen(msg) };
+        for (size_t i = 0; fields && fields[i] && n < sizeof(iov) / sizeof(iov[0]); i++)
+                iov[n++] = (struct iovec) { (char *) fields[i], strlen(fields[i]) };
+        return sd_journal_sendv(iov, (int) n);
+}
+
+uint64_t systemd_watchdog_usec(void)
+{
+        uint64_t usec = 0;
+
+        if (sd_watchdog_enabled(0, &usec) <= 0)
+                return 0;
+        return usec;
+}
