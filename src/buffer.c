@@ -16,7 +16,7 @@ int buffer_append(struct buffer *b, const void *p, size_t n, size_t limit)
                 return 0;
         if (limit == 0 || limit > UINT32_MAX)
                 limit = UINT32_MAX;
-        if (n > limit - b->len)
+        if (b->len > limit || n > limit - b->len)
                 return -ENOMEM;
         need = (size_t) b->len + n;
 

@@ -41,6 +41,9 @@ int framing_next(enum muxd_framing framing, uint32_t max_message,
             !(len == (size_t) max_message + 1 && data[max_message] == '\r'))
                 return -EMSGSIZE;
         if (eof) {
+                /* no newline will come: a '\r' past the limit is body, too long */
+                if (len > max_message)
+                        return -EMSGSIZE;
                 *f = (struct frame) { .body_len = len, .eol_len = 0, .consumed = len };
                 return 1;
         }

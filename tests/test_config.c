@@ -1,0 +1,1294 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for src/config.c: every invalid configuration is checked against
+ * the exact "FILE:LINE: message" strings, every valid one against every value. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* not "config.h": the build's -I. would find autoconf's header first */
+#include "../src/config.h"
+
+/* cmocka passes every test a state it may ignore */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define MAX_ERRORS 8
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static void dump_errors(const struct config_errors *e)
+{
+        for (size_t i = 0; i < e->n; i++)
+                print_message("  got: %s\n", e->msgs[i]);
+}
+
+/* Check that loading gave exactly the expected messages, in order. */
+static void assert_errors(const struct config_errors *e, const char *const *expected, size_t n)
+{
+        bool same = e->n == n;
+
+        for (size_t i = 0; same && i < n; i++)
+                same = strcmp(e->msgs[i], expected[i]) == 0;
+        if (!same) {
+                for (size_t i = 0; i < n; i++)
+                        print_message("  expected: %s\n", expected[i]);
+                dump_errors(e);
+        }
+        assert_int_equal(e->n, n);
+        for (size_t i = 0; i < n; i++)
+                assert_string_equal(e->msgs[i], expected[i]);
+}
+
+static void assert_invalid(const char *text, const char *const *expected, size_t n)
+{
+        struct config_errors e = {};
+        struct config *c = NULL;
+        int r;
+
+        r = config_load_string(text, "test.conf", &c, &e);
+        assert_errors(&e, expected, n);
+        assert_int_equal(r, -EINVAL);
+        assert_null(c);
+        config_errors_clear(&e);
+        assert_int_equal(e.n, 0);
+        assert_null(e.msgs);
+}
+
+static void assert_invalid1(const char *text, const char *expected)
+{
+        assert_invalid(text, &expected, 1);
+}
+
+static struct config *load_ok(const char *text)
+{
+        struct config_errors e = {};
+        struct config *c = NULL;
+        int r;
+
+        r = config_load_string(text, "test.conf", &c, &e);
+        if (r != 0)
+                dump_errors(&e);
+        assert_int_equal(r, 0);
+        assert_int_equal(e.n, 0);
+        assert_non_null(c);
+        assert_string_equal(c->path, "test.conf");
+        config_errors_clear(&e);
+        return c;
+}
+
+static char *repeat(char ch, size_t n)
+{
+        char *s = malloc(n + 1);
+
+        assert_non_null(s);
+        memset(s, ch, n);
+        s[n] = '\0';
+        return s;
+}
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...)
+{
+        va_list ap;
+        char *s;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        assert_true(n >= 0);
+        s = malloc((size_t) n + 1);
+        assert_non_null(s);
+        va_start(ap, fmt);
+        vsnprintf(s, (size_t) n + 1, fmt, ap);
+        va_end(ap);
+        return s;
+}
+
+/* "10.0.0.0/8" from a struct cidr, to compare against a string */
+static const char *cidr_str(const struct cidr *c, char *buf, size_t size)
+{
+        char a[INET6_ADDRSTRLEN];
+
+        assert_true(c->family == AF_INET || c->family == AF_INET6);
+        assert_non_null(inet_ntop(c->family, c->addr, a, sizeof(a)));
+        snprintf(buf, size, "%s/%u", a, c->prefix);
+        return buf;
+}
+
+static void assert_acl(const struct acl *a, const char *const *expected, size_t n)
+{
+        char buf[INET6_ADDRSTRLEN + 8];
+
+        assert_int_equal(a->n, n);
+        for (size_t i = 0; i < n; i++)
+                assert_string_equal(cidr_str(&a->entries[i], buf, sizeof(buf)), expected[i]);
+        if (n == 0)
+                assert_null(a->entries);
+}
+
+static void assert_default_opts(const struct listen_opts *o)
+{
+        assert_string_equal(o->greeting, "hello...\n");
+        assert_int_equal(o->greeting_len, 9);
+        assert_string_equal(o->suffix, "hi...");
+        assert_int_equal(o->suffix_len, 5);
+        assert_int_equal(o->mode, MODE_ECHO);
+        assert_int_equal(o->framing, FRAMING_LINE);
+        assert_int_equal(o->max_message, 4096);
+        assert_int_equal(o->allow.n, 0);
+        assert_int_equal(o->deny.n, 0);
+        assert_int_equal(o->max_per_source, 0);
+}
+
+static void assert_entry(const struct listen_entry *l, const char *address, unsigned port,
+                         const char *name, int line)
+{
+        if (address)
+                assert_string_equal(l->address, address);
+        else
+                assert_null(l->address);
+        if (name)
+                assert_string_equal(l->name, name);
+        else
+                assert_null(l->name);
+        assert_int_equal(l->port, port);
+        assert_int_equal(l->line, line);
+}
+
+/* ---- invalid configurations ------------------------------------------------- */
+
+struct invalid_case {
+        const char *name;
+        const char *text;
+        const char *errors[MAX_ERRORS];
+};
+
+static struct invalid_case invalid_cases[] = {
+        /* integers */
+        { "timeout_string", "timeout = \"60\";\n",
+          { "test.conf:1: timeout: expected an integer" } },
+        { "timeout_negative", "# idle\ntimeout = -1;\n",
+          { "test.conf:2: timeout: must be between 0 and 2592000, got -1" } },
+        { "timeout_too_big", "timeout = 2592001;\n",
+          { "test.conf:1: timeout: must be between 0 and 2592000, got 2592001" } },
+        { "timeout_float", "timeout = 1.5;\n",
+          { "test.conf:1: timeout: expected an integer" } },
+        { "timeout_bool", "timeout = true;\n",
+          { "test.conf:1: timeout: expected an integer" } },
+        { "timeout_group", "timeout = { seconds = 5; };\n",
+          { "test.conf:1: timeout: expected an integer" } },
+        { "timeout_list", "timeout = [ 5 ];\n",
+          { "test.conf:1: timeout: expected an integer" } },
+        /* libconfig 1.5 would silently store these as 60 and 1 */
+        { "timeout_wraps_32_bits", "\ntimeout = 4294967356;\n",
+          { "test.conf:2: timeout: must be between 0 and 2592000, got 4294967356" } },
+        { "timeout_wraps_on_next_line", "timeout =\n  4294967356;\n",
+          { "test.conf:1: timeout: must be between 0 and 2592000, got 4294967356" } },
+        /* wraps to 60, the value of timeout: only max_connections is wrong */
+        { "wrapped_value_of_other_setting", "timeout = 60;\nmax_connections =\n 4294967356;\n",
+          { "test.conf:2: max_connections: must be between 1 and 1000000, got 4294967356" } },
+        { "max_connections_hex_wraps", "max_connections = 0x100000001;\n",
+          { "test.conf:1: max_connections: must be between 1 and 1000000, got 0x100000001" } },
+        { "timeout_int64_too_big", "timeout = 5000000000L;\n",
+          { "test.conf:1: timeout: must be between 0 and 2592000, got 5000000000" } },
+        { "max_connections_zero", "max_connections = 0;\n",
+          { "test.conf:1: max_connections: must be between 1 and 1000000, got 0" } },
+        { "max_connections_too_big", "max_connections = 1000001;\n",
+          { "test.conf:1: max_connections: must be between 1 and 1000000, got 1000001" } },
+        { "shutdown_timeout_too_big", "shutdown_timeout = 3601;\n",
+          { "test.conf:1: shutdown_timeout: must be between 0 and 3600, got 3601" } },
+        { "shutdown_timeout_negative", "shutdown_timeout = -5;\n",
+          { "test.conf:1: shutdown_timeout: must be between 0 and 3600, got -5" } },
+        { "workers_two", "workers = 2;\n",
+          { "test.conf:1: workers: only 1 is supported by this build" } },
+        { "workers_zero", "workers = 0;\n",
+          { "test.conf:1: workers: must be between 1 and 64, got 0" } },
+        { "workers_too_many", "workers = 65;\n",
+          { "test.conf:1: workers: must be between 1 and 64, got 65" } },
+        { "max_message_zero", "max_message = 0;\n",
+          { "test.conf:1: max_message: must be between 1 and 1048576, got 0" } },
+        { "max_message_too_big", "max_message = 1048577;\n",
+          { "test.conf:1: max_message: must be between 1 and 1048576, got 1048577" } },
+        { "max_per_source_negative", "max_per_source = -1;\n",
+          { "test.conf:1: max_per_source: must be between 0 and 1000000, got -1" } },
+        { "max_per_source_string", "max_per_source = \"10\";\n",
+          { "test.conf:1: max_per_source: expected an integer" } },
+
+        /* strings and enumerations */
+        { "backend_unknown", "\n\nbackend = \"kqueue\";\n",
+          { "test.conf:3: backend: unknown backend \"kqueue\" (valid: epoll, poll, select)" } },
+        { "backend_not_string", "backend = 1;\n",
+          { "test.conf:1: backend: expected a string" } },
+        { "log_level_unknown", "\n\n\nlog_level = \"verbose\";\n",
+          { "test.conf:4: log_level: unknown level \"verbose\" (valid: debug, info, notice, warning, err)" } },
+        { "log_level_case", "log_level = \"INFO\";\n",
+          { "test.conf:1: log_level: unknown level \"INFO\" (valid: debug, info, notice, warning, err)" } },
+        { "log_level_number", "log_level = 7;\n",
+          { "test.conf:1: log_level: expected a string" } },
+        { "mode_unknown", "\n\n\n\nmode = \"chat\";\n",
+          { "test.conf:5: mode: unknown mode \"chat\" (valid: echo, oneshot)" } },
+        { "framing_unknown", "framing = \"bytes\";\n",
+          { "test.conf:1: framing: unknown framing \"bytes\" (valid: line, raw)" } },
+        { "greeting_not_string", "greeting = 5;\n",
+          { "test.conf:1: greeting: expected a string" } },
+        { "suffix_list", "suffix = ( \"hi\" );\n",
+          { "test.conf:1: suffix: expected a string" } },
+        { "value_escaped_in_message", "mode = \"a\\tb\\n\\\"c\\\\\";\n",
+          { "test.conf:1: mode: unknown mode \"a\\tb\\n\\\"c\\\\\" (valid: echo, oneshot)" } },
+
+        /* access control */
+        { "allow_bad_prefix", "\n\n\n\n\n\nallow = [ \"127.0.0.0/8\", \"10.0.0.0/33\" ];\n",
+          { "test.conf:7: allow: invalid address or CIDR \"10.0.0.0/33\"" } },
+        { "deny_hostname", "deny = [\n  \"localhost\",\n  \"::1/129\"\n];\n",
+          { "test.conf:2: deny: invalid address or CIDR \"localhost\"",
+            "test.conf:3: deny: invalid address or CIDR \"::1/129\"" } },
+        { "allow_scalar", "allow = \"10.0.0.0/8\";\n",
+          { "test.conf:1: allow: expected a list of addresses or CIDRs" } },
+        { "allow_number_element", "allow = ( \"10.0.0.0/8\",\n 10 );\n",
+          { "test.conf:2: allow: expected a list of addresses or CIDRs" } },
+        { "deny_in_listen_entry", "listen = (\n  { port = 1;\n    deny = [ \"1.2.3.4/\" ]; }\n);\n",
+          { "test.conf:3: deny: invalid address or CIDR \"1.2.3.4/\"" } },
+
+        { "allow_multiline_lines",
+          "allow = [\n"
+          "  \"10.0.0.0/8\",\n"
+          "  \"10.0.0.0/33\",\n"
+          "  # \"a comment\"\n"
+          "  \"1.2.3.4/\" \"99\"\n"
+          "  ,\n"
+          "  \"x\" /* not a \" quote */\n"
+          "];\n",
+          { "test.conf:3: allow: invalid address or CIDR \"10.0.0.0/33\"",
+            "test.conf:5: allow: invalid address or CIDR \"1.2.3.4/99\"",
+            "test.conf:7: allow: invalid address or CIDR \"x\"" } },
+
+        /* ports */
+        { "ports_scalar", "\nports = 8088;\n",
+          { "test.conf:2: ports: expected a list of port numbers" } },
+        { "ports_strings", "ports = [ \"8088\" ];\n",
+          { "test.conf:1: ports: expected a list of port numbers" } },
+        { "ports_out_of_range", "ports = [ 8088,\n  70000, -1 ];\n",
+          { "test.conf:2: ports: must be between 0 and 65535, got 70000",
+            "test.conf:2: ports: must be between 0 and 65535, got -1" } },
+        { "ports_duplicate", "ports = [ 8088, 8008,\n  8088 ];\n",
+          { "test.conf:2: port 8088 on all addresses is already listed at line 1" } },
+
+        /* listen */
+        { "listen_needs_port",
+          "listen = (\n  { port = 1; },\n  { address = \"127.0.0.1\"; }\n);\n",
+          { "test.conf:3: listen: entry needs a \"port\"" } },
+        { "listen_hostname",
+          "listen = (\n\n\n\n\n\n\n\n  { port = 8088; address = \"localhost\"; }\n);\n",
+          { "test.conf:9: address: not a numeric IPv4 or IPv6 address: \"localhost\"" } },
+        { "listen_address_with_port", "listen = ( { port = 1; address = \"127.0.0.1:80\"; } );\n",
+          { "test.conf:1: address: not a numeric IPv4 or IPv6 address: \"127.0.0.1:80\"" } },
+        { "listen_address_not_string", "listen = ( { port = 1; address = 127; } );\n",
+          { "test.conf:1: address: expected a string" } },
+        { "listen_duplicate_ipv4",
+          "timeout = 5;\n\nlisten = (\n\n\n  { port = 8088; address = \"127.0.0.1\"; },\n"
+          "  { port = 8088; address = \"127.0.0.2\"; },\n  { port = 8089; address = \"127.0.0.1\"; },\n"
+          "  { port = 8088; address = \"127.0.0.1\"; }\n);\n",
+          { "test.conf:9: port 8088 on 127.0.0.1 is already listed at line 6" } },
+        { "listen_duplicate_ipv6_spelling",
+          "listen = (\n  { port = 9000; address = \"::1\"; },\n  { port = 9000; address = \"0:0::1\"; }\n);\n",
+          { "test.conf:3: port 9000 on 0:0::1 is already listed at line 2" } },
+        { "listen_duplicate_of_ports",
+          "ports = [ 8088 ];\nlisten = (\n  { port = 8088; name = \"x\"; }\n);\n",
+          { "test.conf:3: port 8088 on all addresses is already listed at line 1" } },
+        { "listen_invalid_address_not_a_duplicate",
+          "listen = (\n  { port = 1; address = \"::1\"; },\n  { port = 1; address = \"::1x\"; }\n);\n",
+          { "test.conf:3: address: not a numeric IPv4 or IPv6 address: \"::1x\"" } },
+        { "listen_not_list", "listen = { port = 1; };\n",
+          { "test.conf:1: listen: expected a list of groups" } },
+        { "listen_element_not_group", "listen = (\n  { port = 1; },\n  8088\n);\n",
+          { "test.conf:3: listen: expected a list of groups" } },
+        { "listen_port_out_of_range", "listen = (\n  {\n    port = 65536;\n  }\n);\n",
+          { "test.conf:3: port: must be between 0 and 65535, got 65536" } },
+        { "listen_port_string", "listen = ( { port = \"80\"; } );\n",
+          { "test.conf:1: port: expected an integer" } },
+        { "listen_name_space", "listen = ( { port = 1;\n name = \"my probe\"; } );\n",
+          { "test.conf:2: name: invalid listener name \"my probe\" (1 to 255 printable ASCII "
+            "characters, no spaces or colons)" } },
+        { "listen_name_colon", "listen = ( { port = 1; name = \"a:b\"; } );\n",
+          { "test.conf:1: name: invalid listener name \"a:b\" (1 to 255 printable ASCII "
+            "characters, no spaces or colons)" } },
+        { "listen_name_empty", "listen = ( { port = 1; name = \"\"; } );\n",
+          { "test.conf:1: name: invalid listener name \"\" (1 to 255 printable ASCII "
+            "characters, no spaces or colons)" } },
+        { "listen_name_duplicate",
+          "listen = (\n  { port = 1; name = \"probe\"; },\n  { port = 2;\n    name = \"probe\"; }\n);\n",
+          { "test.conf:4: name: \"probe\" is already used by the entry at line 2" } },
+        { "listen_entry_override_invalid",
+          "listen = (\n  {\n    port = 1;\n    mode = \"chat\";\n    max_message = 0;\n  }\n);\n",
+          { "test.conf:4: mode: unknown mode \"chat\" (valid: echo, oneshot)",
+            "test.conf:5: max_message: must be between 1 and 1048576, got 0" } },
+        { "listen_entry_unknown_setting", "listen = ( { port = 1;\n  colour = \"red\"; } );\n",
+          { "test.conf:2: unknown setting \"colour\"" } },
+        { "listen_entry_global_setting", "listen = ( { port = 1; timeout = 5; ports = [ 2 ]; } );\n",
+          { "test.conf:1: timeout: not allowed in a listen entry",
+            "test.conf:1: ports: not allowed in a listen entry" } },
+
+        /* what looks like numbers or quotes in strings and comments */
+        { "lines_after_tricky_strings",
+          "greeting = \"two\\nlines\n"
+          "still # \\\" 99999999999\";\n"
+          "/* 99999999999\n"
+          "   \"not a string */ suffix = \"\\\\\";\n"
+          "timeout = 99999999999;\n",
+          { "test.conf:5: timeout: must be between 0 and 2592000, got 99999999999" } },
+        { "wrapped_port_in_list", "ports = [ 1, 4294967297 ];\n",
+          { "test.conf:1: ports: must be between 0 and 65535, got 4294967297" } },
+        { "crlf_line_endings", "timeout = 5;\r\nmode = \"x\";\r\n",
+          { "test.conf:2: mode: unknown mode \"x\" (valid: echo, oneshot)" } },
+
+        /* unknown and misplaced settings */
+        { "unknown_setting", "timeout = 1;\n\ntimout = 5;\n",
+          { "test.conf:3: unknown setting \"timout\"" } },
+        { "port_at_top_level", "port = 8088;\n",
+          { "test.conf:1: port: only allowed in a listen entry" } },
+
+        /* libconfig's own errors come alone */
+        { "syntax_error_alone", "timeout = ;\nbackend = \"kqueue\";\n",
+          { "test.conf:1: syntax error" } },
+        /* libconfig reports where it gave up: the end of the file */
+        { "syntax_error_unterminated_string", "timeout = 5;\ngreeting = \"abc;\n\n",
+          { "test.conf:4: syntax error" } },
+        { "duplicate_setting", "timeout = 1;\ntimeout = 2;\n",
+          { "test.conf:2: duplicate setting name" } },
+        { "mixed_array", "ports = [ 1, \"2\" ];\n",
+          { "test.conf:1: mismatched element type in array" } },
+        { "include_missing", "timeout = 1;\n@include \"/nonexistent/muxd-test.conf\"\n",
+          { "test.conf:2: cannot open include file" } },
+
+        /* every semantic error is reported, in file order, listeners last */
+        { "many_errors",
+          "timeout = -1;\nbackend = \"kqueue\";\nworkers = 4;\nbogus = 1;\n"
+          "listen = (\n  { port = 1; },\n  { port = 1; mode = \"x\"; }\n);\n"
+          "ports = [ 99999 ];\ngreeting = 1;\n",
+          { "test.conf:1: timeout: must be between 0 and 2592000, got -1",
+            "test.conf:2: backend: unknown backend \"kqueue\" (valid: epoll, poll, select)",
+            "test.conf:3: workers: only 1 is supported by this build",
+            "test.conf:4: unknown setting \"bogus\"",
+            "test.conf:10: greeting: expected a string",
+            "test.conf:9: ports: must be between 0 and 65535, got 99999",
+            "test.conf:7: mode: unknown mode \"x\" (valid: echo, oneshot)",
+            "test.conf:7: port 1 on all addresses is already listed at line 6" } },
+};
+
+static void test_invalid(void **state)
+{
+        const struct invalid_case *t = *state;
+        size_t n = 0;
+
+        while (n < MAX_ERRORS && t->errors[n])
+                n++;
+        assert_true(n > 0);
+        assert_invalid(t->text, t->errors, n);
+}
+
+/* The limits on lengths and counts, just below and just above. */
+static void test_invalid_lengths(void **state)
+{
+        char *s, *text;
+        struct config *c;
+
+        s = repeat('x', CONFIG_GREETING_MAX);
+        text = xasprintf("greeting = \"%s\";\n", s);
+        c = load_ok(text);
+        assert_int_equal(c->defaults.greeting_len, CONFIG_GREETING_MAX);
+        assert_string_equal(c->defaults.greeting, s);
+        config_free(c);
+        free(text);
+        text = xasprintf("\ngreeting = \"%sx\";\n", s);
+        assert_invalid1(text, "test.conf:2: greeting: longer than 4096 bytes");
+        free(text);
+        text = xasprintf("listen = ( { port = 1;\n greeting = \"%s\" \"y\"; } );\n", s);
+        assert_invalid1(text, "test.conf:2: greeting: longer than 4096 bytes");
+        free(text);
+        free(s);
+
+        s = repeat('s', CONFIG_SUFFIX_MAX);
+        text = xasprintf("suffix = \"%s\";\n", s);
+        c = load_ok(text);
+        assert_int_equal(c->defaults.suffix_len, CONFIG_SUFFIX_MAX);
+        config_free(c);
+        free(text);
+        text = xasprintf("suffix = \"%ss\";\n", s);
+        assert_invalid1(text, "test.conf:1: suffix: longer than 1024 bytes");
+        free(text);
+        free(s);
+
+        s = repeat('n', CONFIG_NAME_MAX);
+        text = xasprintf("listen = ( { port = 1; name = \"%s\"; } );\n", s);
+        c = load_ok(text);
+        assert_string_equal(c->listeners[0].name, s);
+        config_free(c);
+        free(text);
+        text = xasprintf("listen = ( { port = 1; name = \"%sn\"; } );\n", s);
+        {
+                /* long values are cut in messages */
+                char *cut = repeat('n', 79);
+                char *msg = xasprintf("test.conf:1: name: invalid listener name \"%s...\" (1 to 255 "
+                                      "printable ASCII characters, no spaces or colons)", cut);
+
+                assert_invalid1(text, msg);
+                free(msg);
+                free(cut);
+        }
+        free(text);
+        free(s);
+}
+
+static char *acl_text(const char *setting, size_t n)
+{
+        size_t size = 32 + n * 24, o;
+        char *t = malloc(size);
+
+        assert_non_null(t);
+        o = (size_t) snprintf(t, size, "%s = [", setting);
+        for (size_t i = 0; i < n; i++)
+                o += (size_t) snprintf(t + o, size - o, "%s\"10.%zu.%zu.0/24\"", i ? ", " : " ",
+                                       i / 256, i % 256);
+        snprintf(t + o, size - o, " ];\n");
+        return t;
+}
+
+static void test_invalid_acl_count(void **state)
+{
+        struct config *c;
+        char *text;
+
+        text = acl_text("allow", CONFIG_ACL_MAX);
+        c = load_ok(text);
+        assert_int_equal(c->defaults.allow.n, CONFIG_ACL_MAX);
+        config_free(c);
+        free(text);
+
+        text = acl_text("deny", CONFIG_ACL_MAX + 1);
+        assert_invalid1(text, "test.conf:1: deny: more than 1024 entries");
+        free(text);
+}
+
+/* select can watch FD_SETSIZE descriptors: clients + listeners + reserved. */
+static void test_invalid_select_capacity(void **state)
+{
+        unsigned at_most = FD_SETSIZE - 3 - CONFIG_RESERVED_FDS;
+        struct config *c;
+        char *text, *msg;
+
+        text = xasprintf("backend = \"select\";\nmax_connections = 10000;\nports = [ 1, 2, 3 ];\n");
+        msg = xasprintf("test.conf:2: max_connections: 10000 is more than backend \"select\" can "
+                        "watch (FD_SETSIZE %u): at most %u with 3 listeners", FD_SETSIZE, at_most);
+        assert_invalid1(text, msg);
+        free(text);
+        free(msg);
+
+        /* the order in the file does not matter */
+        text = xasprintf("max_connections = %u;\nports = [ 1 ];\nbackend = \"select\";\n",
+                         FD_SETSIZE - 1 - CONFIG_RESERVED_FDS + 1);
+        msg = xasprintf("test.conf:1: max_connections: %u is more than backend \"select\" can "
+                        "watch (FD_SETSIZE %u): at most %u with 1 listener",
+                        FD_SETSIZE - 1 - CONFIG_RESERVED_FDS + 1, FD_SETSIZE,
+                        FD_SETSIZE - 1 - CONFIG_RESERVED_FDS);
+        assert_invalid1(text, msg);
+        free(text);
+        free(msg);
+
+        /* exactly at the limit is fine */
+        text = xasprintf("backend = \"select\";\nmax_connections = %u;\nports = [ 1, 2, 3 ];\n",
+                         at_most);
+        c = load_ok(text);
+        assert_int_equal(c->max_connections, at_most);
+        assert_int_equal(c->n_listeners, 3);
+        config_free(c);
+        free(text);
+
+        /* not set: the default is lowered to what fits */
+        c = load_ok("backend = \"select\";\n");
+        assert_string_equal(c->backend, "select");
+        assert_int_equal(c->max_connections, FD_SETSIZE - CONFIG_RESERVED_FDS);
+        config_free(c);
+        c = load_ok("backend = \"select\";\nports = [ 0, 0, 8088 ];\n");
+        assert_int_equal(c->max_connections, at_most);
+        config_free(c);
+
+        /* other backends have no limit of their own */
+        c = load_ok("backend = \"poll\";\nmax_connections = 1000000;\nports = [ 1, 2, 3 ];\n");
+        assert_int_equal(c->max_connections, 1000000);
+        config_free(c);
+}
+
+/* ---- valid configurations ---------------------------------------------------- */
+
+static void test_defaults(void **state)
+{
+        static const char *const texts[] = {
+                "",
+                "# nothing but a comment\n",
+                "// a comment without a final newline",
+                "/* a block\n comment */\nports = [];\nlisten = ();\nallow = [];\ndeny = ( );\n",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
+                struct config *c = load_ok(texts[i]);
+
+                assert_int_equal(c->timeout, 60);
+                assert_string_equal(c->backend, "epoll");
+                assert_int_equal(c->max_connections, 10000);
+                assert_int_equal(c->log_level, LOG_LEVEL_INFO);
+                assert_int_equal(c->shutdown_timeout, 5);
+                assert_int_equal(c->workers, 1);
+                assert_default_opts(&c->defaults);
+                assert_int_equal(c->n_listeners, 0);
+                assert_null(c->listeners);
+                config_free(c);
+        }
+}
+
+/* The example of SPEC.md section 3, as shipped in etc/muxd.conf. */
+static const char spec_example[] =
+        "# Idle seconds before a silent client is disconnected (0: never).\n"
+        "timeout = 60;\n"
+        "backend = \"epoll\";          # \"epoll\" | \"poll\" | \"select\"\n"
+        "max_connections = 10000;    # when reached, muxd stops accepting until a client leaves\n"
+        "log_level = \"info\";         # \"debug\" | \"info\" | \"notice\" | \"warning\" | \"err\"\n"
+        "shutdown_timeout = 5;       # seconds to flush replies on stop before closing anyway\n"
+        "workers = 1;                # event-loop threads sharing the listeners\n"
+        "\n"
+        "# Defaults for every listener; each may be overridden inside a listen entry.\n"
+        "greeting = \"hello...\\n\";    # sent on connect; \"\" sends nothing\n"
+        "suffix = \"hi...\";           # appended to every echoed message\n"
+        "mode = \"echo\";              # \"echo\" | \"oneshot\"\n"
+        "framing = \"line\";           # \"line\": a message ends at \\n\n"
+        "max_message = 4096;         # longest message in bytes\n"
+        "\n"
+        "allow = [ \"127.0.0.0/8\", \"::1/128\" ];\n"
+        "deny = [ ];\n"
+        "max_per_source = 0;         # concurrent connections per client address; 0: no limit\n"
+        "\n"
+        "ports = [ 8088, 8008, 8080 ];          # the short form\n"
+        "listen = (                             # the long form, per-listener overrides\n"
+        "  { port = 9000; address = \"127.0.0.1\"; greeting = \"\"; mode = \"oneshot\"; name = \"probe\"; }\n"
+        ");\n";
+
+static void test_spec_example(void **state)
+{
+        static const char *const allow[] = { "127.0.0.0/8", "::1/128" };
+        struct config *c = load_ok(spec_example);
+        const struct listen_entry *l;
+
+        assert_int_equal(c->timeout, 60);
+        assert_string_equal(c->backend, "epoll");
+        assert_int_equal(c->max_connections, 10000);
+        assert_int_equal(c->log_level, LOG_LEVEL_INFO);
+        assert_int_equal(c->shutdown_timeout, 5);
+        assert_int_equal(c->workers, 1);
+        assert_string_equal(c->defaults.greeting, "hello...\n");
+        assert_string_equal(c->defaults.suffix, "hi...");
+        assert_int_equal(c->defaults.mode, MODE_ECHO);
+        assert_int_equal(c->defaults.framing, FRAMING_LINE);
+        assert_int_equal(c->defaults.max_message, 4096);
+        assert_acl(&c->defaults.allow, allow, 2);
+        assert_acl(&c->defaults.deny, NULL, 0);
+        assert_int_equal(c->defaults.max_per_source, 0);
+
+        assert_int_equal(c->n_listeners, 4);
+        assert_entry(&c->listeners[0], NULL, 8088, NULL, 20);
+        assert_entry(&c->listeners[1], NULL, 8008, NULL, 20);
+        assert_entry(&c->listeners[2], NULL, 8080, NULL, 20);
+        for (size_t i = 0; i < 3; i++) {
+                assert_true(listen_opts_equal(&c->listeners[i].opts, &c->defaults));
+                /* a deep copy, not shared */
+                assert_ptr_not_equal(c->listeners[i].opts.greeting, c->defaults.greeting);
+                assert_ptr_not_equal(c->listeners[i].opts.allow.entries, c->defaults.allow.entries);
+        }
+
+        l = &c->listeners[3];
+        assert_entry(l, "127.0.0.1", 9000, "probe", 22);
+        assert_string_equal(l->opts.greeting, "");
+        assert_int_equal(l->opts.greeting_len, 0);
+        assert_int_equal(l->opts.mode, MODE_ONESHOT);
+        assert_string_equal(l->opts.suffix, "hi...");
+        assert_int_equal(l->opts.framing, FRAMING_LINE);
+        assert_int_equal(l->opts.max_message, 4096);
+        assert_acl(&l->opts.allow, allow, 2);
+        assert_int_equal(l->opts.deny.n, 0);
+        assert_false(listen_opts_equal(&l->opts, &c->defaults));
+        config_free(c);
+}
+
+static void test_every_setting(void **state)
+{
+        static const char *const allow[] = { "10.0.0.0/8", "192.168.1.7/32", "2001:db8::/32" };
+        static const char *const deny[] = { "10.66.0.0/16", "::/0" };
+        struct config *c;
+
+        c = load_ok("timeout = 0;\n"
+                    "backend = \"poll\";\n"
+                    "max_connections = 1000000;\n"
+                    "log_level = \"debug\";\n"
+                    "shutdown_timeout = 3600;\n"
+                    "workers = 1;\n"
+                    "greeting = \"\";\n"
+                    "suffix = \" \\\"ok\\\"\\t\" \"!\";\n"
+                    "mode = \"oneshot\";\n"
+                    "framing = \"raw\";\n"
+                    "max_message = 1048576;\n"
+                    "allow = ( \"10.1.2.3/8\", \"192.168.1.7\", \"2001:db8:ffff::1/32\" );\n"
+                    "deny = [ \"10.66.255.255/16\", \"::/0\" ];\n"
+                    "max_per_source = 1000000;\n");
+        assert_int_equal(c->timeout, 0);
+        assert_string_equal(c->backend, "poll");
+        assert_int_equal(c->max_connections, 1000000);
+        assert_int_equal(c->log_level, LOG_LEVEL_DEBUG);
+        assert_int_equal(c->shutdown_timeout, 3600);
+        assert_int_equal(c->workers, 1);
+        assert_string_equal(c->defaults.greeting, "");
+        assert_int_equal(c->defaults.greeting_len, 0);
+        assert_string_equal(c->defaults.suffix, " \"ok\"\t!");
+        assert_int_equal(c->defaults.suffix_len, 7);
+        assert_int_equal(c->defaults.mode, MODE_ONESHOT);
+        assert_int_equal(c->defaults.framing, FRAMING_RAW);
+        assert_int_equal(c->defaults.max_message, 1048576);
+        assert_acl(&c->defaults.allow, allow, 3);
+        assert_acl(&c->defaults.deny, deny, 2);
+        assert_int_equal(c->defaults.max_per_source, 1000000);
+        assert_int_equal(c->n_listeners, 0);
+        config_free(c);
+
+        /* the other ends of the ranges, and each remaining level and backend */
+        c = load_ok("timeout = 2592000;\nmax_connections = 1;\nshutdown_timeout = 0;\n"
+                    "max_message = 1;\nlog_level = \"err\";\nbackend = \"select\";\n");
+        assert_int_equal(c->timeout, 2592000);
+        assert_int_equal(c->max_connections, 1);
+        assert_int_equal(c->shutdown_timeout, 0);
+        assert_int_equal(c->defaults.max_message, 1);
+        assert_int_equal(c->log_level, LOG_LEVEL_ERR);
+        assert_string_equal(c->backend, "select");
+        config_free(c);
+
+        c = load_ok("log_level = \"warning\";\nbackend = \"epoll\";\n");
+        assert_int_equal(c->log_level, LOG_LEVEL_WARNING);
+        assert_string_equal(c->backend, "epoll");
+        config_free(c);
+        c = load_ok("log_level = \"notice\";\n");
+        assert_int_equal(c->log_level, LOG_LEVEL_NOTICE);
+        config_free(c);
+        c = load_ok("log_level = \"info\";\n");
+        assert_int_equal(c->log_level, LOG_LEVEL_INFO);
+        config_free(c);
+}
+
+/* 64-bit and hex literals are integers too; settings may be written with ':' */
+static void test_integer_forms_values(void **state)
+{
+        struct config *c;
+
+        c = load_ok("timeout = 30L;\nmax_message = 0x1000;\nmax_per_source: 2;\n"
+                    "ports = ( 0x1F90, 8009L );\nmax_connections = +7;\n");
+        assert_int_equal(c->timeout, 30);
+        assert_int_equal(c->defaults.max_message, 4096);
+        assert_int_equal(c->defaults.max_per_source, 2);
+        assert_int_equal(c->max_connections, 7);
+        assert_int_equal(c->n_listeners, 2);
+        assert_entry(&c->listeners[0], NULL, 8080, NULL, 4);
+        assert_entry(&c->listeners[1], NULL, 8009, NULL, 4);
+        config_free(c);
+
+        /* big literals in strings and comments are not numbers */
+        c = load_ok("# 99999999999\ngreeting = \"99999999999\";\n/* 0x1FFFFFFFF */ timeout = 7;\n"
+                    "// 5000000000\n");
+        assert_string_equal(c->defaults.greeting, "99999999999");
+        assert_int_equal(c->timeout, 7);
+        config_free(c);
+}
+
+static void test_listen_overrides(void **state)
+{
+        static const char *const global_allow[] = { "10.0.0.0/8" };
+        static const char *const entry_allow[] = { "192.168.0.0/16", "fd00::/8" };
+        static const char *const global_deny[] = { "10.9.9.9/32" };
+        struct config *c;
+        const struct listen_entry *l;
+
+        c = load_ok("greeting = \"G\\n\";\n"                                  /* 1 */
+                    "suffix = \"S\";\n"                                       /* 2 */
+                    "mode = \"oneshot\";\n"                                   /* 3 */
+                    "framing = \"raw\";\n"                                    /* 4 */
+                    "max_message = 100;\n"                                    /* 5 */
+                    "allow = [ \"10.0.0.0/8\" ];\n"                           /* 6 */
+                    "deny = [ \"10.9.9.9\" ];\n"                              /* 7 */
+                    "max_per_source = 3;\n"                                   /* 8 */
+                    "listen = (\n"                                            /* 9 */
+                    "  {\n"                                                   /* 10 */
+                    "    port = 1000; greeting = \"g\"; suffix = \"\"; mode = \"echo\";\n"
+                    "    framing = \"line\"; max_message = 200; max_per_source = 0;\n"
+                    "    allow = [ \"192.168.3.4/16\", \"fd00::1/8\" ]; deny = ( );\n"
+                    "  },\n"                                                  /* 14 */
+                    "  { port = 1001; },\n"                                   /* 15 */
+                    "  { port = 1002; mode = \"echo\"; name = \"web-1_a.b\"; }\n" /* 16 */
+                    ");\n"
+                    "ports = [ 2000 ];\n");                                   /* 18 */
+
+        assert_int_equal(c->n_listeners, 4);
+        /* ports entries come first, whatever the order in the file */
+        l = &c->listeners[0];
+        assert_entry(l, NULL, 2000, NULL, 18);
+        assert_true(listen_opts_equal(&l->opts, &c->defaults));
+        assert_string_equal(l->opts.greeting, "G\n");
+        assert_string_equal(l->opts.suffix, "S");
+        assert_int_equal(l->opts.mode, MODE_ONESHOT);
+        assert_int_equal(l->opts.framing, FRAMING_RAW);
+        assert_int_equal(l->opts.max_message, 100);
+        assert_acl(&l->opts.allow, global_allow, 1);
+        assert_acl(&l->opts.deny, global_deny, 1);
+        assert_int_equal(l->opts.max_per_source, 3);
+
+        /* everything overridden; an empty deny list inherits */
+        l = &c->listeners[1];
+        assert_entry(l, NULL, 1000, NULL, 10);
+        assert_string_equal(l->opts.greeting, "g");
+        assert_int_equal(l->opts.greeting_len, 1);
+        assert_string_equal(l->opts.suffix, "");
+        assert_int_equal(l->opts.suffix_len, 0);
+        assert_int_equal(l->opts.mode, MODE_ECHO);
+        assert_int_equal(l->opts.framing, FRAMING_LINE);
+        assert_int_equal(l->opts.max_message, 200);
+        assert_int_equal(l->opts.max_per_source, 0);
+        assert_acl(&l->opts.allow, entry_allow, 2);
+        assert_acl(&l->opts.deny, global_deny, 1);
+
+        /* nothing overridden */
+        l = &c->listeners[2];
+        assert_entry(l, NULL, 1001, NULL, 15);
+        assert_true(listen_opts_equal(&l->opts, &c->defaults));
+
+        /* one override */
+        l = &c->listeners[3];
+        assert_entry(l, NULL, 1002, "web-1_a.b", 16);
+        assert_int_equal(l->opts.mode, MODE_ECHO);
+        assert_string_equal(l->opts.greeting, "G\n");
+        assert_int_equal(l->opts.max_message, 100);
+        assert_false(listen_opts_equal(&l->opts, &c->defaults));
+
+        /* the global values are untouched by the overrides */
+        assert_int_equal(c->defaults.mode, MODE_ONESHOT);
+        assert_int_equal(c->defaults.max_message, 100);
+        assert_string_equal(c->defaults.greeting, "G\n");
+        config_free(c);
+}
+
+static void test_listen_addresses(void **state)
+{
+        struct config *c;
+
+        /* all addresses, "::" and "0.0.0.0" are three different sockets;
+         * port 0 (ephemeral) is never a duplicate */
+        c = load_ok("ports = [ 8088, 0, 0 ];\n"
+                    "listen = (\n"
+                    "  { port = 8088; address = \"::\"; },\n"
+                    "  { port = 8088; address = \"0.0.0.0\"; },\n"
+                    "  { port = 8088; address = \"::1\"; },\n"
+                    "  { port = 8088; address = \"127.0.0.1\"; },\n"
+                    "  { port = 8088; address = \"::ffff:127.0.0.1\"; },\n"
+                    "  { port = 8089; address = \"0:0::1\"; },\n"
+                    "  { port = 0; address = \"::1\"; },\n"
+                    "  { port = 0; address = \"::1\"; },\n"
+                    "  { port = 65535; address = \"2001:DB8::42\"; }\n"
+                    ");\n");
+        assert_int_equal(c->n_listeners, 12);
+        assert_entry(&c->listeners[0], NULL, 8088, NULL, 1);
+        assert_entry(&c->listeners[1], NULL, 0, NULL, 1);
+        assert_entry(&c->listeners[2], NULL, 0, NULL, 1);
+        assert_entry(&c->listeners[3], "::", 8088, NULL, 3);
+        assert_entry(&c->listeners[4], "0.0.0.0", 8088, NULL, 4);
+        assert_entry(&c->listeners[5], "::1", 8088, NULL, 5);
+        assert_entry(&c->listeners[6], "127.0.0.1", 8088, NULL, 6);
+        assert_entry(&c->listeners[7], "::ffff:127.0.0.1", 8088, NULL, 7);
+        /* stored as written */
+        assert_entry(&c->listeners[8], "0:0::1", 8089, NULL, 8);
+        assert_entry(&c->listeners[9], "::1", 0, NULL, 9);
+        assert_entry(&c->listeners[10], "::1", 0, NULL, 10);
+        assert_entry(&c->listeners[11], "2001:DB8::42", 65535, NULL, 11);
+        config_free(c);
+}
+
+/* ---- config_load on files ----------------------------------------------------- */
+
+static char tmpdir[64];
+
+static int setup_tmpdir(void **state)
+{
+        snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_config.XXXXXX");
+        if (!mkdtemp(tmpdir))
+                return -1;
+        return 0;
+}
+
+static int teardown_tmpdir(void **state)
+{
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+        return system(cmd) == 0 ? 0 : -1;
+}
+
+static char *write_bytes(const char *name, const char *content, size_t len)
+{
+        char *path = xasprintf("%s/%s", tmpdir, name);
+        FILE *f = fopen(path, "w");
+
+        assert_non_null(f);
+        assert_int_equal(fwrite(content, 1, len, f), len);
+        assert_int_equal(fclose(f), 0);
+        return path;
+}
+
+static char *write_file(const char *name, const char *content)
+{
+        return write_bytes(name, content, strlen(content));
+}
+
+static void test_load_file(void **state)
+{
+        struct config_errors e = {};
+        struct config *c = NULL;
+        char *path, *msg;
+        int r;
+
+        path = write_file("ok.conf", spec_example);
+        r = config_load(path, &c, &e);
+        dump_errors(&e);
+        assert_int_equal(r, 0);
+        assert_int_equal(e.n, 0);
+        assert_non_null(c);
+        assert_string_equal(c->path, path);
+        assert_int_equal(c->n_listeners, 4);
+        assert_entry(&c->listeners[3], "127.0.0.1", 9000, "probe", 22);
+        config_free(c);
+        c = NULL;
+        free(path);
+
+        /* messages name the file as given */
+        path = write_file("bad.conf", "timeout = 1;\nmode = \"chat\";\nports = [ 1, 1 ];\n");
+        r = config_load(path, &c, &e);
+        assert_int_equal(r, -EINVAL);
+        assert_null(c);
+        assert_int_equal(e.n, 2);
+        msg = xasprintf("%s:2: mode: unknown mode \"chat\" (valid: echo, oneshot)", path);
+        assert_string_equal(e.msgs[0], msg);
+        free(msg);
+        msg = xasprintf("%s:3: port 1 on all addresses is already listed at line 3", path);
+        assert_string_equal(e.msgs[1], msg);
+        free(msg);
+        config_errors_clear(&e);
+        free(path);
+
+        path = write_file("syntax.conf", "timeout = 1;\n\nmode = ;\n");
+        r = config_load(path, &c, &e);
+        assert_int_equal(r, -EINVAL);
+        assert_null(c);
+        msg = xasprintf("%s:3: syntax error", path);
+        assert_errors(&e, (const char *const[]) { msg }, 1);
+        free(msg);
+        config_errors_clear(&e);
+        free(path);
+
+        /* libconfig would stop reading at a NUL byte */
+        {
+                static const char nul[] = "timeout = 1;\nmode = \"echo\0\";\n";
+
+                path = write_bytes("nul.conf", nul, sizeof(nul) - 1);
+        }
+        r = config_load(path, &c, &e);
+        assert_int_equal(r, -EINVAL);
+        assert_null(c);
+        msg = xasprintf("%s:2: unexpected NUL byte", path);
+        assert_errors(&e, (const char *const[]) { msg }, 1);
+        free(msg);
+        config_errors_clear(&e);
+        free(path);
+}
+
+static void test_load_file_unreadable(void **state)
+{
+        struct config_errors e = {};
+        struct config *c = NULL;
+        char *path, *msg;
+        int r;
+
+        path = xasprintf("%s/missing.conf", tmpdir);
+        r = config_load(path, &c, &e);
+        assert_int_equal(r, -ENOENT);
+        assert_null(c);
+        msg = xasprintf("%s: cannot read: %s", path, strerror(ENOENT));
+        assert_errors(&e, (const char *const[]) { msg }, 1);
+        free(msg);
+        config_errors_clear(&e);
+        free(path);
+
+        r = config_load(tmpdir, &c, &e);
+        assert_int_equal(r, -EISDIR);
+        assert_null(c);
+        msg = xasprintf("%s: cannot read: %s", tmpdir, strerror(EISDIR));
+        assert_errors(&e, (const char *const[]) { msg }, 1);
+        free(msg);
+        config_errors_clear(&e);
+
+        /* errs may be NULL */
+        r = config_load("/nonexistent/muxd.conf", &c, NULL);
+        assert_int_equal(r, -ENOENT);
+        assert_null(c);
+        r = config_load_string("timeout = -1;\n", "test.conf", &c, NULL);
+        assert_int_equal(r, -EINVAL);
+        assert_null(c);
+}
+
+/* @include is libconfig's: relative to the including file's directory; messages
+ * name the included file. */
+static void test_load_include(void **state)
+{
+        struct config_errors e = {};
+        struct config *c = NULL;
+        char *path, *inc, *msg;
+        int r;
+
+        inc = write_file("listeners.inc", "ports = [ 7000 ];\nmode = \"oneshot\";\n");
+        path = write_file("main.conf", "timeout = 9;\n@include \"listeners.inc\"\n");
+        r = config_load(path, &c, &e);
+        dump_errors(&e);
+        assert_int_equal(r, 0);
+        assert_int_equal(c->timeout, 9);
+        assert_int_equal(c->defaults.mode, MODE_ONESHOT);
+        assert_int_equal(c->n_listeners, 1);
+        assert_int_equal(c->listeners[0].port, 7000);
+        config_free(c);
+        c = NULL;
+        free(path);
+        free(inc);
+
+        inc = write_file("bad.inc", "\nmode = \"chat\";\n");
+        path = write_file("main2.conf", "@include \"bad.inc\"\ntimeout = -2;\n");
+        r = config_load(path, &c, &e);
+        assert_int_equal(r, -EINVAL);
+        assert_null(c);
+        msg = xasprintf("%s:2: timeout: must be between 0 and 2592000, got -2", path);
+        assert_errors(&e, (const char *const[]) {
+                "bad.inc:2: mode: unknown mode \"chat\" (valid: echo, oneshot)", msg }, 2);
+        free(msg);
+        config_errors_clear(&e);
+        free(path);
+        free(inc);
+}
+
+/* ---- listen_opts, log levels -------------------------------------------------- */
+
+static void test_listen_opts_copy_equal(void **state)
+{
+        struct config *c = load_ok("allow = [ \"10.0.0.0/8\" ];\ndeny = [ \"10.1.0.0/16\" ];\n");
+        struct listen_opts a, b;
+
+        assert_int_equal(listen_opts_copy(&a, &c->defaults), 0);
+        assert_true(listen_opts_equal(&a, &c->defaults));
+        assert_ptr_not_equal(a.greeting, c->defaults.greeting);
+        assert_ptr_not_equal(a.suffix, c->defaults.suffix);
+        assert_ptr_not_equal(a.allow.entries, c->defaults.allow.entries);
+        assert_ptr_not_equal(a.deny.entries, c->defaults.deny.entries);
+
+#define CHANGED(stmt) do {                                              \
+                assert_int_equal(listen_opts_copy(&b, &a), 0);          \
+                assert_true(listen_opts_equal(&a, &b));                 \
+                stmt;                                                   \
+                assert_false(listen_opts_equal(&a, &b));                \
+                assert_false(listen_opts_equal(&b, &a));                \
+                listen_opts_done(&b);                                   \
+        } while (0)
+
+        CHANGED(b.greeting_len--);
+        CHANGED(b.greeting[0] = 'H');
+        CHANGED(b.suffix[4] = '!');
+        CHANGED(b.suffix_len = 0);
+        CHANGED(b.mode = MODE_ONESHOT);
+        CHANGED(b.framing = FRAMING_RAW);
+        CHANGED(b.max_message++);
+        CHANGED(b.max_per_source = 1);
+        CHANGED(b.allow.n = 0);
+        CHANGED(b.allow.entries[0].prefix = 9);
+        CHANGED(b.deny.entries[0].addr[1] = 2);
+        CHANGED(b.deny.entries[0].family = AF_INET6);
+#undef CHANGED
+
+        listen_opts_done(&a);
+        assert_null(a.greeting);
+        assert_null(a.allow.entries);
+        listen_opts_done(&a);           /* zeroed: fine */
+        listen_opts_done(NULL);
+        config_free(c);
+        config_free(NULL);
+        config_errors_clear(NULL);
+}
+
+static void test_log_levels(void **state)
+{
+        static const struct {
+                const char *name;
+                enum log_level level;
+        } levels[] = {
+                { "err", LOG_LEVEL_ERR }, { "warning", LOG_LEVEL_WARNING },
+                { "notice", LOG_LEVEL_NOTICE }, { "info", LOG_LEVEL_INFO },
+                { "debug", LOG_LEVEL_DEBUG },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(levels); i++) {
+                assert_string_equal(log_level_to_string(levels[i].level), levels[i].name);
+                assert_int_equal(log_level_from_string(levels[i].name), levels[i].level);
+        }
+        assert_int_equal(LOG_LEVEL_ERR, 3);
+        assert_int_equal(LOG_LEVEL_DEBUG, 7);
+        assert_int_equal(log_level_from_string("error"), -EINVAL);
+        assert_int_equal(log_level_from_string("Debug"), -EINVAL);
+        assert_int_equal(log_level_from_string(""), -EINVAL);
+        assert_int_equal(log_level_from_string(NULL), -EINVAL);
+        assert_null(log_level_to_string((enum log_level) 2));
+        assert_null(log_level_to_string((enum log_level) 8));
+}
+
+/* ---- CIDR and ACL ----------------------------------------------------------- */
+
+static void test_cidr_parse(void **state)
+{
+        static const struct {
+                const char *in;
+                int family;
+                const char *out;
+        } good[] = {
+                { "10.0.0.0/8", AF_INET, "10.0.0.0/8" },
+                { "10.1.2.3/8", AF_INET, "10.0.0.0/8" },            /* host bits cleared */
+                { "192.168.1.255/23", AF_INET, "192.168.0.0/23" },
+                { "1.2.3.4", AF_INET, "1.2.3.4/32" },
+                { "1.2.3.4/32", AF_INET, "1.2.3.4/32" },
+                { "255.255.255.255/0", AF_INET, "0.0.0.0/0" },
+                { "0.0.0.0/0", AF_INET, "0.0.0.0/0" },
+                { "::1", AF_INET6, "::1/128" },
+                { "::1/128", AF_INET6, "::1/128" },
+                { "::/0", AF_INET6, "::/0" },
+                { "ffff::1/0", AF_INET6, "::/0" },
+                { "2001:db8:abcd:12::1/50", AF_INET6, "2001:db8:abcd::/50" },
+                { "fe80::1:2:3:4/64", AF_INET6, "fe80::/64" },
+                { "2001:DB8::/32", AF_INET6, "2001:db8::/32" },
+                { "10.0.0.0/08", AF_INET, "10.0.0.0/8" },
+                /* IPv4-mapped networks become IPv4 */
+                { "::ffff:10.1.2.3/104", AF_INET, "10.0.0.0/8" },
+                { "::ffff:10.1.2.3", AF_INET, "10.1.2.3/32" },
+                { "::ffff:0.0.0.0/96", AF_INET, "0.0.0.0/0" },
+                { "::ffff:0:0/95", AF_INET6, "::fffe:0:0/95" },
+        };
+        static const char *const bad[] = {
+                "", "/8", "10.0.0.0/", "10.0.0.0/33", "10.0.0.0/-1", "10.0.0.0/+8",
+                "10.0.0.0/8/8", "10.0.0.0/ 8", " 10.0.0.0/8", "10.0.0.0/8 ", "10.0.0/8",
+                "10.0.0.256", "::1/129", "::1/1000", "::1/", "localhost", "10.0.0.0/8x",
+                "::g", "1.2.3.4/0x10", "fe80::1%eth0",
+                "0000:0000:0000:0000:0000:0000:0000:0000:1/128",
+        };
+        char buf[INET6_ADDRSTRLEN + 8];
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                struct cidr c;
+
+                memset(&c, 0xaa, sizeof(c));
+                if (cidr_parse(good[i].in, &c) != 0)
+                        print_message("cidr_parse(\"%s\") failed\n", good[i].in);
+                assert_int_equal(cidr_parse(good[i].in, &c), 0);
+                assert_int_equal(c.family, good[i].family);
+                assert_string_equal(cidr_str(&c, buf, sizeof(buf)), good[i].out);
+                if (c.family == AF_INET)
+                        for (size_t j = 4; j < 16; j++)
+                                assert_int_equal(c.addr[j], 0);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                struct cidr c = { .family = 12345 };
+
+                if (cidr_parse(bad[i], &c) != -EINVAL)
+                        print_message("cidr_parse(\"%s\") did not fail\n", bad[i]);
+                assert_int_equal(cidr_parse(bad[i], &c), -EINVAL);
+                assert_int_equal(c.family, 12345);    /* untouched */
+        }
+        assert_int_equal(cidr_parse(NULL, &(struct cidr) {}), -EINVAL);
+}
+
+/* peer address in binary form, as accept() gives it */
+struct peer {
+        int family;
+        uint8_t addr[16];
+};
+
+static struct peer peer(const char *s)
+{
+        struct peer p = {};
+
+        if (inet_pton(AF_INET, s, p.addr) == 1)
+                p.family = AF_INET;
+        else {
+                assert_int_equal(inet_pton(AF_INET6, s, p.addr), 1);
+                p.family = AF_INET6;
+        }
+        return p;
+}
+
+static bool match(const char *cidr, const char *addr)
+{
+        struct cidr c;
+        struct peer p = peer(addr);
+
+        assert_int_equal(cidr_parse(cidr, &c), 0);
+        return cidr_match(&c, p.family, p.addr);
+}
+
+static void test_cidr_match(void **state)
+{
+        static const struct {
+                const char *cidr, *addr;
+                bool match;
+        } cases[] = {
+                { "10.0.0.0/8", "10.1.2.3", true },
+                { "10.0.0.0/8", "10.255.255.255", true },
+                { "10.0.0.0/8", "11.0.0.0", false },
+                { "10.0.0.0/8", "9.255.255.255", false },
+                { "10.0.0.0/8", "::ffff:10.1.2.3", true },      /* mapped: as IPv4 */
+                { "10.0.0.0/8", "::ffff:11.1.2.3", false },
+                { "10.0.0.0/8", "::10.1.2.3", false },           /* compatible, not mapped */
+                { "192.168.0.0/23", "192.168.1.200", true },
+                { "192.168.0.0/23", "192.168.2.1", false },
+                { "1.2.3.4/32", "1.2.3.4", true },
+                { "1.2.3.4/32", "1.2.3.5", false },
+                { "1.2.3.4", "::ffff:1.2.3.4", true },
+                { "0.0.0.0/0", "203.0.113.9", true },
+                { "0.0.0.0/0", "::ffff:203.0.113.9", true },
+                { "0.0.0.0/0", "::1", false },                   /* IPv4 never matches IPv6 */
+                { "::/0", "2001:db8::1", true },
+                { "::/0", "::1", true },
+                { "::/0", "127.0.0.1", false },                  /* IPv6 never matches IPv4 */
+                { "::/0", "::ffff:127.0.0.1", false },
+                { "::1/128", "::1", true },
+                { "::1/128", "::2", false },
+                { "::1", "127.0.0.1", false },
+                { "2001:db8::/32", "2001:db8:ffff::1", true },
+                { "2001:db8::/32", "2001:db9::1", false },
+                { "2001:db8::/33", "2001:db8:7fff::1", true },
+                { "2001:db8::/33", "2001:db8:8000::1", false },
+                { "fe80::/10", "febf::1", true },
+                { "fe80::/10", "fec0::1", false },
+                { "::ffff:10.0.0.0/104", "10.9.9.9", true },
+                { "::ffff:10.0.0.0/104", "::ffff:10.9.9.9", true },
+                { "::ffff:0:0/96", "192.0.2.1", true },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                if (match(cases[i].cidr, cases[i].addr) != cases[i].match)
+                        print_message("cidr_match(%s, %s) != %d\n", cases[i].cidr,
+                                      cases[i].addr, cases[i].match);
+                assert_int_equal(match(cases[i].cidr, cases[i].addr), cases[i].match);
+        }
+
+        /* unknown families never match */
+        {
+                struct cidr c;
+                uint8_t a[16] = {};
+
+                assert_int_equal(cidr_parse("::/0", &c), 0);
+                assert_false(cidr_match(&c, AF_UNIX, a));
+                assert_int_equal(cidr_parse("0.0.0.0/0", &c), 0);
+                assert_false(cidr_match(&c, AF_UNSPEC, a));
+        }
+}
+
+static void test_acl_match(void **state)
+{
+        struct config *c = load_ok("allow = [ \"10.0.0.0/8\", \"192.168.1.1\", \"2001:db8::/32\" ];\n");
+        const struct acl *a = &c->defaults.allow;
+        struct acl empty = {};
+        struct peer p;
+
+        p = peer("10.2.3.4");
+        assert_true(acl_match(a, p.family, p.addr));
+        p = peer("::ffff:10.2.3.4");
+        assert_true(acl_match(a, p.family, p.addr));
+        p = peer("192.168.1.1");
+        assert_true(acl_match(a, p.family, p.addr));
+        p = peer("::ffff:192.168.1.1");
+        assert_true(acl_match(a, p.family, p.addr));
+        p = peer("192.168.1.2");
+        assert_false(acl_match(a, p.family, p.addr));
+        p = peer("2001:db8::77");
+        assert_true(acl_match(a, p.family, p.addr));
+        p = peer("::1");
+        assert_false(acl_match(a, p.family, p.addr));
+        p = peer("127.0.0.1");
+        assert_false(acl_match(a, p.family, p.addr));
+        /* an empty list matches nothing (the caller treats it as "not set") */
+        assert_false(acl_match(&empty, p.family, p.addr));
+        assert_false(acl_match(NULL, p.family, p.addr));
+        config_free(c);
+}
+
+/* ---- main -------------------------------------------------------------------- */
+
+int main(void)
+{
+        struct CMUnitTest invalid_configs[ELEMENTSOF(invalid_cases)];
+        const struct CMUnitTest other_invalid_configs[] = {
+                cmocka_unit_test(test_invalid_lengths),
+                cmocka_unit_test(test_invalid_acl_count),
+                cmocka_unit_test(test_invalid_select_capacity),
+        };
+        const struct CMUnitTest valid_configs[] = {
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_spec_example),
+                cmocka_unit_test(test_every_setting),
+                cmocka_unit_test(test_integer_forms_values),
+                cmocka_unit_test(test_listen_overrides),
+                cmocka_unit_test(test_listen_addresses),
+        };
+        const struct CMUnitTest files[] = {
+                cmocka_unit_test(test_load_file),
+                cmocka_unit_test(test_load_file_unreadable),
+                cmocka_unit_test(test_load_include),
+        };
+        const struct CMUnitTest helpers[] = {
+                cmocka_unit_test(test_listen_opts_copy_equal),
+                cmocka_unit_test(test_log_levels),
+                cmocka_unit_test(test_cidr_parse),
+                cmocka_unit_test(test_cidr_match),
+                cmocka_unit_test(test_acl_match),
+        };
+        int failed = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(invalid_cases); i++)
+                invalid_configs[i] = (struct CMUnitTest) {
+                        .name = invalid_cases[i].name,
+                        .test_func = test_invalid,
+                        .initial_state = &invalid_cases[i],
+                };
+
+        failed += cmocka_run_group_tests(invalid_configs, NULL, NULL);
+        failed += cmocka_run_group_tests(other_invalid_configs, NULL, NULL);
+        failed += cmocka_run_group_tests(valid_configs, NULL, NULL);
+        failed += cmocka_run_group_tests(files, setup_tmpdir, teardown_tmpdir);
+        failed += cmocka_run_group_tests(helpers, NULL, NULL);
+        return failed == 0 ? 0 : 1;
+}

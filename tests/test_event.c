@@ -1,0 +1,832 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the event loop: one conformance suite, run against every
+ * backend (epoll, poll, select), plus the backend registry. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "event.h"
+
+#define LOOP_SETSIZE 1024
+#define MAX_TRACKED 1024
+
+/* One per backend: the suite's state. */
+struct fx {
+        const char *name;
+        struct ev_loop *loop;
+        int fds[MAX_TRACKED];   /* every descriptor a test opened, -1 once closed */
+        int nfds;
+};
+
+/* Checks that name the backend in their failure message. They expect a
+ * variable fx in scope. */
+#define CHECK_INT(a, b) do {                                                    \
+                long long a_ = (long long) (a), b_ = (long long) (b);           \
+                if (a_ != b_)                                                   \
+                        fail_msg("[%s backend] %s is %lld, expected %s (%lld)", \
+                                 fx->name, #a, a_, #b, b_);                     \
+        } while (0)
+#define CHECK(cond) do {                                                        \
+                if (!(cond))                                                    \
+                        fail_msg("[%s backend] check failed: %s", fx->name, #cond); \
+        } while (0)
+
+/* ---- descriptors, tracked so a failing test does not leak them ----------- */
+
+static void fx_track(struct fx *fx, int fd)
+{
+        CHECK(fx->nfds < MAX_TRACKED);
+        fx->fds[fx->nfds++] = fd;
+}
+
+static void fx_socketpair(struct fx *fx, int sv[2])
+{
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+                fail_msg("[%s backend] socketpair: %s", fx->name, strerror(errno));
+        fx_track(fx, sv[0]);
+        fx_track(fx, sv[1]);
+}
+
+static void fx_pipe(struct fx *fx, int p[2])
+{
+        if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+                fail_msg("[%s backend] pipe2: %s", fx->name, strerror(errno));
+        fx_track(fx, p[0]);
+        fx_track(fx, p[1]);
+}
+
+static void fx_close(struct fx *fx, int fd)
+{
+        for (int i = 0; i < fx->nfds; i++)
+                if (fx->fds[i] == fd) {
+                        fx->fds[i] = -1;
+                        close(fd);
+                        return;
+                }
+        fail_msg("[%s backend] closing fd %d the test did not open", fx->name, fd);
+}
+
+static void fx_write(struct fx *fx, int fd, const char *s)
+{
+        ssize_t n = write(fd, s, strlen(s));
+
+        if (n != (ssize_t) strlen(s))
+                fail_msg("[%s backend] write to fd %d: %zd", fx->name, fd, n);
+}
+
+/* ---- a callback that records what it was called with --------------------- */
+
+struct rec {
+        int calls;
+        int fd;
+        int mask;
+        void *data;
+};
+static struct rec recs[LOOP_SETSIZE];   /* indexed by fd */
+static struct ev_loop *rec_loop;
+
+static void rec_cb(struct ev_loop *loop, int fd, void *data, int mask)
+{
+        assert_true(fd >= 0 && fd < LOOP_SETSIZE);
+        assert_ptr_equal(loop, rec_loop);
+        recs[fd].calls++;
+        recs[fd].fd = fd;
+        recs[fd].mask = mask;
+        recs[fd].data = data;
+}
+
+static int token1, token2;      /* distinct data pointers */
+
+static int fx_setup(void **state)
+{
+        struct fx *fx = *state;
+        const struct ev_backend *b = ev_backend_find(fx->name);
+        int r;
+
+        CHECK(b != NULL);
+        fx->loop = NULL;
+        fx->nfds = 0;
+        r = ev_loop_new(b, LOOP_SETSIZE, &fx->loop);
+        CHECK_INT(r, 0);
+        memset(recs, 0, sizeof(recs));
+        rec_loop = fx->loop;
+        return 0;
+}
+
+static int fx_teardown(void **state)
+{
+        struct fx *fx = *state;
+
+        ev_loop_free(fx->loop);
+        fx->loop = NULL;
+        for (int i = 0; i < fx->nfds; i++)
+                if (fx->fds[i] >= 0)
+                        close(fx->fds[i]);
+        fx->nfds = 0;
+        return 0;
+}
+
+static uint64_t now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
+/* ---- the conformance suite ----------------------------------------------- */
+
+static void test_nothing_ready(void **state)
+{
+        struct fx *fx = *state;
+        int sv[2];
+
+        /* an empty loop */
+        CHECK_INT(ev_run_once(fx->loop, 0), 0);
+        /* a watched socket nobody wrote to */
+        fx_socketpair(fx, sv);
+        CHECK_INT(ev_add(fx->loop, sv[0], EV_READABLE, rec_cb, &token1), 0);
+        CHECK_INT(ev_run_once(fx->loop, 0), 0);
+        CHECK_INT(recs[sv[0]].calls, 0);
+        CHECK_INT(recs[sv[1]].calls, 0);
+}
+
+static void test_readable(void **state)
+{
+        struct fx *fx = *state;
+        int sv[2], p[2];
+        char buf[16];
+
+        fx_socketpair(fx, sv);
+        CHECK_INT(ev_add(fx->loop, sv[0], EV_READABLE, rec_cb, &token1), 0);
+        fx_write(fx, sv[1], "hello");
+        CHECK_INT(ev_run_once(fx->loop, 1000), 1);
+        CHECK_INT(recs[sv[0]].calls, 1);
+        CHECK_INT(recs[sv[0]].fd, sv[0]);
+        CHECK_INT(recs[sv[0]].mask, EV_READABLE);
+        CHECK(recs[sv[0]].data == &token1);
+        CHECK_INT(recs[sv[1]].calls, 0);
+
+        /* level-triggered: still readable until read, even with -1 (no wait) */
+        CHECK_INT(ev_run_once(fx->loop, -1), 1);
+        CHECK_INT(recs[sv[0]].calls, 2);
+        CHECK_INT(read(sv[0], buf, sizeof(buf)), 5);
+        CHECK_INT(ev_run_once(fx->loop, 0), 0);
+        CHECK_INT(recs[sv[0]].calls, 2);
+
+        /* a pipe */
+        fx_pipe(fx, p);
+        CHECK_INT(ev_add(fx->loop, p[0], EV_READABLE, rec_cb, &token2), 0);
+        CHECK_INT(ev_run_once(fx->loop, 0), 0);
+        fx_write(fx, p[1], "x");
+        CHECK_INT(ev_run_once(fx->loop, 1000), 1);
+        CHECK_INT(recs[p[0]].calls, 1);
+        CHECK_INT(recs[p[0]].fd, p[0]);
+        CHECK_INT(recs[p[0]].mask, EV_READABLE);
+        CHECK(recs[p[0]].data == &token2);
+        CHECK_INT(recs[sv[0]].calls, 2);
+}
+
+static void test_writable(void **state)
+{
+        struct fx *fx = *state;
+        int sv[2], p[2];
+
+        fx_socketpair(fx, sv);
+        CHECK_INT(ev_add(fx->loop, sv[0], EV_WRITABLE, rec_cb, &token1), 0);
+        CHECK_INT(ev_run_once(fx->loop, 0), 1);
+        CHECK_INT(recs[sv[0]].calls, 1);
+        CHECK_INT(recs[sv[0]].mask, EV_WRITABLE);
+        CHECK(recs[sv[0]].data == &token1);
+
+        /* both watched, nothing to read: writable only */
+        CHECK_INT(ev_add(fx->loop, sv[1], EV_READABLE | EV_WRITABLE, rec_cb, &token2), 0);
+        CHECK_INT(ev_run_once(fx->loop, 0), 2);
+        CHECK_INT(recs[sv[0]].calls, 2);
+        CHECK_INT(recs[sv[1]].calls, 1);
+        CHECK_INT(recs[sv[1]].mask, EV_WRITABLE);
+        CHECK(recs[sv[1]].data == &token2);
+
+        /* the write end of a pipe */
+        fx_pipe(fx, p);
+        CHECK_INT(ev_add(fx->loop, p[1], EV_WRITABLE, rec_cb, &token1), 0);
+        CHECK_INT(ev_add(fx->loop, p[0], EV_READABLE, rec_cb, &token2), 0);
+        CHECK_INT(ev_run_once(fx->loop, 0), 3);
+        CHECK_INT(recs[p[1]].calls, 1);
+        CHECK_INT(recs[p[1]].mask, EV_WRITABLE);
+        CHECK_INT(recs[p[0]].calls, 0);
+}
+
+static void test_del_writable_keeps_readable(void **state)
+{
+        struct fx *fx = *state;
+        int sv[2];
+
+        fx_socketpair(fx, sv);
+        CHECK_INT(ev_add(fx->loop, sv[0], EV_READABLE | EV_WRITABLE, rec_cb, &token1), 0);
+        fx_write(fx, sv[1], "data");
+        CHECK_INT(ev_run_once(fx->loop, 1000), 1);
+        CHECK_INT(recs[sv[0]].mask, EV_READABLE | EV_WRITABLE);
+
+        ev_del(fx->loop, sv[0], EV_WRITABLE);
+        CHECK_INT(ev_mask(fx->loop, sv[0]), EV_READABLE);
+        for (int i = 0; i < 3; i++) {
+                CHECK_INT(ev_run_once(fx->loop, 0), 1);
+                CHECK_INT(recs[sv[0]].calls, 2 + i);
+                CHECK_INT(recs[sv[0]].mask, EV_READABLE);
+                CHECK(recs[sv[0]].data == &token1);     /* data kept while watched */
+        }
+
+        ev_del(fx->loop, sv[0], EV_READABLE);
+        CHECK_INT(ev_mask(fx->loop, sv[0]), EV_NONE);
+        CHECK_INT(ev_run_once(fx->loop, 0), 0);
+        CHECK_INT(recs[sv[0]].calls, 4);
+}
+
+static void test_mask(void **state)
+{
+        struct fx *fx = *state;
+        int sv[2], setsize = ev_loop_setsize(fx->loop);
+
+        fx_socketpair(fx, sv);
+        CHECK_INT(ev_mask(fx->loop, sv[0]), EV_NONE);
+        CHECK_INT(ev_add(fx->loop, sv[0], EV_READABLE, rec_cb, &token1), 0);
+        CHECK_INT(ev_mask(fx->loop, sv[0]), EV_READABLE);
+        CHECK_INT(ev_add(fx->loop, sv[0], EV_WRITABLE, rec_cb, &token2), 0);
+        CHECK_INT(ev_mask(fx->loop, sv[0]), EV_READABLE | EV_WRITABLE);
+        CHECK_INT(ev_add(fx->loop, sv[0], EV_READABLE, rec_cb, &token2), 0);      /* already there */
+        CHECK_INT(ev_mask(fx->loop, sv[0]), EV_READABLE | EV_WRITABLE);
+        CHECK_INT(ev_mask(fx->loop, sv[1]), EV_NONE);
+
+        /* the last ev_add's data is what callbacks get */
+        CHECK_INT(ev_run_once(fx->loop, 0), 1);
+        CHECK(recs[sv[0]].data == &token2);
+        CHECK_INT(recs[sv[0]].mask, EV_WRITABLE);
+
+        ev_del(fx->loop, sv[0], EV_READABLE);
+        CHECK_INT(ev_mask(fx->loop, sv[0]), EV_WRITABLE);
+        ev_del(fx->loop, sv[0], EV_READABLE);                   /* not watched: no-op */
+        CHECK_INT(ev_mask(fx->loop, sv[0]), EV_WRITABLE);
+        ev_del(fx->loop, sv[0], EV_WRITABLE);
+        CHECK_INT(ev_mask(fx->loop, sv[0]), EV_NONE);
+        ev_del(fx->loop, sv[0], EV_READABLE | EV_WRITABLE);     /* nothing left: no-op */
+        ev_del(fx->loop, sv[1], EV_READABLE | EV_WRITABLE);     /* never watched */
+        CHECK_INT(ev_mask(fx->loop, sv[0]), EV_NONE);
+
+        /* both at once, and both removed at once */
+        CHECK_INT(ev_add(fx->loop, sv[1], EV_READABLE | EV_WRITABLE, rec_cb, &token1), 0);
+        CHECK_INT(ev_mask(fx->loop, sv[1]), EV_READABLE | EV_WRITABLE);
+        ev_del(fx->loop, sv[1], EV_READABLE | EV_WRITABLE);
+        CHECK_INT(ev_mask(fx->loop, sv[1]), EV_NONE);
+        CHECK_INT(ev_run_once(fx->loop, 0), 0);
+
+        /* out of range: nothing watched there */
+        CHECK_INT(ev_mask(fx->loop, -1), EV_NONE);
+        CHECK_INT(ev_mask(fx->loop, setsize), EV_NONE);
+        CHECK_INT(ev_mask(fx->loop, setsize + 1000), EV_NONE);
+        ev_del(fx->loop, -1, EV_READABLE);                      /* never fails */
+        ev_del(fx->loop, setsize, EV_READABLE);
+}
+
+static void test_hangup(void **state)
+{
+        struct fx *fx = *state;
+        int sv[2], p[2];
+        char buf[4];
+
+        /* the peer closes a socket */
+        fx_socketpair(fx, sv);
+        CHECK_INT(ev_add(fx->loop, sv[0], EV_READABLE, rec_cb, &token1), 0);
+        CHECK_INT(ev_run_once(fx->loop, 0), 0);
+        fx_close(fx, sv[1]);
+        CHECK_INT(ev_run_once(fx->loop, 1000), 1);
+        CHECK_INT(recs[sv[0]].calls, 1);
+        CHECK_INT(recs[sv[0]].mask, EV_READABLE);       /* only what is watched */
+        CHECK(recs[sv[0]].data == &token1);
+        CHECK_INT(read(sv[0], buf, sizeof(buf)), 0);    /* end of file */
+
+        /* the write end of a pipe is closed */
+        fx_pipe(fx, p);
+        CHECK_INT(ev_add(fx->loop, p[0], EV_READABLE, rec_cb, &token2), 0);
+        fx_close(fx, p[1]);
+        ev_del(fx->loop, sv[0], EV_READABLE);
+        CHECK_INT(ev_run_once(fx->loop, 1000), 1);
+        CHECK_INT(recs[p[0]].calls, 1);
+        CHECK_INT(recs[p[0]].mask, EV_READABLE);
+        CHECK(recs[p[0]].data == &token2);
+        CHECK_INT(read(p[0], buf, sizeof(buf)), 0);
+}
+
+static void test_timeout(void **state)
+{
+        struct fx *fx = *state;
+        int sv[2];
+        uint64_t t0, elapsed;
+
+        /* nothing watched at all */
+        t0 = now_ms();
+        CHECK_INT(ev_run_once(fx->loop, 50), 0);
+        elapsed = now_ms() - t0;
+        if (elapsed < 40)
+                fail_msg("[%s backend] empty loop: 50 ms wait returned after %llu ms",
+                         fx->name, (unsigned long long) elapsed);
+
+        /* an idle watched socket */
+        fx_socketpair(fx, sv);
+        CHECK_INT(ev_add(fx->loop, sv[0], EV_READABLE, rec_cb, &token1), 0);
+        t0 = now_ms();
+        CHECK_INT(ev_run_once(fx->loop, 50), 0);
+        elapsed = now_ms() - t0;
+        if (elapsed < 40)
+                fail_msg("[%s backend] idle loop: 50 ms wait returned after %llu ms",
+                         fx->name, (unsigned long long) elapsed);
+        CHECK_INT(recs[sv[0]].calls, 0);
+}
+
+/* Interest that was removed must not wake the loop either (a loop that
+ * returns at once forever spins the CPU), even though dispatch would hide it. */
+static void test_del_stops_wakeups(void **state)
+{
+        struct fx *fx = *state;
+        int sv[2];
+        uint64_t t0, elapsed;
+
+        fx_socketpair(fx, sv);
+        fx_write(fx, sv[1], "pending");         /* sv[0] is readable and writable */
+        CHECK_INT(ev_add(fx->loop, sv[0], EV_READABLE | EV_WRITABLE, rec_cb, &token1), 0);
+        CHECK_INT(ev_run_once(fx->loop, 0), 1);
+        CHECK_INT(recs[sv[0]].mask, EV_READABLE | EV_WRITABLE);
+
+        /* one interest left, the other dropped: only the kept one counts */
+        ev_del(fx->loop, sv[0], EV_READABLE);
+        CHECK_INT(ev_run_once(fx->loop, 0), 1);
+        CHECK_INT(recs[sv[0]].mask, EV_WRITABLE);
+
+        /* nothing left: the loop sleeps the whole timeout */
+        ev_del(fx->loop, sv[0], EV_WRITABLE);
+        t0 = now_ms();
+        CHECK_INT(ev_run_once(fx->loop, 50), 0);
+        elapsed = now_ms() - t0;
+        if (elapsed < 40)
+                fail_msg("[%s backend] all interest removed, yet the 50 ms wait returned after %llu ms",
+                         fx->name, (unsigned long long) elapsed);
+
+        /* writable dropped, readable kept on a socket with nothing to read */
+        CHECK_INT(ev_add(fx->loop, sv[1], EV_READABLE | EV_WRITABLE, rec_cb, &token2), 0);
+        CHECK_INT(ev_run_once(fx->loop, 0), 1);
+        CHECK_INT(recs[sv[1]].mask, EV_WRITABLE);
+        ev_del(fx->loop, sv[1], EV_WRITABLE);
+        t0 = now_ms();
+        CHECK_INT(ev_run_once(fx->loop, 50), 0);
+        elapsed = now_ms() - t0;
+        if (elapsed < 40)
+                fail_msg("[%s backend] writable removed, yet the 50 ms wait returned after %llu ms",
+                         fx->name, (unsigned long long) elapsed);
+        CHECK_INT(recs[sv[1]].calls, 1);
+        CHECK_INT(recs[sv[0]].calls, 2);
+}
+
+/* Random adds and removes over many descriptors that are all readable and
+ * writable: after every step, one round dispatches exactly the watched
+ * descriptors, each once, with exactly its watched mask and latest data. */
+static void test_add_del_churn(void **state)
+{
+        enum { N = 40, OPS = 1500 };
+        struct fx *fx = *state;
+        int fds[N], want[N];
+        static int tokens[N];
+        uint64_t rng = 0x5851f42d4c957f2dull;
+
+        for (int i = 0; i < N; i++) {
+                int sv[2];
+
+                fx_socketpair(fx, sv);
+                fx_write(fx, sv[1], "x");       /* never read: stays readable */
+                fds[i] = sv[0];
+                want[i] = EV_NONE;
+        }
+        for (int op = 0; op < OPS; op++) {
+                int i, m, expected = 0;
+
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                i = (int) (rng % N);
+                m = (int) ((rng >> 8) % 3) + 1;         /* R, W or both */
+                if ((rng >> 16) % 2) {
+                        CHECK_INT(ev_add(fx->loop, fds[i], m, rec_cb, &tokens[i]), 0);
+                        want[i] |= m;
+                } else {
+                        ev_del(fx->loop, fds[i], m);
+                        want[i] &= ~m;
+                }
+                memset(recs, 0, sizeof(recs));
+                for (int k = 0; k < N; k++) {
+                        if (ev_mask(fx->loop, fds[k]) != want[k])
+                                fail_msg("[%s backend] op %d: ev_mask(fd %d) %d, expected %d",
+                                         fx->name, op, fds[k], ev_mask(fx->loop, fds[k]), want[k]);
+                        if (want[k])
+                                expected++;
+                }
+                CHECK_INT(ev_run_once(fx->loop, 0), expected);
+                for (int k = 0; k < N; k++) {
+                        const struct rec *r = &recs[fds[k]];
+
+                        if (r->calls != (want[k] ? 1 : 0) || r->mask != want[k] ||
+                            (want[k] && r->data != &tokens[k]))
+                                fail_msg("[%s backend] op %d: fd %d dispatched %d times with mask %d, "
+                                         "expected %d times with mask %d", fx->name, op, fds[k],
+                                         r->calls, r->mask, want[k] ? 1 : 0, want[k]);
+                }
+        }
+}
+
+struct many {
+        int fd;
+        int calls;
+};
+
+static void many_cb(struct ev_loop *loop, int fd, void *data, int mask)
+{
+        struct many *m = data;
+        char c;
+
+        (void) loop;
+        assert_int_equal(fd, m->fd);
+        assert_int_equal(mask, EV_READABLE);
+        m->calls++;
+        assert_int_equal(read(fd, &c, 1), 1);   /* drained: not readable any more */
+}
+
+static void test_many_fds(void **state)
+{
+        enum { N = 200 };
+        struct fx *fx = *state;
+        static struct many m[N];
+        int total = 0, rounds = 0;
+
+        for (int i = 0; i < N; i++) {
+                int sv[2];
+
+                fx_socketpair(fx, sv);
+                m[i].fd = sv[0];
+                m[i].calls = 0;
+                CHECK(sv[0] < ev_loop_setsize(fx->loop) && sv[1] < ev_loop_setsize(fx->loop));
+                CHECK_INT(ev_add(fx->loop, sv[0], EV_READABLE, many_cb, &m[i]), 0);
+                fx_write(fx, sv[1], "x");
+        }
+        while (total < N && rounds < 50) {
+                int n = ev_run_once(fx->loop, 1000);
+
+                CHECK(n > 0);
+                total += n;
+                rounds++;
+        }
+        CHECK_INT(total, N);
+        for (int i = 0; i < N; i++)
+                if (m[i].calls != 1)
+                        fail_msg("[%s backend] fd %d dispatched %d times, expected once",
+                                 fx->name, m[i].fd, m[i].calls);
+        CHECK_INT(ev_run_once(fx->loop, 0), 0);
+}
+
+/* Two descriptors fire in the same round; whichever callback runs first
+ * removes and closes the other: the other's callback must not run. */
+struct killer {
+        struct fx *fx;
+        int self;
+        int *other;     /* the other's fd, -1 once closed */
+        int calls;
+};
+
+static void killer_cb(struct ev_loop *loop, int fd, void *data, int mask)
+{
+        struct killer *k = data;
+
+        assert_int_equal(fd, k->self);
+        assert_int_equal(mask, EV_READABLE);
+        k->calls++;
+        if (*k->other >= 0) {
+                ev_del(loop, *k->other, EV_READABLE | EV_WRITABLE);
+                fx_close(k->fx, *k->other);
+                *k->other = -1;
+        }
+}
+
+static void test_del_other_in_callback(void **state)
+{
+        struct fx *fx = *state;
+        int p[2], q[2], fd_a, fd_b, n;
+        struct killer ka, kb;
+
+        fx_socketpair(fx, p);
+        fx_socketpair(fx, q);
+        fd_a = p[0];
+        fd_b = q[0];
+        ka = (struct killer) { fx, fd_a, &fd_b, 0 };
+        kb = (struct killer) { fx, fd_b, &fd_a, 0 };
+        CHECK_INT(ev_add(fx->loop, p[0], EV_READABLE, killer_cb, &ka), 0);
+        CHECK_INT(ev_add(fx->loop, q[0], EV_READABLE, killer_cb, &kb), 0);
+        fx_write(fx, p[1], "a");
+        fx_write(fx, q[1], "b");
+
+        n = ev_wait(fx->loop, 1000);
+        CHECK_INT(n, 2);        /* both fired in the same round */
+        ev_dispatch(fx->loop, n);
+        CHECK_INT(ka.calls + kb.calls, 1);
+        /* exactly the one that did not run is closed */
+        CHECK_INT(fd_a < 0, ka.calls == 0);
+        CHECK_INT(fd_b < 0, kb.calls == 0);
+        CHECK_INT(ev_mask(fx->loop, ka.calls ? p[0] : q[0]), EV_READABLE);
+        CHECK_INT(ev_mask(fx->loop, ka.calls ? q[0] : p[0]), EV_NONE);
+
+        /* the survivor is still watched and (unread) still readable */
+        CHECK_INT(ev_run_once(fx->loop, 0), 1);
+        CHECK_INT(ka.calls + kb.calls, 2);
+        CHECK(ka.calls == 2 || kb.calls == 2);
+}
+
+/* A callback that drops only part of another descriptor's interest: that
+ * descriptor's callback runs with what is still watched. */
+struct trimmer {
+        int self;
+        int other;
+        int calls;
+        int mask;
+        int *round_calls;
+};
+
+static void trimmer_cb(struct ev_loop *loop, int fd, void *data, int mask)
+{
+        struct trimmer *t = data;
+
+        assert_int_equal(fd, t->self);
+        t->calls++;
+        t->mask = mask;
+        if ((*t->round_calls)++ == 0)
+                ev_del(loop, t->other, EV_WRITABLE);    /* the first of the round trims the other */
+}
+
+static void test_del_part_of_other_in_callback(void **state)
+{
+        struct fx *fx = *state;
+        int p[2], q[2], n, round_calls = 0;
+        struct trimmer ta, tb;
+
+        fx_socketpair(fx, p);
+        fx_socketpair(fx, q);
+        ta = (struct trimmer) { p[0], q[0], 0, 0, &round_calls };
+        tb = (struct trimmer) { q[0], p[0], 0, 0, &round_calls };
+        CHECK_INT(ev_add(fx->loop, p[0], EV_READABLE | EV_WRITABLE, trimmer_cb, &ta), 0);
+        CHECK_INT(ev_add(fx->loop, q[0], EV_READABLE | EV_WRITABLE, trimmer_cb, &tb), 0);
+        fx_write(fx, p[1], "a");
+        fx_write(fx, q[1], "b");
+        n = ev_wait(fx->loop, 1000);
+        CHECK_INT(n, 2);
+        ev_dispatch(fx->loop, n);
+        CHECK_INT(ta.calls, 1);
+        CHECK_INT(tb.calls, 1);
+        /* one got both, the other only what was left */
+        if (!((ta.mask == (EV_READABLE | EV_WRITABLE) && tb.mask == EV_READABLE) ||
+              (tb.mask == (EV_READABLE | EV_WRITABLE) && ta.mask == EV_READABLE)))
+                fail_msg("[%s backend] masks %d and %d, expected 3 and 1 in some order",
+                         fx->name, ta.mask, tb.mask);
+}
+
+static void test_readd_after_del(void **state)
+{
+        struct fx *fx = *state;
+        int sv[2];
+
+        fx_socketpair(fx, sv);
+        CHECK_INT(ev_add(fx->loop, sv[0], EV_READABLE, rec_cb, &token1), 0);
+        ev_del(fx->loop, sv[0], EV_READABLE);
+        fx_write(fx, sv[1], "x");
+        CHECK_INT(ev_run_once(fx->loop, 0), 0);         /* forgotten: nothing fires */
+        CHECK_INT(recs[sv[0]].calls, 0);
+
+        CHECK_INT(ev_add(fx->loop, sv[0], EV_READABLE, rec_cb, &token2), 0);
+        CHECK_INT(ev_mask(fx->loop, sv[0]), EV_READABLE);
+        CHECK_INT(ev_run_once(fx->loop, 1000), 1);
+        CHECK_INT(recs[sv[0]].calls, 1);
+        CHECK_INT(recs[sv[0]].mask, EV_READABLE);
+        CHECK(recs[sv[0]].data == &token2);
+
+        /* several cycles, alternating interests */
+        for (int i = 0; i < 5; i++) {
+                ev_del(fx->loop, sv[0], EV_READABLE | EV_WRITABLE);
+                CHECK_INT(ev_run_once(fx->loop, 0), 0);
+                CHECK_INT(ev_add(fx->loop, sv[0], EV_WRITABLE, rec_cb, &token1), 0);
+                CHECK_INT(ev_run_once(fx->loop, 0), 1);
+                CHECK_INT(recs[sv[0]].mask, EV_WRITABLE);
+                CHECK(recs[sv[0]].data == &token1);
+                ev_del(fx->loop, sv[0], EV_WRITABLE);
+                CHECK_INT(ev_add(fx->loop, sv[0], EV_READABLE, rec_cb, &token2), 0);
+                CHECK_INT(ev_run_once(fx->loop, 0), 1);
+                CHECK_INT(recs[sv[0]].mask, EV_READABLE);
+                CHECK(recs[sv[0]].data == &token2);
+        }
+        CHECK_INT(recs[sv[0]].calls, 11);
+}
+
+static void test_add_out_of_range(void **state)
+{
+        struct fx *fx = *state;
+        int setsize = ev_loop_setsize(fx->loop);
+
+        CHECK_INT(setsize, LOOP_SETSIZE);
+        CHECK_INT(ev_add(fx->loop, setsize, EV_READABLE, rec_cb, &token1), -ERANGE);
+        CHECK_INT(ev_add(fx->loop, setsize + 1, EV_WRITABLE, rec_cb, &token1), -ERANGE);
+        CHECK_INT(ev_add(fx->loop, INT32_MAX, EV_READABLE, rec_cb, &token1), -ERANGE);
+        CHECK_INT(ev_add(fx->loop, -1, EV_READABLE, rec_cb, &token1), -ERANGE);
+        CHECK_INT(ev_run_once(fx->loop, 0), 0);
+}
+
+/* A loop exactly big enough for one descriptor: the highest fd it may watch
+ * works, one more is refused. */
+static void test_highest_fd(void **state)
+{
+        struct fx *fx = *state;
+        struct ev_loop *small = NULL;
+        int sv[2], lo, hi;
+
+        fx_socketpair(fx, sv);
+        lo = sv[0] < sv[1] ? sv[0] : sv[1];
+        hi = sv[0] < sv[1] ? sv[1] : sv[0];
+        CHECK_INT(ev_loop_new(ev_backend_find(fx->name), lo + 1, &small), 0);
+        CHECK_INT(ev_loop_setsize(small), lo + 1);
+        rec_loop = small;
+        CHECK_INT(ev_add(small, hi, EV_READABLE, rec_cb, &token1), -ERANGE);
+        CHECK_INT(ev_add(small, lo, EV_READABLE, rec_cb, &token1), 0);
+        fx_write(fx, hi, "x");
+        CHECK_INT(ev_run_once(small, 1000), 1);
+        CHECK_INT(recs[lo].calls, 1);
+        CHECK_INT(recs[lo].mask, EV_READABLE);
+        CHECK(recs[lo].data == &token1);
+        ev_loop_free(small);
+        rec_loop = fx->loop;
+}
+
+static void test_wait_dispatch_split(void **state)
+{
+        struct fx *fx = *state;
+        int sv[2], n;
+
+        fx_socketpair(fx, sv);
+        CHECK_INT(ev_add(fx->loop, sv[0], EV_READABLE, rec_cb, &token1), 0);
+        CHECK_INT(ev_add(fx->loop, sv[1], EV_READABLE, rec_cb, &token2), 0);
+        CHECK_INT(ev_wait(fx->loop, 0), 0);
+        ev_dispatch(fx->loop, 0);
+        fx_write(fx, sv[1], "x");
+
+        n = ev_wait(fx->loop, 1000);
+        CHECK_INT(n, 1);
+        CHECK_INT(recs[sv[0]].calls, 0);        /* ev_wait runs no callback */
+        ev_dispatch(fx->loop, n);
+        CHECK_INT(recs[sv[0]].calls, 1);
+        CHECK_INT(recs[sv[0]].fd, sv[0]);
+        CHECK_INT(recs[sv[0]].mask, EV_READABLE);
+        CHECK(recs[sv[0]].data == &token1);
+        CHECK_INT(recs[sv[1]].calls, 0);
+
+        /* both sides: the same as ev_run_once would do */
+        fx_write(fx, sv[0], "y");
+        n = ev_wait(fx->loop, 1000);
+        CHECK_INT(n, 2);
+        ev_dispatch(fx->loop, n);
+        CHECK_INT(recs[sv[0]].calls, 2);
+        CHECK_INT(recs[sv[1]].calls, 1);
+        CHECK_INT(recs[sv[1]].mask, EV_READABLE);
+        CHECK(recs[sv[1]].data == &token2);
+        CHECK_INT(ev_run_once(fx->loop, 0), 2);
+        CHECK_INT(recs[sv[0]].calls, 3);
+        CHECK_INT(recs[sv[1]].calls, 2);
+}
+
+static void test_loop_properties(void **state)
+{
+        struct fx *fx = *state;
+        const struct ev_backend *b = ev_backend_find(fx->name);
+        struct ev_loop *big = NULL, *bad = NULL;
+
+        CHECK(ev_loop_backend(fx->loop) == b);
+        CHECK(strcmp(b->name, fx->name) == 0);
+        CHECK_INT(ev_loop_setsize(fx->loop), LOOP_SETSIZE);
+        CHECK_INT(ev_loop_new(b, 100000, &big), 0);
+        CHECK_INT(ev_loop_setsize(big), b->max_fds ? (int) b->max_fds : 100000);
+        ev_loop_free(big);
+        CHECK_INT(ev_loop_new(b, 0, &bad), -EINVAL);
+        CHECK_INT(ev_loop_new(b, -5, &bad), -EINVAL);
+        CHECK(bad == NULL);
+}
+
+/* ---- the registry -------------------------------------------------------- */
+
+static void test_registry(void **state)
+{
+        const char *names = ev_backend_names();
+        static const char *const all[] = { "epoll", "poll", "select" };
+
+        (void) state;
+        assert_null(ev_backend_find("nope"));
+        assert_null(ev_backend_find(""));
+        assert_null(ev_backend_find("EPOLL"));
+        assert_null(ev_backend_find("epol"));
+        assert_non_null(names);
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+                const struct ev_backend *b = ev_backend_find(all[i]);
+
+                if (!b)
+                        fail_msg("backend %s not found", all[i]);
+                assert_string_equal(b->name, all[i]);
+                if (!strstr(names, all[i]))
+                        fail_msg("backend %s missing from \"%s\"", all[i], names);
+                assert_non_null(b->create);
+                assert_non_null(b->destroy);
+                assert_non_null(b->add);
+                assert_non_null(b->del);
+                assert_non_null(b->poll);
+        }
+        assert_string_equal(names, "epoll, poll, select");
+        assert_ptr_equal(ev_backend_default(), ev_backend_find("epoll"));
+        assert_int_equal(ev_backend_find("epoll")->max_fds, 0);
+        assert_int_equal(ev_backend_find("poll")->max_fds, 0);
+        ev_loop_free(NULL);
+}
+
+static void test_select_limit(void **state)
+{
+        const struct ev_backend *b = ev_backend_find("select");
+        struct ev_loop *loop = NULL;
+
+        (void) state;
+        assert_non_null(b);
+        assert_int_equal(b->max_fds, FD_SETSIZE);
+        assert_int_equal(ev_loop_new(b, 100000, &loop), 0);
+        assert_int_equal(ev_loop_setsize(loop), FD_SETSIZE);
+        assert_int_equal(ev_add(loop, FD_SETSIZE, EV_READABLE, rec_cb, NULL), -ERANGE);
+        assert_int_equal(ev_add(loop, FD_SETSIZE + 1, EV_READABLE, rec_cb, NULL), -ERANGE);
+        ev_loop_free(loop);
+        /* a smaller loop is not grown */
+        assert_int_equal(ev_loop_new(b, 64, &loop), 0);
+        assert_int_equal(ev_loop_setsize(loop), 64);
+        ev_loop_free(loop);
+}
+
+/* ---- one suite per backend ----------------------------------------------- */
+
+static struct fx fx_epoll = { .name = "epoll" };
+static struct fx fx_poll = { .name = "poll" };
+static struct fx fx_select = { .name = "select" };
+
+/* named "epoll/test_readable" etc., so every failure names its backend */
+#define EV_TEST(f, be) { #be "/" #f, f, fx_setup, fx_teardown, &fx_##be }
+#define EV_SUITE(be) {                                          \
+        EV_TEST(test_nothing_ready, be),                        \
+        EV_TEST(test_readable, be),                             \
+        EV_TEST(test_writable, be),                             \
+        EV_TEST(test_del_writable_keeps_readable, be),          \
+        EV_TEST(test_mask, be),                                 \
+        EV_TEST(test_hangup, be),                               \
+        EV_TEST(test_timeout, be),                              \
+        EV_TEST(test_del_stops_wakeups, be),                    \
+        EV_TEST(test_add_del_churn, be),                        \
+        EV_TEST(test_many_fds, be),                             \
+        EV_TEST(test_del_other_in_callback, be),                \
+        EV_TEST(test_del_part_of_other_in_callback, be),        \
+        EV_TEST(test_readd_after_del, be),                      \
+        EV_TEST(test_add_out_of_range, be),                     \
+        EV_TEST(test_highest_fd, be),                           \
+        EV_TEST(test_wait_dispatch_split, be),                  \
+        EV_TEST(test_loop_properties, be),                      \
+}
+
+int main(void)
+{
+        const struct CMUnitTest epoll_tests[] = EV_SUITE(epoll);
+        const struct CMUnitTest poll_tests[] = EV_SUITE(poll);
+        const struct CMUnitTest select_tests[] = EV_SUITE(select);
+        const struct CMUnitTest registry_tests[] = {
+                cmocka_unit_test(test_registry),
+                cmocka_unit_test(test_select_limit),
+        };
+        int failed = 0;
+
+        alarm(120);     /* a backend that blocks forever fails instead of hanging */
+        failed += cmocka_run_group_tests_name("event: registry", registry_tests, NULL, NULL);
+        failed += cmocka_run_group_tests_name("event: epoll backend", epoll_tests, NULL, NULL);
+        failed += cmocka_run_group_tests_name("event: poll backend", poll_tests, NULL, NULL);
+        failed += cmocka_run_group_tests_name("event: select backend", select_tests, NULL, NULL);
+        return failed;
+}
