@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,14 +29,18 @@ void conn_close(struct conn *c)
 
         if (log_enabled(LOG_LEVEL_DEBUG)) {
                 char peer[SOCKADDR_STR_MAX];
-                log_debug("connection from %s closed", conn_peer(c, peer));
+
+                conn_peer(c, peer);
+                log_full(LOG_LEVEL_DEBUG, &(const struct log_fields) { .event = "closed", .peer = peer },
+                         "connection from %s closed", peer);
         }
         ev_del(srv->loop, c->fd, EV_READABLE | EV_WRITABLE);
         close(c->fd);
-        idle_remove(&srv->conns, &c->idle);
+        idle_remove(c->flags & CONN_LINGER ? &srv->lingering : &srv->conns, &c->idle);
         buffer_free(&c->in);
         buffer_free(&c->out);
         lsettings_unref(c->set);
+        source_release(&srv->sources, c->src);
         free(c);
         server_conn_closed(srv);
 }
@@ -46,6 +51,38 @@ static void conn_read_off(struct conn *c)
                 return;
         c->flags |= CONN_READ_OFF;
         ev_del(c->srv->loop, c->fd, EV_READABLE);
+}
+
+/* Everything queued is written and nothing more will be: close. Closing a
+ * socket with unread input makes the kernel send RST and drop the replies
+ * still in its send queue, so when input is waiting, send FIN instead and
+ * discard the input until the client closes (at most CONN_LINGER_MS). */
+static void conn_finish(struct conn *c)
+{
+        struct server *srv = c->srv;
+        int unread = 0;
+
+        if ((c->flags & CONN_EOF) || ioctl(c->fd, FIONREAD, &unread) < 0 || unread == 0 ||
+            shutdown(c->fd, SHUT_WR) < 0) {
+                conn_close(c);
+                return;
+        }
+        idle_remove(&srv->conns, &c->idle);
+        c->flags |= CONN_LINGER;
+        idle_touch(&srv->lingering, &c->idle, srv->now_ms);
+        if (c->flags & CONN_READ_OFF) {
+                c->flags &= ~(CONN_READ_OFF | CONN_THROTTLED);
+                if (ev_add(srv->loop, c->fd, EV_READABLE, conn_on_event, c) < 0)
+                        conn_close(c);
+        }
+}
+
+static void conn_linger_read(struct conn *c)
+{
+        ssize_t n = recv(c->fd, c->srv->rbuf, c->srv->rbuf_size, 0);
+
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                conn_close(c);
 }
 
 /* Try to write the queued output; arm or disarm EV_WRITABLE accordingly.
@@ -75,7 +112,7 @@ static int conn_flush(struct conn *c)
         ev_del(srv->loop, c->fd, EV_WRITABLE);
 
         if (c->flags & CONN_CLOSING) {
-                conn_close(c);
+                conn_finish(c);
                 return -ECONNRESET;
         }
         return 0;
@@ -155,8 +192,10 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, bool eo
                         char peer[SOCKADDR_STR_MAX], text[512];
 
                         escape_bytes(data + pos, f.consumed, text, sizeof(text));
+                        conn_peer(c, peer);
                         log_full(o->mode == MODE_ONESHOT ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG,
-                                 NULL, "message from %s: \"%s\"", conn_peer(c, peer), text);
+                                 &(const struct log_fields) { .event = "message", .peer = peer },
+                                 "message from %s: \"%s\"", peer, text);
                 }
                 if (o->mode == MODE_ONESHOT) {
                         c->flags |= CONN_CLOSING;
@@ -193,8 +232,10 @@ static void conn_read(struct conn *c)
                         conn_close(c);
                 return;
         }
-        if (n == 0)
+        if (n == 0) {
                 eof = true;
+                c->flags |= CONN_EOF;
+        }
         srv->stats.bytes_in += (uint64_t) n;
         idle_touch(&srv->conns, &c->idle, srv->now_ms);
 
@@ -227,7 +268,7 @@ static void conn_read(struct conn *c)
                 return;
         if (buffer_len(&c->out) == 0) {
                 if (c->flags & CONN_CLOSING)
-                        conn_close(c);
+                        conn_finish(c);
                 return;
         }
         if (buffer_len(&c->out) > CONN_OUTPUT_HIGH && !(c->flags & CONN_READ_OFF)) {
@@ -241,6 +282,10 @@ static void conn_on_event(struct ev_loop *loop, int fd, void *data, int mask)
 {
         struct conn *c = data;
 
+        if (c->flags & CONN_LINGER) {
+                conn_linger_read(c);
+                return;
+        }
         if (mask & EV_WRITABLE) {
                 if (conn_flush(c) < 0)
                         return;
@@ -256,18 +301,20 @@ static void conn_on_event(struct ev_loop *loop, int fd, void *data, int mask)
                 conn_read(c);
 }
 
-int conn_start(struct server *srv, int fd, struct lsettings *set)
+int conn_start(struct server *srv, int fd, struct lsettings *set, struct source *src)
 {
         struct conn *c = calloc(1, sizeof(*c));
         int r;
 
         if (!c) {
                 close(fd);
+                source_release(&srv->sources, src);
                 return -ENOMEM;
         }
         c->srv = srv;
         c->fd = fd;
         c->set = lsettings_ref(set);
+        c->src = src;
         srv->n_conns++;
         idle_touch(&srv->conns, &c->idle, srv->now_ms);
 
@@ -283,9 +330,11 @@ int conn_start(struct server *srv, int fd, struct lsettings *set)
 
 void conn_drain(struct conn *c)
 {
+        if (c->flags & CONN_LINGER)
+                return;
         c->flags |= CONN_CLOSING;
         buffer_free(&c->in);
         conn_read_off(c);
         if (buffer_len(&c->out) == 0)
-                conn_close(c);
+                conn_finish(c);
 }

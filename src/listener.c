@@ -181,6 +181,10 @@ bool listener_matches(const struct listener *l, const struct listen_key *k, bool
                 return false;   /* port 0 asks for a fresh ephemeral port */
         if (listen_key_equal(&l->key, k))
                 return true;
+        /* an ephemeral listener whose port is now written in the file */
+        if (l->key.port == 0 && k->port == l->bound_port && l->key.family == k->family &&
+            memcmp(l->key.addr, k->addr, sizeof(k->addr)) == 0)
+                return true;
         if (exact || k->family != AF_UNSPEC || l->key.port != k->port)
                 return false;
         /* an entry for all addresses may take a passed 0.0.0.0 or IPv6-only :: socket */

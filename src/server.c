@@ -83,7 +83,8 @@ int server_grow_wbuf(struct server *s, size_t need)
         return 0;
 }
 
-static const char *server_refusal(const struct listen_opts *o, const struct sockaddr_storage *ss)
+static const char *server_refusal(const struct listen_opts *o, const struct sockaddr_storage *ss,
+                                  const struct source *src)
 {
         const void *addr;
         int family = ss->ss_family;
@@ -98,6 +99,8 @@ static const char *server_refusal(const struct listen_opts *o, const struct sock
                 return "denied";
         if (o->allow.n > 0 && !acl_match(&o->allow, family, addr))
                 return "not allowed";
+        if (o->max_per_source > 0 && src->count > o->max_per_source)
+                return "too many connections from this address (max_per_source)";
         return NULL;
 }
 
@@ -128,6 +131,7 @@ static void server_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
         for (int i = 0; i < SERVER_ACCEPT_BATCH; i++) {
                 struct sockaddr_storage ss;
                 socklen_t len = sizeof(ss);
+                struct source *src;
                 const char *why;
                 int cfd, one = 1, r;
 
@@ -149,18 +153,29 @@ static void server_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                                 server_accept_failed(s, l, errno);
                         return;
                 }
-                why = server_refusal(&l->settings->o, &ss);
+                src = source_get(&s->sources, (struct sockaddr *) &ss);
+                if (!src) {
+                        close(cfd);
+                        server_accept_failed(s, l, ENOMEM);
+                        return;
+                }
+                source_hold(src);
+                why = server_refusal(&l->settings->o, &ss, src);
                 if (why) {
                         static struct log_ratelimit rl;
                         unsigned suppressed;
                         char peer[SOCKADDR_STR_MAX];
 
                         s->stats.refused++;
-                        if (log_ratelimit_ok(&rl, s->now_ms, &suppressed))
-                                log_notice("refused %s on %s: %s",
-                                           sockaddr_to_string((struct sockaddr *) &ss, len, peer),
-                                           l->addr_str, why);
+                        if (log_ratelimit_ok(&rl, s->now_ms, &suppressed)) {
+                                sockaddr_to_string((struct sockaddr *) &ss, len, peer);
+                                log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) {
+                                                .event = "refused", .listen = l->addr_str, .peer = peer },
+                                         "refused %s on %s: %s%s", peer, l->addr_str, why,
+                                         suppressed ? " (similar messages suppressed)" : "");
+                        }
                         close(cfd);
+                        source_release(&s->sources, src);
                         continue;
                 }
                 /* replies are whole messages: send them without Nagle's delay */
@@ -168,10 +183,13 @@ static void server_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                 s->stats.accepted++;
                 if (log_enabled(LOG_LEVEL_DEBUG)) {
                         char peer[SOCKADDR_STR_MAX];
-                        log_debug("connection from %s on %s",
-                                  sockaddr_to_string((struct sockaddr *) &ss, len, peer), l->addr_str);
+
+                        sockaddr_to_string((struct sockaddr *) &ss, len, peer);
+                        log_full(LOG_LEVEL_DEBUG, &(const struct log_fields) {
+                                        .event = "connection", .listen = l->addr_str, .peer = peer },
+                                 "connection from %s on %s", peer, l->addr_str);
                 }
-                r = conn_start(s, cfd, l->settings);
+                r = conn_start(s, cfd, l->settings, src);
                 if (r == -ERANGE) {
                         static struct log_ratelimit rl;
                         unsigned suppressed;
@@ -188,6 +206,8 @@ static void server_close_all(struct server *s)
         struct idle_link *l;
 
         while ((l = idle_oldest(&s->conns)))
+                conn_close(conn_from_idle(l));
+        while ((l = idle_oldest(&s->lingering)))
                 conn_close(conn_from_idle(l));
 }
 
@@ -355,6 +375,8 @@ static int server_apply_listeners(struct server *s, const struct config *cfg, bo
                         /* systemd holds this socket for us: keep serving it */
                         lsettings_unref(l->settings);
                         l->settings = lsettings_ref(defaults);
+                        if (starting)
+                                server_log_listening(l, NULL);
                         log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) { .event = "unclaimed-socket", .listen = l->addr_str },
                                  "socket %s (\"%s\") passed by systemd matches no entry in %s: serving it with the global defaults",
                                  l->addr_str, l->name ? l->name : "", cfg->path);
@@ -609,6 +631,7 @@ int server_new(struct config *cfg, struct server **ret)
         s->signal_fd = -1;
         s->now_ms = timer_now_ms();
         idle_queue_init(&s->conns);
+        idle_queue_init(&s->lingering);
 
         s->rbuf_size = SERVER_READ_SIZE;
         s->wbuf_cap = SERVER_READ_SIZE;
@@ -696,6 +719,9 @@ int server_run(struct server *s)
                         break;
 
                 wait = idle_next_timeout(&s->conns, s->now_ms, timeout_ms);
+                n = idle_next_timeout(&s->lingering, s->now_ms, CONN_LINGER_MS);
+                if (n >= 0 && (wait < 0 || n < wait))
+                        wait = n;
                 if (s->accept_retry_ms)
                         server_wait_until(&wait, s->accept_retry_ms, s->now_ms);
                 if (s->stopping)
@@ -722,6 +748,8 @@ int server_run(struct server *s)
                         log_debug("closing a connection idle for %us", s->cfg->timeout);
                         conn_close(conn_from_idle(l));
                 }
+                while ((l = idle_pop_expired(&s->lingering, s->now_ms, CONN_LINGER_MS)))
+                        conn_close(conn_from_idle(l));
                 if (s->accept_retry_ms && s->now_ms >= s->accept_retry_ms)
                         server_resume_accept(s);
                 if (s->watchdog_interval_ms && s->now_ms >= s->watchdog_next_ms) {
@@ -758,6 +786,7 @@ void server_free(struct server *s)
         free(s->reload_error);
         free(s->rbuf);
         free(s->wbuf);
+        source_table_free(&s->sources);
         config_free(s->cfg);
         free(s);
 }

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "event.h"
 #include "listener.h"
+#include "source.h"
 #include "timer.h"
 
 struct server_stats {
@@ -31,7 +32,9 @@ struct server {
         struct listener *listeners;
         size_t n_listeners;
         struct idle_queue conns;        /* every connection, least recently active first */
+        struct idle_queue lingering;    /* half-closed ones, oldest first (see conn_finish) */
         uint32_t n_conns;
+        struct source_table sources;    /* connections per client address */
         uint64_t now_ms;                /* loop time, updated once per wakeup */
 
         /* accepting is paused at max_connections and on descriptor exhaustion */

@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+/* journal entries should not all point at this wrapper */
+#define SD_JOURNAL_SUPPRESS_LOCATION 1
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
 

@@ -1,0 +1,252 @@
+# SPDX-License-Identifier: MIT
+"""muxd's command line: options, usage errors, -t/--check-config, start-up failures."""
+
+import os
+import re
+import socket
+import subprocess
+
+import muxdtest as mt
+
+
+def run_muxd(args, timeout=10.0, env=None):
+    """Run muxd to completion (bounded): (status, stdout, stderr) as text."""
+    try:
+        p = subprocess.run([mt.muxd_path()] + list(args), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=mt.clean_env(env), timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError("muxd %s did not exit within %.1fs (stderr: %r)"
+                             % (" ".join(args), timeout, e.stderr)) from None
+    return (p.returncode, p.stdout.decode("utf-8", "replace"),
+            p.stderr.decode("utf-8", "replace"))
+
+
+class CliMixin:
+
+    def good_config(self, **over):
+        return self.write_config(mt.base_settings(self.backend, **over), name="good.conf")
+
+    def assertUsageError(self, args, must_contain=None):
+        rc, out, err = run_muxd(args)
+        self.assertEqual(rc, 2, "muxd %s: status %d\nstderr: %s" % (args, rc, err))
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 2,
+                         "expected one error line and a usage hint, got: %r" % err)
+        self.assertIn("Try 'muxd --help'", lines[1])
+        if must_contain:
+            self.assertIn(must_contain, lines[0])
+        self.assertEqual(out, "", "nothing on stdout for a usage error")
+
+    # -- informational options
+    def test_version(self):
+        for opt in ("-V", "--version"):
+            rc, out, err = run_muxd([opt])
+            self.assertEqual(rc, 0, err)
+            self.assertTrue(out.startswith("muxd "), "%s printed %r" % (opt, out))
+            self.assertRegex(out.splitlines()[0], r"^muxd \S*\d")
+
+    def test_help(self):
+        for opt in ("-h", "--help"):
+            rc, out, err = run_muxd([opt])
+            self.assertEqual(rc, 0, err)
+            self.assertIn("--config", out)
+            self.assertIn("--check-config", out)
+            self.assertIn("--log-target", out)
+            self.assertRegex(out, r"(?i)usage")
+
+    # -- usage errors: exit 2, one line and a hint on stderr
+    def test_unknown_option(self):
+        self.assertUsageError(["--bogus"], must_contain="bogus")
+
+    def test_unknown_short_option(self):
+        self.assertUsageError(["-Z"])
+
+    def test_config_without_argument(self):
+        self.assertUsageError(["-c"])
+
+    def test_long_config_without_argument(self):
+        self.assertUsageError(["--config"])
+
+    def test_positional_argument(self):
+        self.assertUsageError(["-c", self.good_config(), "extra"])
+
+    # -- -t
+    def test_check_good(self):
+        path = self.good_config()
+        rc, out, err = run_muxd(["-t", "-c", path])
+        self.assertEqual(rc, 0, err)
+        rc, out, err = run_muxd(["--check-config", "--config", path])
+        self.assertEqual(rc, 0, err)
+        rc, out, err = run_muxd(["--check-config", "--config=" + path])
+        self.assertEqual(rc, 0, err)
+
+    def test_check_good_full_example(self):
+        # The example of SPEC section 3 (ports changed to be free and backend ours).
+        p1, p2 = mt.free_port(), mt.free_port()
+        text = (
+            "# comment\n"
+            "timeout = 60;\n"
+            "backend = \"%s\";\n"
+            "max_connections = 500;\n"
+            "log_level = \"info\";\n"
+            "shutdown_timeout = 5;\n"
+            "workers = 1;\n"
+            "greeting = \"hello...\\n\";\n"
+            "suffix = \"hi...\";\n"
+            "mode = \"echo\";\n"
+            "framing = \"line\";\n"
+            "max_message = 4096;\n"
+            "allow = [ \"127.0.0.0/8\", \"::1/128\" ];\n"
+            "deny = [ ];\n"
+            "max_per_source = 0;\n"
+            "ports = [ %d ];\n"
+            "listen = (\n"
+            "  { port = %d; address = \"127.0.0.1\"; greeting = \"\"; mode = \"oneshot\"; name = \"probe\"; }\n"
+            ");\n" % (self.backend, p1, p2))
+        path = self.write_config(text=text, name="full.conf")
+        rc, out, err = run_muxd(["-t", "-c", path])
+        self.assertEqual(rc, 0, err)
+
+    def test_check_bad_timeout(self):
+        path = self.write_config(text="timeout = -1;\nbackend = \"%s\";\nports = [ 0 ];\n"
+                                 % self.backend)
+        rc, out, err = run_muxd(["-t", "-c", path])
+        self.assertEqual(rc, 1, err)
+        self.assertIn("%s:1: timeout: must be between 0 and 2592000, got -1" % path,
+                      err.splitlines())
+
+    def test_check_bad_backend(self):
+        path = self.write_config(text="timeout = 5;\nbackend = \"kqueue\";\nports = [ 0 ];\n")
+        rc, out, err = run_muxd(["-t", "-c", path])
+        self.assertEqual(rc, 1, err)
+        self.assertIn('%s:2: backend: unknown backend "kqueue" (valid: epoll, poll, select)'
+                      % path, err.splitlines())
+
+    def test_check_reports_every_error(self):
+        path = self.write_config(text="timeout = -1;\nbackend = \"kqueue\";\n"
+                                 "max_message = 4096;\nports = [ 0 ];\n")
+        rc, out, err = run_muxd(["-t", "-c", path])
+        self.assertEqual(rc, 1, err)
+        lines = err.splitlines()
+        self.assertIn("%s:1: timeout: must be between 0 and 2592000, got -1" % path, lines)
+        self.assertIn('%s:2: backend: unknown backend "kqueue" (valid: epoll, poll, select)'
+                      % path, lines)
+
+    def test_check_errors_name_file_line_setting(self):
+        # Out-of-range and wrong values: each named by file, line and setting.
+        cases = [
+            ("workers = 2;", "workers"),
+            ("mode = \"proxy\";", "mode"),
+            ("framing = \"json\";", "framing"),
+            ("log_level = \"loud\";", "log_level"),
+            ("max_message = 0;", "max_message"),
+            ("timeout = 2592001;", "timeout"),
+            ("timeout = \"60\";", "timeout"),
+            ("allow = [ \"300.1.2.3/8\" ];", "allow"),
+            ("greeting = 5;", "greeting"),
+        ]
+        for i, (line, setting) in enumerate(cases):
+            with self.subTest(line=line):
+                path = self.write_config(
+                    text="backend = \"%s\";\n%s\nports = [ 0 ];\n" % (self.backend, line),
+                    name="bad%d.conf" % i)
+                rc, out, err = run_muxd(["-t", "-c", path])
+                self.assertEqual(rc, 1, "%r accepted: %s" % (line, err))
+                self.assertRegex(err, r"(?m)^%s:2: %s\b" % (re.escape(path), setting))
+
+    def test_check_duplicate_listener(self):
+        port = mt.free_port()
+        path = self.write_config(text=(
+            "backend = \"%s\";\n"
+            "listen = (\n"
+            "  { port = %d; address = \"127.0.0.1\"; },\n"
+            "  { port = %d; address = \"127.0.0.1\"; }\n"
+            ");\n" % (self.backend, port, port)))
+        rc, out, err = run_muxd(["-t", "-c", path])
+        self.assertEqual(rc, 1, err)
+        self.assertRegex(err, r"(?m)^%s:\d+: " % re.escape(path))
+
+    def test_check_syntax_error(self):
+        path = self.write_config(text="timeout = 5;\nbackend = \"%s\";\ntimeout = ;\n"
+                                 % self.backend)
+        rc, out, err = run_muxd(["-t", "-c", path])
+        self.assertEqual(rc, 1, err)
+        self.assertRegex(err, r"(?m)^%s:3: " % re.escape(path))
+
+    def test_check_missing_file(self):
+        path = os.path.join(self.tmpdir, "does-not-exist.conf")
+        rc, out, err = run_muxd(["-t", "-c", path])
+        self.assertEqual(rc, 1, err)
+        self.assertIn("%s: cannot read:" % path, err)
+
+    def test_check_has_no_side_effects(self):
+        port = mt.free_port()
+        path = self.write_config(mt.base_settings(
+            self.backend, listen=[{"port": port, "address": "127.0.0.1"}]))
+        # A notify socket: -t must not tell systemd anything.
+        nsock_path = os.path.join(self.tmpdir, "notify")
+        nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(nsock.close)
+        nsock.bind(nsock_path)
+        rc, out, err = run_muxd(["-t", "-c", path], env={"NOTIFY_SOCKET": nsock_path})
+        self.assertEqual(rc, 0, err)
+        self.assertNotRegex(err, r"listening on|ready")
+        # No socket was left bound: the port is free right after.
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.bind(("127.0.0.1", port))
+        s.listen(1)
+        # And -t does not try to bind at all: it passes while the port is taken.
+        rc, out, err = run_muxd(["-t", "-c", path], env={"NOTIFY_SOCKET": nsock_path})
+        self.assertEqual(rc, 0, "-t failed while the configured port was in use: " + err)
+        nsock.setblocking(False)
+        try:
+            msg = nsock.recv(4096)
+        except BlockingIOError:
+            msg = None
+        self.assertIsNone(msg, "-t sent a notification: %r" % (msg,))
+
+    # -- starting for real
+    def test_start_with_bad_config(self):
+        path = self.write_config(text="timeout = -1;\nbackend = \"%s\";\nports = [ 0 ];\n"
+                                 % self.backend)
+        rc, out, err = run_muxd(["-c", path, "--log-target", "stderr"])
+        self.assertEqual(rc, 1, err)
+        self.assertIn("%s:1: timeout: must be between 0 and 2592000, got -1" % path, err)
+
+    def test_start_with_missing_config(self):
+        path = os.path.join(self.tmpdir, "nope.conf")
+        rc, out, err = run_muxd(["-c", path, "--log-target", "stderr"])
+        self.assertEqual(rc, 1, err)
+        self.assertIn("%s: cannot read:" % path, err)
+
+    def test_start_with_port_in_use(self):
+        blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(blocker.close)
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        port = blocker.getsockname()[1]
+        path = self.write_config(mt.base_settings(
+            self.backend, listen=[{"port": port, "address": "127.0.0.1"}]))
+        rc, out, err = run_muxd(["-c", path, "--log-target", "stderr"])
+        self.assertEqual(rc, 1, err)
+        self.assertIn("127.0.0.1:%d" % port, err)
+        self.assertNotRegex(err, r"\bready\b")
+
+    def test_start_and_stop(self):
+        m = self.start_muxd()
+        self.assertEqual(m.listeners, [("127.0.0.1", m.port)])
+        s = self.client(m)
+        self.roundtrip(s, b"x\n")
+        s.close()
+        self.assertEqual(m.stop(), 0)
+        bad = [l for l in m.log_lines() if not mt.LOG_LINE_RE.match(l)]
+        self.assertEqual(bad, [], "log lines not of the form 'muxd: LEVEL: message'")
+        self.assertEqual(bytes(m.stdout), b"", "muxd wrote to stdout")
+
+
+mt.for_each_backend(CliMixin)
+
+if __name__ == "__main__":
+    mt.main()
