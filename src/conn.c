@@ -218,6 +218,7 @@ static void conn_read(struct conn *c)
         struct server *srv = c->srv;
         const struct listen_opts *o = &c->set->o;
         size_t want = srv->rbuf_size, wlen = 0, used;
+        uint64_t messages_before = srv->stats.messages;
         bool eof = false;
         ssize_t n;
 
@@ -237,7 +238,6 @@ static void conn_read(struct conn *c)
                 c->flags |= CONN_EOF;
         }
         srv->stats.bytes_in += (uint64_t) n;
-        idle_touch(&srv->conns, &c->idle, srv->now_ms);
 
         if (buffer_len(&c->in) == 0) {
                 /* the common case: frame straight from the shared read buffer */
@@ -258,6 +258,10 @@ static void conn_read(struct conn *c)
                 buffer_consume(&c->in, used);
         }
 
+        /* Only a complete message counts as activity: a client that trickles
+         * bytes of a message it never finishes (slowloris) still times out. */
+        if (srv->stats.messages != messages_before)
+                idle_touch(&srv->conns, &c->idle, srv->now_ms);
         if (eof || (c->flags & CONN_CLOSING)) {
                 /* nothing more will be read: answer what came, then close */
                 c->flags |= CONN_CLOSING;

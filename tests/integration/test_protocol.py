@@ -298,6 +298,30 @@ class TimeoutMixin:
         # Whether the fragment is answered on the way out is not specified.
         self.assertIn(data, (b"", b"incomplhi..."))
 
+    def test_trickling_bytes_do_not_keep_client(self):
+        # Slowloris: a byte every 0.3 s, never a whole line. Only complete
+        # messages count as activity, so the client is closed after ~timeout.
+        m = self.start_muxd(timeout=1)
+        s = self.client(m)
+        t0 = time.monotonic()
+        closed = False
+        while time.monotonic() - t0 < 5:
+            try:
+                s.sendall(b"x")
+            except OSError:
+                closed = True
+                break
+            r, _, _ = select.select([s], [], [], 0.3)
+            if r:
+                closed = True
+                break
+        elapsed = time.monotonic() - t0
+        self.assertTrue(closed, "a client trickling bytes was kept for 5 s with timeout = 1")
+        self.assertGreaterEqual(elapsed, 0.8, "closed after %.2fs, timeout is 1s" % elapsed)
+        # closed without an answer to the fragment (a reset is possible if a
+        # byte was still in flight when muxd closed)
+        self.assertEqual(mt.recv_all(s, timeout=5, allow_reset=True), b"")
+
     def test_timeout_zero_never_closes(self):
         m = self.start_muxd(timeout=0)
         s = self.client(m)
