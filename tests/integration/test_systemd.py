@@ -469,26 +469,28 @@ class Notify(SystemdCase):
         self.assertLess(status[-1][0], t_idle)
 
     def test_watchdog(self):
+        # WATCHDOG_USEC = 1 s: muxd pings every 0.5 s from its loop. The
+        # contract checked is systemd's: no gap as long as the watchdog
+        # timeout while muxd keeps serving (generous for a loaded machine).
         n = self.notify_socket()
-        m = self.start_muxd(env={"NOTIFY_SOCKET": n.address, "WATCHDOG_USEC": "200000"},
+        m = self.start_muxd(env={"NOTIFY_SOCKET": n.address, "WATCHDOG_USEC": "1000000"},
                             pid_env=["WATCHDOG_PID"])
         i, _ = n.wait("READY=1")
-        t0 = time.monotonic()
         idx = i
-        for k in range(3):
-            idx, _ = n.wait("WATCHDOG=1", since=idx + 1, timeout=max(0.1, t0 + 2 - time.monotonic()))
-        # keep serving meanwhile, and look at the spacing over a second
+        for k in range(2):
+            idx, _ = n.wait("WATCHDOG=1", since=idx + 1, timeout=5)
+        # keep serving meanwhile, and look at the spacing over two seconds
         s = self.client(m)
-        t_end = time.monotonic() + 1.0
+        t_end = time.monotonic() + 2.0
         k = 0
         while time.monotonic() < t_end:
             self.roundtrip(s, b"w%d\n" % k)
             k += 1
         with n.cond:
             times = [t for t, x in n.messages if x == "WATCHDOG=1"]
-        self.assertGreaterEqual(len(times), 8, "WATCHDOG=1 every ~100 ms for 200000 usec")
+        self.assertGreaterEqual(len(times), 4, "WATCHDOG=1 every ~500 ms for 1000000 usec")
         gaps = [b - a for a, b in zip(times, times[1:])]
-        self.assertLess(max(gaps), 0.3, "a WATCHDOG=1 gap longer than WATCHDOG_USEC: %r" % gaps)
+        self.assertLess(max(gaps), 1.0, "a WATCHDOG=1 gap as long as WATCHDOG_USEC: %r" % gaps)
 
     def test_watchdog_for_another_pid_is_ignored(self):
         n = self.notify_socket()
