@@ -1265,16 +1265,9 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
                                 c->log_level = (enum log_level) l;
                 } else if (strcmp(name, "shutdown_timeout") == 0)
                         (void) get_u32(p, s, 0, CONFIG_SHUTDOWN_TIMEOUT_MAX, &c->shutdown_timeout);
-                else if (strcmp(name, "workers") == 0) {
-                        uint32_t w;
-
-                        if (get_u32(p, s, 1, CONFIG_WORKERS_MAX, &w) < 0)
-                                continue;
-                        if (w != 1)
-                                error_at(p, s, "workers: only 1 is supported by this build");
-                        else
-                                c->workers = w;
-                } else if (strcmp(name, "ports") == 0)
+                else if (strcmp(name, "workers") == 0)
+                        (void) get_u32(p, s, 1, CONFIG_WORKERS_MAX, &c->workers);
+                else if (strcmp(name, "ports") == 0)
                         ports = s;
                 else if (strcmp(name, "listen") == 0)
                         listen = s;

@@ -9,7 +9,7 @@
 #include "conn.h"
 #include "framing.h"
 #include "log.h"
-#include "server.h"
+#include "worker.h"
 
 static void conn_on_event(struct ev_loop *loop, int fd, void *data, int mask);
 
@@ -25,7 +25,8 @@ static const char *conn_peer(const struct conn *c, char *buf)
 
 void conn_close(struct conn *c)
 {
-        struct server *srv = c->srv;
+        struct worker *w = c->w;
+        struct source *src;
 
         if (log_enabled(LOG_LEVEL_DEBUG)) {
                 char peer[SOCKADDR_STR_MAX];
@@ -34,15 +35,15 @@ void conn_close(struct conn *c)
                 log_full(LOG_LEVEL_DEBUG, &(const struct log_fields) { .event = "closed", .peer = peer },
                          "connection from %s closed", peer);
         }
-        ev_del(srv->loop, c->fd, EV_READABLE | EV_WRITABLE);
+        ev_del(w->loop, c->fd, EV_READABLE | EV_WRITABLE);
         close(c->fd);
-        idle_remove(c->flags & CONN_LINGER ? &srv->lingering : &srv->conns, &c->idle);
+        idle_remove(c->flags & CONN_LINGER ? &w->lingering : &w->conns, &c->idle);
         buffer_free(&c->in);
         buffer_free(&c->out);
         lsettings_unref(c->set);
-        source_release(&srv->sources, c->src);
+        src = c->src;
         free(c);
-        server_conn_closed(srv);
+        worker_conn_closed(w, src);
 }
 
 static void conn_read_off(struct conn *c)
@@ -50,7 +51,7 @@ static void conn_read_off(struct conn *c)
         if (c->flags & CONN_READ_OFF)
                 return;
         c->flags |= CONN_READ_OFF;
-        ev_del(c->srv->loop, c->fd, EV_READABLE);
+        ev_del(c->w->loop, c->fd, EV_READABLE);
 }
 
 /* Everything queued is written and nothing more will be: close. Closing a
@@ -59,7 +60,7 @@ static void conn_read_off(struct conn *c)
  * discard the input until the client closes (at most CONN_LINGER_MS). */
 static void conn_finish(struct conn *c)
 {
-        struct server *srv = c->srv;
+        struct worker *w = c->w;
         int unread = 0;
 
         if ((c->flags & CONN_EOF) || ioctl(c->fd, FIONREAD, &unread) < 0 || unread == 0 ||
@@ -67,19 +68,19 @@ static void conn_finish(struct conn *c)
                 conn_close(c);
                 return;
         }
-        idle_remove(&srv->conns, &c->idle);
+        idle_remove(&w->conns, &c->idle);
         c->flags |= CONN_LINGER;
-        idle_touch(&srv->lingering, &c->idle, srv->now_ms);
+        idle_touch(&w->lingering, &c->idle, w->now_ms);
         if (c->flags & CONN_READ_OFF) {
                 c->flags &= ~(CONN_READ_OFF | CONN_THROTTLED);
-                if (ev_add(srv->loop, c->fd, EV_READABLE, conn_on_event, c) < 0)
+                if (ev_add(w->loop, c->fd, EV_READABLE, conn_on_event, c) < 0)
                         conn_close(c);
         }
 }
 
 static void conn_linger_read(struct conn *c)
 {
-        ssize_t n = recv(c->fd, c->srv->rbuf, c->srv->rbuf_size, 0);
+        ssize_t n = recv(c->fd, c->w->rbuf, c->w->rbuf_size, 0);
 
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
                 conn_close(c);
@@ -89,7 +90,7 @@ static void conn_linger_read(struct conn *c)
  * Returns -errno if the connection was closed. */
 static int conn_flush(struct conn *c)
 {
-        struct server *srv = c->srv;
+        struct worker *w = c->w;
 
         while (buffer_len(&c->out) > 0) {
                 ssize_t n = send(c->fd, buffer_head(&c->out), buffer_len(&c->out), MSG_NOSIGNAL);
@@ -98,18 +99,18 @@ static int conn_flush(struct conn *c)
                         if (errno == EINTR)
                                 continue;
                         if (errno == EAGAIN) {
-                                if (ev_add(srv->loop, c->fd, EV_WRITABLE, conn_on_event, c) < 0)
+                                if (ev_add(w->loop, c->fd, EV_WRITABLE, conn_on_event, c) < 0)
                                         goto fail;
                                 return 0;
                         }
                         goto fail;
                 }
-                srv->stats.bytes_out += (uint64_t) n;
+                WORKER_STAT_ADD(w, bytes_out, n);
                 buffer_consume(&c->out, (size_t) n);
                 /* a client that reads its replies is not idle */
-                idle_touch(&srv->conns, &c->idle, srv->now_ms);
+                idle_touch(&w->conns, &c->idle, w->now_ms);
         }
-        ev_del(srv->loop, c->fd, EV_WRITABLE);
+        ev_del(w->loop, c->fd, EV_WRITABLE);
 
         if (c->flags & CONN_CLOSING) {
                 conn_finish(c);
@@ -124,22 +125,22 @@ fail:
 /* Queue n bytes of output, writing directly when nothing is queued before them. */
 static int conn_send(struct conn *c, const char *p, size_t n)
 {
-        struct server *srv = c->srv;
+        struct worker *w = c->w;
 
         if (buffer_len(&c->out) == 0) {
-                ssize_t w;
+                ssize_t sent;
 
                 do
-                        w = send(c->fd, p, n, MSG_NOSIGNAL);
-                while (w < 0 && errno == EINTR);
-                if (w < 0 && errno != EAGAIN) {
+                        sent = send(c->fd, p, n, MSG_NOSIGNAL);
+                while (sent < 0 && errno == EINTR);
+                if (sent < 0 && errno != EAGAIN) {
                         conn_close(c);
                         return -ECONNRESET;
                 }
-                if (w > 0) {
-                        srv->stats.bytes_out += (uint64_t) w;
-                        p += w;
-                        n -= (size_t) w;
+                if (sent > 0) {
+                        WORKER_STAT_ADD(w, bytes_out, sent);
+                        p += sent;
+                        n -= (size_t) sent;
                 }
                 if (n == 0)
                         return 0;
@@ -149,19 +150,19 @@ static int conn_send(struct conn *c, const char *p, size_t n)
                 conn_close(c);
                 return -ENOMEM;
         }
-        if (ev_add(srv->loop, c->fd, EV_WRITABLE, conn_on_event, c) < 0) {
+        if (ev_add(w->loop, c->fd, EV_WRITABLE, conn_on_event, c) < 0) {
                 conn_close(c);
                 return -ECONNRESET;
         }
         return 0;
 }
 
-/* Frame messages from data; assemble the replies in the server's scratch
+/* Frame messages from data; assemble the replies in the worker's scratch
  * buffer. Returns the number of bytes consumed; sets CONN_CLOSING or
  * CONN_READ_OFF when the connection is done. */
 static size_t conn_process(struct conn *c, const char *data, size_t len, bool eof, size_t *wlen)
 {
-        struct server *srv = c->srv;
+        struct worker *w = c->w;
         const struct listen_opts *o = &c->set->o;
         size_t pos = 0;
 
@@ -174,11 +175,11 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, bool eo
                 if (r < 0) {
                         static const char msg[] = FRAMING_TOO_LONG_REPLY;
 
-                        if (server_grow_wbuf(srv, *wlen + sizeof(msg)) == 0) {
-                                memcpy(srv->wbuf + *wlen, msg, sizeof(msg) - 1);
+                        if (worker_grow_wbuf(w, *wlen + sizeof(msg)) == 0) {
+                                memcpy(w->wbuf + *wlen, msg, sizeof(msg) - 1);
                                 *wlen += sizeof(msg) - 1;
                         }
-                        srv->stats.oversized++;
+                        WORKER_STAT_ADD(w, oversized, 1);
                         if (log_enabled(LOG_LEVEL_DEBUG)) {
                                 char peer[SOCKADDR_STR_MAX];
                                 log_debug("message from %s longer than %u bytes: closing",
@@ -187,7 +188,7 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, bool eo
                         c->flags |= CONN_CLOSING;
                         return len;
                 }
-                srv->stats.messages++;
+                WORKER_STAT_ADD(w, messages, 1);
                 if (o->mode == MODE_ONESHOT || log_enabled(LOG_LEVEL_DEBUG)) {
                         char peer[SOCKADDR_STR_MAX], text[512];
 
@@ -201,12 +202,12 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, bool eo
                         c->flags |= CONN_CLOSING;
                         return len;
                 }
-                if (server_grow_wbuf(srv, *wlen + framing_reply_len(&f, o->suffix_len)) < 0) {
+                if (worker_grow_wbuf(w, *wlen + framing_reply_len(&f, o->suffix_len)) < 0) {
                         log_warning("out of memory building a reply: closing the connection");
                         c->flags |= CONN_CLOSING;
                         return len;
                 }
-                *wlen += framing_build_reply(srv->wbuf + *wlen, data + pos, &f,
+                *wlen += framing_build_reply(w->wbuf + *wlen, data + pos, &f,
                                              o->suffix, o->suffix_len);
                 pos += f.consumed;
         }
@@ -215,10 +216,10 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, bool eo
 
 static void conn_read(struct conn *c)
 {
-        struct server *srv = c->srv;
+        struct worker *w = c->w;
         const struct listen_opts *o = &c->set->o;
-        size_t want = srv->rbuf_size, wlen = 0, used;
-        uint64_t messages_before = srv->stats.messages;
+        size_t want = w->rbuf_size, wlen = 0, used;
+        uint64_t messages_before = w->stats.messages;
         bool eof = false;
         ssize_t n;
 
@@ -226,7 +227,7 @@ static void conn_read(struct conn *c)
         if (o->framing == FRAMING_RAW && want > (size_t) o->max_message + 1)
                 want = (size_t) o->max_message + 1;
         do
-                n = recv(c->fd, srv->rbuf, want, 0);
+                n = recv(c->fd, w->rbuf, want, 0);
         while (n < 0 && errno == EINTR);
         if (n < 0) {
                 if (errno != EAGAIN)
@@ -237,19 +238,19 @@ static void conn_read(struct conn *c)
                 eof = true;
                 c->flags |= CONN_EOF;
         }
-        srv->stats.bytes_in += (uint64_t) n;
+        WORKER_STAT_ADD(w, bytes_in, n);
 
         if (buffer_len(&c->in) == 0) {
                 /* the common case: frame straight from the shared read buffer */
-                used = conn_process(c, srv->rbuf, (size_t) n, eof, &wlen);
+                used = conn_process(c, w->rbuf, (size_t) n, eof, &wlen);
                 if (used < (size_t) n && !(c->flags & (CONN_CLOSING | CONN_READ_OFF)) &&
-                    buffer_append(&c->in, srv->rbuf + used, (size_t) n - used, 0) < 0) {
+                    buffer_append(&c->in, w->rbuf + used, (size_t) n - used, 0) < 0) {
                         log_warning("out of memory buffering input: closing the connection");
                         conn_close(c);
                         return;
                 }
         } else {
-                if (buffer_append(&c->in, srv->rbuf, (size_t) n, 0) < 0) {
+                if (buffer_append(&c->in, w->rbuf, (size_t) n, 0) < 0) {
                         log_warning("out of memory buffering input: closing the connection");
                         conn_close(c);
                         return;
@@ -260,15 +261,15 @@ static void conn_read(struct conn *c)
 
         /* Only a complete message counts as activity: a client that trickles
          * bytes of a message it never finishes (slowloris) still times out. */
-        if (srv->stats.messages != messages_before)
-                idle_touch(&srv->conns, &c->idle, srv->now_ms);
+        if (w->stats.messages != messages_before)
+                idle_touch(&w->conns, &c->idle, w->now_ms);
         if (eof || (c->flags & CONN_CLOSING)) {
                 /* nothing more will be read: answer what came, then close */
                 c->flags |= CONN_CLOSING;
                 buffer_free(&c->in);
                 conn_read_off(c);
         }
-        if (wlen > 0 && conn_send(c, srv->wbuf, wlen) < 0)
+        if (wlen > 0 && conn_send(c, w->wbuf, wlen) < 0)
                 return;
         if (buffer_len(&c->out) == 0) {
                 if (c->flags & CONN_CLOSING)
@@ -305,24 +306,25 @@ static void conn_on_event(struct ev_loop *loop, int fd, void *data, int mask)
                 conn_read(c);
 }
 
-int conn_start(struct server *srv, int fd, struct lsettings *set, struct source *src)
+int conn_start(struct worker *w, int fd, struct lsettings *set, struct source *src)
 {
         struct conn *c = calloc(1, sizeof(*c));
         int r;
 
         if (!c) {
                 close(fd);
-                source_release(&srv->sources, src);
+                w->n_conns++;   /* worker_conn_closed() balances the books */
+                worker_conn_closed(w, src);
                 return -ENOMEM;
         }
-        c->srv = srv;
+        c->w = w;
         c->fd = fd;
         c->set = lsettings_ref(set);
         c->src = src;
-        srv->n_conns++;
-        idle_touch(&srv->conns, &c->idle, srv->now_ms);
+        w->n_conns++;
+        idle_touch(&w->conns, &c->idle, w->now_ms);
 
-        r = ev_add(srv->loop, fd, EV_READABLE, conn_on_event, c);
+        r = ev_add(w->loop, fd, EV_READABLE, conn_on_event, c);
         if (r < 0) {
                 conn_close(c);
                 return r;

@@ -10,7 +10,7 @@
 #include "source.h"
 #include "timer.h"
 
-struct server;
+struct worker;
 
 /* Stop reading a client while this much output is queued for it; resume
  * once the queue has drained below the low mark. */
@@ -29,8 +29,8 @@ enum {
 #define CONN_LINGER_MS 5000u
 
 struct conn {
-        struct idle_link idle;          /* first: the server's list links conns by it */
-        struct server *srv;
+        struct idle_link idle;          /* first: the worker's lists link conns by it */
+        struct worker *w;
         struct lsettings *set;
         struct source *src;             /* counted for max_per_source */
         struct buffer in;               /* an incomplete message */
@@ -42,7 +42,7 @@ struct conn {
 /* Takes ownership of fd (already non-blocking, close-on-exec) and of one hold
  * on src. Queues the greeting and starts watching. On failure the connection
  * is closed and -errno returned. */
-int conn_start(struct server *srv, int fd, struct lsettings *set, struct source *src);
+int conn_start(struct worker *w, int fd, struct lsettings *set, struct source *src);
 void conn_close(struct conn *c);
 /* Shutdown: stop reading and close once the queued replies are written. */
 void conn_drain(struct conn *c);

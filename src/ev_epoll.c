@@ -51,6 +51,9 @@ static int epoll_backend_add(struct ev_loop *loop, int fd, int oldmask, int addm
         struct epoll_state *s = loop->state;
         struct epoll_event ee = { .events = epoll_events_of(oldmask | addmask), .data.fd = fd };
 
+        /* EPOLLEXCLUSIVE is only accepted when the fd is first added */
+        if ((addmask & EV_EXCLUSIVE) && oldmask == EV_NONE)
+                ee.events |= EPOLLEXCLUSIVE;
         if (epoll_ctl(s->epfd, oldmask == EV_NONE ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ee) < 0)
                 return -errno;
         return 0;

@@ -98,12 +98,12 @@ int ev_add(struct ev_loop *loop, int fd, int mask, ev_proc *proc, void *data)
         if (fd < 0 || fd >= loop->setsize)
                 return -ERANGE;
         f = &loop->files[fd];
-        if ((f->mask | mask) != f->mask) {
+        if ((f->mask | (mask & ~EV_EXCLUSIVE)) != f->mask) {
                 r = loop->backend->add(loop, fd, f->mask, mask);
                 if (r < 0)
                         return r;
         }
-        f->mask |= mask;
+        f->mask |= mask & ~EV_EXCLUSIVE;
         f->proc = proc;
         f->data = data;
         if (fd > loop->maxfd)

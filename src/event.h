@@ -11,6 +11,9 @@
 #define EV_NONE     0
 #define EV_READABLE 1
 #define EV_WRITABLE 2
+/* ev_add() hint: when several loops watch this fd, wake only one of them
+ * (EPOLLEXCLUSIVE); backends without such a mode ignore it. */
+#define EV_EXCLUSIVE 4
 
 struct ev_loop;
 typedef void ev_proc(struct ev_loop *loop, int fd, void *data, int mask);

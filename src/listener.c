@@ -27,13 +27,13 @@ struct lsettings *lsettings_new(const struct listen_opts *o)
 
 struct lsettings *lsettings_ref(struct lsettings *s)
 {
-        s->refs++;
+        __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
         return s;
 }
 
 void lsettings_unref(struct lsettings *s)
 {
-        if (!s || --s->refs > 0)
+        if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0)
                 return;
         listen_opts_done(&s->o);
         free(s);

@@ -13,7 +13,7 @@
 /* Per-listener settings shared by the listener and every connection it
  * accepted: a reload gives the listener a new one, connections keep theirs. */
 struct lsettings {
-        unsigned refs;
+        unsigned refs;          /* atomic: connections of every worker hold references */
         struct listen_opts o;
 };
 
@@ -33,13 +33,11 @@ struct listener {
         int fd;
         struct listen_key key;
         uint16_t bound_port;    /* the port actually bound (differs when key.port is 0) */
-        bool paused;            /* not watched for accept */
         bool passed;            /* passed by systemd: never closed by muxd */
         bool claimed;           /* matched by a config entry (during a reload) */
         bool dual_stack;        /* an IPv6 wildcard socket that also takes IPv4 */
         struct lsettings *settings;
         char *name;             /* NULL if none */
-        void *owner;            /* the server, for the accept callback */
         char addr_str[SOCKADDR_STR_MAX]; /* "[::]:8088" */
 };
 

@@ -22,14 +22,15 @@ bool log_to_journal(void)
         return log_journal;
 }
 
+/* Set by the main thread on reload, read by every worker. */
 void log_set_level(enum log_level level)
 {
-        log_max_level = level;
+        __atomic_store_n(&log_max_level, level, __ATOMIC_RELAXED);
 }
 
 bool log_enabled(enum log_level level)
 {
-        return level <= log_max_level;
+        return level <= __atomic_load_n(&log_max_level, __ATOMIC_RELAXED);
 }
 
 static int log_journal_send(enum log_level level, const struct log_fields *f, const char *msg)

@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <stdio.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -19,239 +17,165 @@
 #include "systemd.h"
 #include "util.h"
 
-#define SERVER_READ_SIZE        (64u * 1024u)
-#define SERVER_ACCEPT_BATCH     64      /* accepts per wakeup, so clients keep being served */
-#define SERVER_ACCEPT_RETRY_MS  1000u   /* retry after descriptor exhaustion */
 #define SERVER_SETSIZE_MAX      (1 << 20)
 #define SERVER_STATUS_MS        1000u   /* STATUS= at most this often */
 #define SERVER_NOTIFY_RETRY_MS  100u
+#define SERVER_RETIRE_POLL_MS   20u     /* while workers drop removed listeners */
 
-static void server_on_accept(struct ev_loop *loop, int fd, void *data, int mask);
+static void server_resync_workers(struct server *s);
+static void server_retire_listener(struct server *s, struct listener *l);
+static void server_free_retired(struct server *s, bool force);
 
-static void server_watch_listeners(struct server *s, bool on)
+static uint64_t server_now(const struct server *s)
 {
-        for (struct listener *l = s->listeners; l; l = l->next) {
-                if (on && l->paused) {
-                        if (ev_add(s->loop, l->fd, EV_READABLE, server_on_accept, l) < 0)
-                                continue;       /* fd beyond the loop: reported at start */
-                        l->paused = false;
-                } else if (!on && !l->paused) {
-                        ev_del(s->loop, l->fd, EV_READABLE);
-                        l->paused = true;
-                }
-        }
+        return s->workers[0]->now_ms;   /* the main thread's loop time */
 }
 
-static void server_pause_accept(struct server *s, uint64_t retry_ms)
+struct source *server_source_hold(struct server *s, const struct sockaddr *sa)
 {
-        server_watch_listeners(s, false);
-        s->accept_paused = true;
-        s->accept_retry_ms = retry_ms;
-}
+        struct source *src;
 
-static void server_resume_accept(struct server *s)
-{
-        if (!s->accept_paused || s->stopping)
-                return;
-        s->accept_paused = false;
-        s->accept_retry_ms = 0;
-        server_watch_listeners(s, true);
-}
-
-void server_conn_closed(struct server *s)
-{
-        s->n_conns--;
-        s->stats.closed++;
-        if (s->accept_paused && s->n_conns < s->cfg->max_connections)
-                server_resume_accept(s);
-}
-
-int server_grow_wbuf(struct server *s, size_t need)
-{
-        size_t cap = s->wbuf_cap;
-        char *p;
-
-        if (need <= cap)
-                return 0;
-        while (cap < need)
-                cap *= 2;
-        p = realloc(s->wbuf, cap);
-        if (!p)
-                return -ENOMEM;
-        s->wbuf = p;
-        s->wbuf_cap = cap;
-        return 0;
-}
-
-static const char *server_refusal(const struct listen_opts *o, const struct sockaddr_storage *ss,
-                                  const struct source *src)
-{
-        const void *addr;
-        int family = ss->ss_family;
-
-        if (family == AF_INET)
-                addr = &((const struct sockaddr_in *) ss)->sin_addr;
-        else if (family == AF_INET6)
-                addr = &((const struct sockaddr_in6 *) ss)->sin6_addr;
-        else
-                return NULL;
-        if (o->deny.n > 0 && acl_match(&o->deny, family, addr))
-                return "denied";
-        if (o->allow.n > 0 && !acl_match(&o->allow, family, addr))
-                return "not allowed";
-        if (o->max_per_source > 0 && src->count > o->max_per_source)
-                return "too many connections from this address (max_per_source)";
-        return NULL;
-}
-
-static void server_accept_failed(struct server *s, struct listener *l, int err)
-{
-        static struct log_ratelimit rl;
-        unsigned suppressed;
-
-        if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-                /* Out of descriptors or memory: stop watching the listeners (the
-                 * kernel keeps new clients in the backlog) and retry when a client
-                 * leaves or after a pause, never in a busy loop. */
-                server_pause_accept(s, s->now_ms + SERVER_ACCEPT_RETRY_MS);
-                if (log_ratelimit_ok(&rl, s->now_ms, &suppressed))
-                        log_warning("cannot accept on %s: %s; pausing accepts (%u connections open)%s",
-                                    l->addr_str, strerror(err), s->n_conns,
-                                    suppressed ? " (similar messages suppressed)" : "");
-        } else if (log_ratelimit_ok(&rl, s->now_ms, &suppressed)) {
-                log_warning("accept on %s failed: %s", l->addr_str, strerror(err));
-        }
-}
-
-static void server_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
-{
-        struct listener *l = data;
-        struct server *s = l->owner;
-
-        for (int i = 0; i < SERVER_ACCEPT_BATCH; i++) {
-                struct sockaddr_storage ss;
-                socklen_t len = sizeof(ss);
-                struct source *src;
-                const char *why;
-                int cfd, one = 1, r;
-
-                if (s->n_conns >= s->cfg->max_connections) {
-                        static struct log_ratelimit rl;
-                        unsigned suppressed;
-
-                        server_pause_accept(s, 0);
-                        if (log_ratelimit_ok(&rl, s->now_ms, &suppressed))
-                                log_notice("max_connections (%u) reached: new clients wait until one leaves",
-                                           s->cfg->max_connections);
-                        return;
-                }
-                cfd = accept4(fd, (struct sockaddr *) &ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (cfd < 0) {
-                        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-                                continue;
-                        if (errno != EAGAIN)
-                                server_accept_failed(s, l, errno);
-                        return;
-                }
-                src = source_get(&s->sources, (struct sockaddr *) &ss);
-                if (!src) {
-                        close(cfd);
-                        server_accept_failed(s, l, ENOMEM);
-                        return;
-                }
+        pthread_mutex_lock(&s->sources_lock);
+        src = source_get(&s->sources, sa);
+        if (src)
                 source_hold(src);
-                why = server_refusal(&l->settings->o, &ss, src);
-                if (why) {
-                        static struct log_ratelimit rl;
-                        unsigned suppressed;
-                        char peer[SOCKADDR_STR_MAX];
-
-                        s->stats.refused++;
-                        if (log_ratelimit_ok(&rl, s->now_ms, &suppressed)) {
-                                sockaddr_to_string((struct sockaddr *) &ss, len, peer);
-                                log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) {
-                                                .event = "refused", .listen = l->addr_str, .peer = peer },
-                                         "refused %s on %s: %s%s", peer, l->addr_str, why,
-                                         suppressed ? " (similar messages suppressed)" : "");
-                        }
-                        close(cfd);
-                        source_release(&s->sources, src);
-                        continue;
-                }
-                /* replies are whole messages: send them without Nagle's delay */
-                (void) setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-                s->stats.accepted++;
-                if (log_enabled(LOG_LEVEL_DEBUG)) {
-                        char peer[SOCKADDR_STR_MAX];
-
-                        sockaddr_to_string((struct sockaddr *) &ss, len, peer);
-                        log_full(LOG_LEVEL_DEBUG, &(const struct log_fields) {
-                                        .event = "connection", .listen = l->addr_str, .peer = peer },
-                                 "connection from %s on %s", peer, l->addr_str);
-                }
-                r = conn_start(s, cfd, l->settings, src);
-                if (r == -ERANGE) {
-                        static struct log_ratelimit rl;
-                        unsigned suppressed;
-
-                        if (log_ratelimit_ok(&rl, s->now_ms, &suppressed))
-                                log_warning("descriptor %d is beyond what backend \"%s\" can watch: connection closed",
-                                            cfd, ev_loop_backend(s->loop)->name);
-                }
-        }
+        pthread_mutex_unlock(&s->sources_lock);
+        return src;
 }
 
-static void server_close_all(struct server *s)
+void server_source_release(struct server *s, struct source *src)
 {
-        struct idle_link *l;
-
-        while ((l = idle_oldest(&s->conns)))
-                conn_close(conn_from_idle(l));
-        while ((l = idle_oldest(&s->lingering)))
-                conn_close(conn_from_idle(l));
+        pthread_mutex_lock(&s->sources_lock);
+        source_release(&s->sources, src);
+        pthread_mutex_unlock(&s->sources_lock);
 }
 
-static void server_close_listeners(struct server *s)
+/* The settings workers read without the configuration itself. */
+static void server_publish_settings(struct server *s)
 {
-        struct listener *l, *next;
-
-        for (l = s->listeners; l; l = next) {
-                next = l->next;
-                ev_del(s->loop, l->fd, EV_READABLE);
-                listener_free(l);
-        }
-        s->listeners = NULL;
-        s->n_listeners = 0;
+        __atomic_store_n(&s->max_connections, s->cfg->max_connections, __ATOMIC_RELEASE);
+        __atomic_store_n(&s->timeout_s, s->cfg->timeout, __ATOMIC_RELEASE);
+        __atomic_store_n(&s->shutdown_timeout_s, s->cfg->shutdown_timeout, __ATOMIC_RELEASE);
+        log_set_level(s->cfg->log_level);
 }
 
-static void server_stop(struct server *s, const char *why)
+static struct worker_stats server_stats(const struct server *s)
 {
-        struct idle_link *l, *next;
+        struct worker_stats t = { 0 };
 
-        s->stopping = true;
-        s->stop_deadline_ms = s->now_ms + (uint64_t) s->cfg->shutdown_timeout * 1000u;
-        notify_state(s->notify, "STOPPING=1");
-        log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "stopping", .message_id = MUXD_MESSAGE_STOPPING },
-                 "%s: stopping, draining %u connection%s (at most %us)", why, s->n_conns,
-                 s->n_conns == 1 ? "" : "s", s->cfg->shutdown_timeout);
-        server_close_listeners(s);
-        for (l = s->conns.head.next; l != &s->conns.head; l = next) {
-                next = l->next;
-                conn_drain(conn_from_idle(l));
+        for (unsigned i = 0; i < s->n_workers; i++) {
+                const struct worker_stats *st = &s->workers[i]->stats;
+
+#define SUM(f) t.f += __atomic_load_n(&st->f, __ATOMIC_RELAXED)
+                SUM(accepted); SUM(refused); SUM(closed); SUM(messages);
+                SUM(timeouts); SUM(oversized); SUM(bytes_in); SUM(bytes_out);
+#undef SUM
         }
+        return t;
 }
 
 static void server_log_stats(struct server *s)
 {
-        const struct server_stats *st = &s->stats;
+        struct worker_stats st = server_stats(s);
 
-        log_info("statistics: %u connections open, %zu listeners, %llu accepted, %llu refused, "
+        log_info("statistics: %u connections open, %zu listeners, %u workers, %llu accepted, %llu refused, "
                  "%llu closed, %llu messages, %llu timeouts, %llu oversized, %llu bytes in, %llu bytes out",
-                 s->n_conns, s->n_listeners,
-                 (unsigned long long) st->accepted, (unsigned long long) st->refused,
-                 (unsigned long long) st->closed, (unsigned long long) st->messages,
-                 (unsigned long long) st->timeouts, (unsigned long long) st->oversized,
-                 (unsigned long long) st->bytes_in, (unsigned long long) st->bytes_out);
+                 __atomic_load_n(&s->n_conns_total, __ATOMIC_RELAXED), s->n_listeners, s->n_workers,
+                 (unsigned long long) st.accepted, (unsigned long long) st.refused,
+                 (unsigned long long) st.closed, (unsigned long long) st.messages,
+                 (unsigned long long) st.timeouts, (unsigned long long) st.oversized,
+                 (unsigned long long) st.bytes_in, (unsigned long long) st.bytes_out);
+}
+
+#define SERVER_SYNC_WAIT_MS 2000u
+
+/* Every worker takes the new listener list before the reload is reported
+ * done, so a client that connects after READY=1 gets the new settings.
+ * Workers answer within microseconds; a worker that does not within
+ * SERVER_SYNC_WAIT_MS catches up on its own (its old listeners are retired,
+ * not closed, until it has). */
+static void server_wait_synced(struct server *s)
+{
+        struct timespec deadline;
+        uint64_t gen = s->listeners_gen;
+
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += SERVER_SYNC_WAIT_MS / 1000u;
+        pthread_mutex_lock(&s->listeners_lock);
+        for (unsigned i = 1; i < s->n_workers; i++)
+                while (s->workers[i]->thread_started &&
+                       __atomic_load_n(&s->workers[i]->synced_gen, __ATOMIC_ACQUIRE) < gen)
+                        if (pthread_cond_timedwait(&s->synced_cond, &s->listeners_lock, &deadline) != 0)
+                                goto out;
+out:
+        pthread_mutex_unlock(&s->listeners_lock);
+        server_free_retired(s, false);
+}
+
+static void server_resync_workers(struct server *s)
+{
+        for (unsigned i = 1; i < s->n_workers; i++)
+                worker_request(s->workers[i], WORKER_RESYNC);
+        worker_resync(s->workers[0]);
+        server_wait_synced(s);
+}
+
+/* A removed listener is closed once no worker watches it any more: closing it
+ * while another thread's loop still has its descriptor number registered
+ * could let that number name a new connection there. */
+static void server_retire_listener(struct server *s, struct listener *l)
+{
+        l->next = s->retired;
+        s->retired = l;
+        s->retired_gen = s->listeners_gen + 1;  /* the generation being committed */
+}
+
+static bool server_retired_pending(const struct server *s)
+{
+        return s->retired != NULL;
+}
+
+static void server_free_retired(struct server *s, bool force)
+{
+        struct listener *l, *next;
+
+        if (!s->retired)
+                return;
+        for (unsigned i = 0; !force && i < s->n_workers; i++)
+                if (__atomic_load_n(&s->workers[i]->synced_gen, __ATOMIC_ACQUIRE) < s->retired_gen)
+                        return;
+        for (l = s->retired; l; l = next) {
+                next = l->next;
+                listener_free(l);
+        }
+        s->retired = NULL;
+}
+
+static void server_stop(struct server *s, const char *why)
+{
+        uint32_t n;
+
+        s->stopping = true;
+        notify_state(s->notify, "STOPPING=1");
+        /* every listener goes: workers stop watching them, then they are closed */
+        pthread_mutex_lock(&s->listeners_lock);
+        for (struct listener *l = s->listeners, *next; l; l = next) {
+                next = l->next;
+                server_retire_listener(s, l);
+        }
+        s->listeners = NULL;
+        s->n_listeners = 0;
+        s->listeners_gen++;
+        pthread_mutex_unlock(&s->listeners_lock);
+        for (unsigned i = 1; i < s->n_workers; i++)
+                worker_request(s->workers[i], WORKER_STOP);
+        worker_stop(s->workers[0]);
+        server_wait_synced(s);
+
+        n = __atomic_load_n(&s->n_conns_total, __ATOMIC_RELAXED);
+        log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "stopping", .message_id = MUXD_MESSAGE_STOPPING },
+                 "%s: stopping, draining %u connection%s (at most %us)", why, n, n == 1 ? "" : "s",
+                 s->cfg->shutdown_timeout);
 }
 
 static void server_log_listening(const struct listener *l, const struct listen_entry *e)
@@ -265,12 +189,6 @@ static void server_log_listening(const struct listener *l, const struct listen_e
                  l->passed ? ", passed by systemd" : "",
                  o->mode == MODE_ONESHOT ? "oneshot" : "echo",
                  o->framing == FRAMING_RAW ? "raw" : "line");
-}
-
-static void server_drop_listener(struct server *s, struct listener *l)
-{
-        ev_del(s->loop, l->fd, EV_READABLE);
-        listener_free(l);
 }
 
 /* The listener already serving entry e, if any (not one claimed before). */
@@ -351,12 +269,11 @@ static int server_apply_listeners(struct server *s, const struct config *cfg, bo
                                 *error = NULL;
                         goto rollback;
                 }
-                match[i]->owner = s;
-                match[i]->paused = true;
                 opened[i] = true;
         }
 
         /* commit: nothing below can fail */
+        pthread_mutex_lock(&s->listeners_lock);
         for (size_t i = 0; i < n; i++) {
                 l = match[i];
                 lsettings_unref(l->settings);
@@ -385,7 +302,7 @@ static int server_apply_listeners(struct server *s, const struct config *cfg, bo
                 } else {
                         log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "unlistening", .listen = l->addr_str },
                                  "no longer listening on %s", l->addr_str);
-                        server_drop_listener(s, l);
+                        server_retire_listener(s, l);
                 }
         }
         *tail = NULL;
@@ -395,6 +312,9 @@ static int server_apply_listeners(struct server *s, const struct config *cfg, bo
                 l->claimed = false;
                 s->n_listeners++;
         }
+        s->listeners_gen++;
+        pthread_mutex_unlock(&s->listeners_lock);
+        server_resync_workers(s);
         r = 0;
         goto out;
 
@@ -441,8 +361,6 @@ static int server_adopt_passed(struct server *s)
                                 p[i].fd, p[i].name, strerror(-r));
                         goto out;
                 }
-                l->owner = s;
-                l->paused = true;
                 *tail = l;
                 tail = &l->next;
                 s->n_listeners++;
@@ -456,14 +374,17 @@ out:
 /* STATUS= text: what systemctl status shows. */
 static void server_status_text(struct server *s, char *buf, size_t size)
 {
+        uint32_t conns = __atomic_load_n(&s->n_conns_total, __ATOMIC_RELAXED);
+        uint64_t messages = server_stats(s).messages;
+
         snprintf(buf, size, "%s%s%s%s%zu listener%s, %u client%s, %llu message%s served",
                  s->stopping ? "stopping; " : "",
                  s->reload_error ? "reload failed: " : "",
                  s->reload_error ? s->reload_error : "",
                  s->reload_error ? "; " : "",
                  s->n_listeners, s->n_listeners == 1 ? "" : "s",
-                 s->n_conns, s->n_conns == 1 ? "" : "s",
-                 (unsigned long long) s->stats.messages, s->stats.messages == 1 ? "" : "s");
+                 conns, conns == 1 ? "" : "s",
+                 (unsigned long long) messages, messages == 1 ? "" : "s");
 }
 
 /* Send STATUS= if it changed, at most once a second; returns ms until the
@@ -477,12 +398,12 @@ static int server_update_status(struct server *s, bool force)
         server_status_text(s, text, sizeof(text));
         if (strcmp(text, s->status_sent) == 0)
                 return -1;
-        if (!force && s->status_sent_ms && s->now_ms - s->status_sent_ms < SERVER_STATUS_MS)
-                return (int) (s->status_sent_ms + SERVER_STATUS_MS - s->now_ms);
+        if (!force && s->status_sent_ms && server_now(s) - s->status_sent_ms < SERVER_STATUS_MS)
+                return (int) (s->status_sent_ms + SERVER_STATUS_MS - server_now(s));
         snprintf(msg, sizeof(msg), "STATUS=%s", text);
         if (notify_try(s->notify, msg) >= 0)
                 memcpy(s->status_sent, text, sizeof(text));
-        s->status_sent_ms = s->now_ms ? s->now_ms : 1;  /* a dropped update waits its turn too */
+        s->status_sent_ms = server_now(s) ? server_now(s) : 1;  /* a dropped update waits its turn too */
         return -1;
 }
 
@@ -526,24 +447,19 @@ void server_reload(struct server *s)
                 goto done;
         }
 
-        if (strcmp(cfg->backend, ev_loop_backend(s->loop)->name) != 0)
+        if (strcmp(cfg->backend, s->backend->name) != 0)
                 log_notice("backend \"%s\" takes effect at the next start; still running \"%s\"",
-                           cfg->backend, ev_loop_backend(s->loop)->name);
+                           cfg->backend, s->backend->name);
         if (cfg->workers != s->cfg->workers)
                 log_notice("workers = %u takes effect at the next start", cfg->workers);
         config_free(s->cfg);
         s->cfg = cfg;
-        log_set_level(cfg->log_level);
+        server_publish_settings(s);
         free(s->reload_error);
         s->reload_error = NULL;
-
-        /* max_connections may have moved either way */
-        if (s->n_conns >= cfg->max_connections)
-                server_pause_accept(s, 0);
-        else if (s->accept_paused && s->accept_retry_ms == 0)
-                server_resume_accept(s);
-        else if (!s->accept_paused)
-                server_watch_listeners(s, true);        /* the new listeners */
+        /* max_connections may have grown: let paused workers look again */
+        for (unsigned i = 0; i < s->n_workers; i++)
+                worker_request(s->workers[i], WORKER_RESUME);
 
         log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "reloaded", .message_id = MUXD_MESSAGE_RELOADED },
                  "configuration reloaded from %s: %zu listener%s", cfg->path, s->n_listeners,
@@ -564,7 +480,8 @@ static void server_on_signal(struct ev_loop *loop, int fd, void *data, int mask)
                 case SIGINT:
                         if (s->stopping) {
                                 log_notice("%s again: exiting now", strsignal((int) si.ssi_signo));
-                                s->exit_now = true;
+                                for (unsigned i = 0; i < s->n_workers; i++)
+                                        worker_request(s->workers[i], WORKER_EXIT);
                         } else {
                                 server_stop(s, strsignal((int) si.ssi_signo));
                         }
@@ -596,10 +513,10 @@ static int server_setup_signals(struct server *s)
         s->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
         if (s->signal_fd < 0)
                 return -errno;
-        return ev_add(s->loop, s->signal_fd, EV_READABLE, server_on_signal, s);
+        return ev_add(s->workers[0]->loop, s->signal_fd, EV_READABLE, server_on_signal, s);
 }
 
-/* Use every descriptor the hard limit allows; the loop is sized to match. */
+/* Use every descriptor the hard limit allows; the loops are sized to match. */
 static int server_fd_limit(void)
 {
         struct rlimit rl;
@@ -618,8 +535,8 @@ static int server_fd_limit(void)
 
 int server_new(struct config *cfg, struct server **ret)
 {
-        const struct ev_backend *b;
         struct server *s;
+        char *error = NULL;
         int setsize, r;
 
         s = calloc(1, sizeof(*s));
@@ -629,32 +546,31 @@ int server_new(struct config *cfg, struct server **ret)
         }
         s->cfg = cfg;
         s->signal_fd = -1;
-        s->now_ms = timer_now_ms();
-        idle_queue_init(&s->conns);
-        idle_queue_init(&s->lingering);
+        pthread_mutex_init(&s->listeners_lock, NULL);
+        pthread_cond_init(&s->synced_cond, NULL);
+        pthread_mutex_init(&s->sources_lock, NULL);
+        s->backend = ev_backend_find(cfg->backend);
+        server_publish_settings(s);
 
-        s->rbuf_size = SERVER_READ_SIZE;
-        s->wbuf_cap = SERVER_READ_SIZE;
-        s->rbuf = malloc(s->rbuf_size);
-        s->wbuf = malloc(s->wbuf_cap);
-        if (!s->rbuf || !s->wbuf) {
+        setsize = server_fd_limit();
+        s->workers = calloc(cfg->workers, sizeof(*s->workers));
+        if (!s->workers) {
                 r = -ENOMEM;
                 log_err("out of memory");
                 goto fail;
         }
-
-        b = ev_backend_find(cfg->backend);
-        setsize = server_fd_limit();
-        r = ev_loop_new(b, setsize, &s->loop);
-        if (r < 0) {
-                log_err("cannot start the \"%s\" event loop: %s", cfg->backend, strerror(-r));
-                goto fail;
+        for (unsigned i = 0; i < cfg->workers; i++) {
+                r = worker_new(s, i, setsize, &s->workers[i]);
+                if (r < 0) {
+                        log_err("cannot start the \"%s\" event loop: %s", cfg->backend, strerror(-r));
+                        goto fail;
+                }
+                s->n_workers++;
         }
-        if ((uint64_t) cfg->max_connections + cfg->n_listeners + CONFIG_RESERVED_FDS >
-            (uint64_t) ev_loop_setsize(s->loop))
+        setsize = ev_loop_setsize(s->workers[0]->loop);
+        if ((uint64_t) cfg->max_connections + cfg->n_listeners + CONFIG_RESERVED_FDS > (uint64_t) setsize)
                 log_warning("max_connections (%u) is more than the %d descriptors available; "
-                            "accepting pauses when they run out",
-                            cfg->max_connections, ev_loop_setsize(s->loop));
+                            "accepting pauses when they run out", cfg->max_connections, setsize);
 
         r = server_setup_signals(s);
         if (r < 0) {
@@ -664,15 +580,11 @@ int server_new(struct config *cfg, struct server **ret)
         r = server_adopt_passed(s);
         if (r < 0)
                 goto fail;
-        {
-                char *error;
-
-                r = server_apply_listeners(s, cfg, true, &error);
-                if (r < 0) {
-                        log_err("%s", error ? error : strerror(-r));
-                        free(error);
-                        goto fail;
-                }
+        r = server_apply_listeners(s, cfg, true, &error);
+        if (r < 0) {
+                log_err("%s", error ? error : strerror(-r));
+                free(error);
+                goto fail;
         }
         if (s->n_listeners == 0) {
                 log_err("%s: no listeners: set \"ports\" or \"listen\"", cfg->path);
@@ -683,9 +595,6 @@ int server_new(struct config *cfg, struct server **ret)
         if (r < 0)
                 log_warning("NOTIFY_SOCKET is unusable: %s", strerror(-r));
         s->watchdog_interval_ms = systemd_watchdog_usec() / 2000u;
-        s->watchdog_next_ms = s->now_ms;
-        s->accept_paused = true;
-        server_resume_accept(s);
         *ret = s;
         return 0;
 fail:
@@ -693,100 +602,99 @@ fail:
         return r;
 }
 
-static void server_wait_until(int *wait, uint64_t deadline_ms, uint64_t now_ms)
+static void server_bound_wait(int *wait, int t)
 {
-        int t = deadline_ms > now_ms ? (int) (deadline_ms - now_ms) : 0;
-
-        if (*wait < 0 || t < *wait)
+        if (t >= 0 && (*wait < 0 || t < *wait))
                 *wait = t;
+}
+
+/* How long the main thread's loop may sleep for the server's own sake. */
+static int server_main_wait(struct server *s)
+{
+        uint64_t now = server_now(s);
+        int wait = -1;
+
+        if (s->watchdog_interval_ms)
+                server_bound_wait(&wait, s->watchdog_next_ms > now ? (int) (s->watchdog_next_ms - now) : 0);
+        if (notify_pending(s->notify))
+                server_bound_wait(&wait, SERVER_NOTIFY_RETRY_MS);
+        if (server_retired_pending(s))
+                server_bound_wait(&wait, SERVER_RETIRE_POLL_MS);
+        server_bound_wait(&wait, server_update_status(s, false));
+        /* other workers' clients do not wake this loop: look at them each second */
+        if (s->notify && s->n_workers > 1)
+                server_bound_wait(&wait, SERVER_STATUS_MS);
+        return wait;
+}
+
+static void server_main_tick(struct server *s)
+{
+        uint64_t now = server_now(s);
+
+        if (s->watchdog_interval_ms && now >= s->watchdog_next_ms) {
+                notify_try(s->notify, "WATCHDOG=1");
+                s->watchdog_next_ms = now + s->watchdog_interval_ms;
+        }
+        notify_flush(s->notify);
+        server_free_retired(s, false);
 }
 
 int server_run(struct server *s)
 {
-        notify_state(s->notify, "READY=1");
-        log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "started", .message_id = MUXD_MESSAGE_STARTED },
-                 "ready: %zu listener%s, backend %s, max_connections %u", s->n_listeners,
-                 s->n_listeners == 1 ? "" : "s", ev_loop_backend(s->loop)->name,
-                 s->cfg->max_connections);
-        server_update_status(s, true);
+        char workers[32];
+        int r;
 
-        while (!s->exit_now) {
-                uint64_t timeout_ms = (uint64_t) s->cfg->timeout * 1000u;
-                struct idle_link *l;
-                int wait, status_wait, n;
-
-                if (s->stopping && s->n_conns == 0)
-                        break;
-
-                wait = idle_next_timeout(&s->conns, s->now_ms, timeout_ms);
-                n = idle_next_timeout(&s->lingering, s->now_ms, CONN_LINGER_MS);
-                if (n >= 0 && (wait < 0 || n < wait))
-                        wait = n;
-                if (s->accept_retry_ms)
-                        server_wait_until(&wait, s->accept_retry_ms, s->now_ms);
-                if (s->stopping)
-                        server_wait_until(&wait, s->stop_deadline_ms, s->now_ms);
-                if (s->watchdog_interval_ms)
-                        server_wait_until(&wait, s->watchdog_next_ms, s->now_ms);
-                if (notify_pending(s->notify))
-                        server_wait_until(&wait, s->now_ms + SERVER_NOTIFY_RETRY_MS, s->now_ms);
-                status_wait = server_update_status(s, false);
-                if (status_wait >= 0)
-                        server_wait_until(&wait, s->now_ms + (uint64_t) status_wait, s->now_ms);
-
-                n = ev_wait(s->loop, wait);
-                if (n < 0) {
-                        log_err("event loop failed: %s", strerror(-n));
-                        s->exit_code = 1;
-                        break;
-                }
-                s->now_ms = timer_now_ms();
-                ev_dispatch(s->loop, n);
-
-                while ((l = idle_pop_expired(&s->conns, s->now_ms, timeout_ms))) {
-                        s->stats.timeouts++;
-                        log_debug("closing a connection idle for %us", s->cfg->timeout);
-                        conn_close(conn_from_idle(l));
-                }
-                while ((l = idle_pop_expired(&s->lingering, s->now_ms, CONN_LINGER_MS)))
-                        conn_close(conn_from_idle(l));
-                if (s->accept_retry_ms && s->now_ms >= s->accept_retry_ms)
-                        server_resume_accept(s);
-                if (s->watchdog_interval_ms && s->now_ms >= s->watchdog_next_ms) {
-                        notify_try(s->notify, "WATCHDOG=1");
-                        s->watchdog_next_ms = s->now_ms + s->watchdog_interval_ms;
-                }
-                notify_flush(s->notify);
-                if (s->stopping && s->now_ms >= s->stop_deadline_ms) {
-                        if (s->n_conns > 0)
-                                log_notice("shutdown_timeout reached: closing %u connection%s with unsent replies",
-                                           s->n_conns, s->n_conns == 1 ? "" : "s");
-                        break;
+        snprintf(workers, sizeof(workers), ", %u workers", s->n_workers);
+        for (unsigned i = 1; i < s->n_workers; i++) {
+                r = worker_start_thread(s->workers[i]);
+                if (r < 0) {
+                        log_err("cannot start worker thread %u: %s", i, strerror(-r));
+                        for (unsigned j = 1; j < i; j++)
+                                worker_request(s->workers[j], WORKER_EXIT);
+                        return 1;
                 }
         }
-        server_close_all(s);
+        /* every listener is being served (the workers took them when they started) */
+        notify_state(s->notify, "READY=1");
+        log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "started", .message_id = MUXD_MESSAGE_STARTED },
+                 "ready: %zu listener%s, backend %s, max_connections %u%s", s->n_listeners,
+                 s->n_listeners == 1 ? "" : "s", s->backend->name, s->cfg->max_connections,
+                 s->n_workers > 1 ? workers : "");
+        s->workers[0]->now_ms = timer_now_ms();
+        s->watchdog_next_ms = s->workers[0]->now_ms;
+        server_update_status(s, true);
+
+        r = worker_run(s->workers[0], server_main_wait, server_main_tick);
+        for (unsigned i = 1; i < s->n_workers; i++)
+                worker_request(s->workers[i], WORKER_EXIT);
+        if (r == 0)
+                r = __atomic_load_n(&s->exit_code, __ATOMIC_ACQUIRE);
         log_info("stopped");
-        return s->exit_code;
+        return r;
 }
 
 void server_free(struct server *s)
 {
         if (!s)
                 return;
-        if (s->loop) {
-                server_close_all(s);
-                server_close_listeners(s);
-                if (s->signal_fd >= 0)
-                        ev_del(s->loop, s->signal_fd, EV_READABLE);
+        for (unsigned i = 0; i < s->n_workers; i++)
+                worker_request(s->workers[i], WORKER_EXIT);
+        for (unsigned i = s->n_workers; i-- > 0; )
+                worker_free(s->workers[i]);     /* joins the threads */
+        free(s->workers);
+        server_free_retired(s, true);
+        for (struct listener *l = s->listeners, *next; l; l = next) {
+                next = l->next;
+                listener_free(l);
         }
         if (s->signal_fd >= 0)
                 close(s->signal_fd);
-        ev_loop_free(s->loop);
         notify_free(s->notify);
         free(s->reload_error);
-        free(s->rbuf);
-        free(s->wbuf);
         source_table_free(&s->sources);
+        pthread_mutex_destroy(&s->listeners_lock);
+        pthread_cond_destroy(&s->synced_cond);
+        pthread_mutex_destroy(&s->sources_lock);
         config_free(s->cfg);
         free(s);
 }

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* The server: one event loop, its listeners and connections, signals,
- * accept pausing, idle timeouts and the shutdown drain. */
+/* The server: configuration, listeners, workers, signals, reload and the
+ * conversation with systemd. It runs in the main thread, inside worker 0's
+ * event loop (see worker.h). */
 #pragma once
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -10,44 +12,40 @@
 #include "event.h"
 #include "listener.h"
 #include "source.h"
-#include "timer.h"
-
-struct server_stats {
-        uint64_t accepted;
-        uint64_t refused;       /* by allow/deny */
-        uint64_t closed;
-        uint64_t messages;
-        uint64_t timeouts;
-        uint64_t oversized;
-        uint64_t bytes_in;
-        uint64_t bytes_out;
-};
+#include "worker.h"
 
 struct notifier;
 
 struct server {
         struct config *cfg;
-        struct ev_loop *loop;
+        const struct ev_backend *backend;       /* the running one (a change waits for a restart) */
         struct notifier *notify;
+        int signal_fd;
+
+        /* Listeners: changed by the main thread only, under listeners_lock;
+         * workers copy the list when listeners_gen moves. */
+        pthread_mutex_t listeners_lock;
+        pthread_cond_t synced_cond;     /* a worker took a new listener list */
         struct listener *listeners;
         size_t n_listeners;
-        struct idle_queue conns;        /* every connection, least recently active first */
-        struct idle_queue lingering;    /* half-closed ones, oldest first (see conn_finish) */
-        uint32_t n_conns;
+        uint64_t listeners_gen;
+        struct listener *retired;       /* closed once every worker has synced past retired_gen */
+        uint64_t retired_gen;
+
+        struct worker **workers;
+        unsigned n_workers;
+        unsigned workers_running;       /* threads not yet finished, atomic */
+
+        /* shared with the workers (atomic) */
+        uint32_t max_connections;
+        uint32_t timeout_s;
+        uint32_t shutdown_timeout_s;
+        uint32_t n_conns_total;
+        bool accept_paused_any;
+        int exit_code;
+
+        pthread_mutex_t sources_lock;
         struct source_table sources;    /* connections per client address */
-        uint64_t now_ms;                /* loop time, updated once per wakeup */
-
-        /* accepting is paused at max_connections and on descriptor exhaustion */
-        bool accept_paused;
-        uint64_t accept_retry_ms;       /* 0: resume only when a client leaves */
-
-        /* scratch space shared by all connections: nothing allocated per message */
-        char *rbuf;
-        size_t rbuf_size;
-        char *wbuf;
-        size_t wbuf_cap;
-
-        int signal_fd;
 
         /* sd_notify STATUS=: sent at most once a second, when it changed */
         char *reload_error;             /* first error of the last failed reload */
@@ -57,22 +55,17 @@ struct server {
         uint64_t watchdog_next_ms;
 
         bool stopping;
-        uint64_t stop_deadline_ms;
-        bool exit_now;
-        int exit_code;
-
-        struct server_stats stats;
 };
 
 /* Takes ownership of cfg. Adopts the sockets systemd passed, opens the other
- * listeners, sets up signals. Returns 0 or -errno (already logged). */
+ * listeners, sets up signals and workers. Returns 0 or -errno (already logged). */
 int server_new(struct config *cfg, struct server **ret);
-/* Reload the configuration file (SIGHUP): all or nothing. */
-void server_reload(struct server *s);
 /* Run until stopped; returns the process exit status. */
 int server_run(struct server *s);
 void server_free(struct server *s);             /* accepts NULL */
+/* Reload the configuration file (SIGHUP): all or nothing. */
+void server_reload(struct server *s);
 
-/* Connections call these. */
-void server_conn_closed(struct server *s);
-int server_grow_wbuf(struct server *s, size_t need);
+/* max_per_source bookkeeping, shared by all workers. */
+struct source *server_source_hold(struct server *s, const struct sockaddr *sa);
+void server_source_release(struct server *s, struct source *src);

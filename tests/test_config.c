@@ -214,8 +214,6 @@ static struct invalid_case invalid_cases[] = {
           { "test.conf:1: shutdown_timeout: must be between 0 and 3600, got 3601" } },
         { "shutdown_timeout_negative", "shutdown_timeout = -5;\n",
           { "test.conf:1: shutdown_timeout: must be between 0 and 3600, got -5" } },
-        { "workers_two", "workers = 2;\n",
-          { "test.conf:1: workers: only 1 is supported by this build" } },
         { "workers_zero", "workers = 0;\n",
           { "test.conf:1: workers: must be between 1 and 64, got 0" } },
         { "workers_too_many", "workers = 65;\n",
@@ -377,12 +375,12 @@ static struct invalid_case invalid_cases[] = {
 
         /* every semantic error is reported, in file order, listeners last */
         { "many_errors",
-          "timeout = -1;\nbackend = \"kqueue\";\nworkers = 4;\nbogus = 1;\n"
+          "timeout = -1;\nbackend = \"kqueue\";\nworkers = 99;\nbogus = 1;\n"
           "listen = (\n  { port = 1; },\n  { port = 1; mode = \"x\"; }\n);\n"
           "ports = [ 99999 ];\ngreeting = 1;\n",
           { "test.conf:1: timeout: must be between 0 and 2592000, got -1",
             "test.conf:2: backend: unknown backend \"kqueue\" (valid: epoll, poll, select)",
-            "test.conf:3: workers: only 1 is supported by this build",
+            "test.conf:3: workers: must be between 1 and 64, got 99",
             "test.conf:4: unknown setting \"bogus\"",
             "test.conf:10: greeting: expected a string",
             "test.conf:9: ports: must be between 0 and 65535, got 99999",
@@ -673,8 +671,10 @@ static void test_every_setting(void **state)
 
         /* the other ends of the ranges, and each remaining level and backend */
         c = load_ok("timeout = 2592000;\nmax_connections = 1;\nshutdown_timeout = 0;\n"
-                    "max_message = 1;\nlog_level = \"err\";\nbackend = \"select\";\n");
+                    "max_message = 1;\nlog_level = \"err\";\nbackend = \"select\";\n"
+                    "workers = 64;\n");
         assert_int_equal(c->timeout, 2592000);
+        assert_int_equal(c->workers, 64);
         assert_int_equal(c->max_connections, 1);
         assert_int_equal(c->shutdown_timeout, 0);
         assert_int_equal(c->defaults.max_message, 1);

@@ -39,6 +39,10 @@ MUXD = os.environ.get("MUXD", "")
 MUXC = os.environ.get("MUXC", "")
 SRCDIR = os.environ.get("MUXD_SRCDIR", "")
 VERBOSE = os.environ.get("MUXDTEST_VERBOSE", "") not in ("", "0")
+# MUXD_TEST_WORKERS=N runs every test config with `workers = N` (make check-workers).
+WORKERS = os.environ.get("MUXD_TEST_WORKERS", "")
+# what the "ready:" log line ends with when more than one worker runs
+READY_SUFFIX = ", %s workers" % WORKERS if WORKERS and int(WORKERS) > 1 else ""
 
 LOG_LINE_RE = re.compile(r"^muxd: (debug|info|notice|warning|err): ")
 LISTEN_RE = re.compile(r"listening on (\[[0-9A-Fa-f:.]*\]|[0-9.]+):(\d+)")
@@ -169,6 +173,8 @@ def base_settings(backend, **over):
         "max_message": 4096,
         "listen": [{"port": 0, "address": "127.0.0.1"}],
     }
+    if WORKERS:
+        s["workers"] = int(WORKERS)
     for k, v in over.items():
         if v is None:
             s.pop(k, None)

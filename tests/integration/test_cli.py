@@ -136,7 +136,7 @@ class CliMixin:
     def test_check_errors_name_file_line_setting(self):
         # Out-of-range and wrong values: each named by file, line and setting.
         cases = [
-            ("workers = 2;", "workers"),
+            ("workers = 65;", "workers"),
             ("mode = \"proxy\";", "mode"),
             ("framing = \"json\";", "framing"),
             ("log_level = \"loud\";", "log_level"),

@@ -127,8 +127,8 @@ class SocketActivationMixin(SystemdHelpers):
         self.log_has(m, "muxd: info: listening on 127.0.0.1:%d, passed by systemd "
                         "(echo, line framing)" % p1)
         self.log_has(m, "muxd: info: listening on 127.0.0.1:%d (echo, line framing)" % p2)
-        self.log_has(m, "muxd: info: ready: 2 listeners, backend %s, max_connections 100"
-                     % self.backend)
+        self.log_has(m, "muxd: info: ready: 2 listeners, backend %s, max_connections 100%s"
+                     % (self.backend, mt.READY_SUFFIX))
         sa = self.client(m, port=p1)
         sb = self.client(m, port=p2)
         self.roundtrip(sa, b"one\n", suffix=b"A")
@@ -147,8 +147,8 @@ class SocketActivationMixin(SystemdHelpers):
         ])
         self.log_has(m, 'muxd: info: listening on 127.0.0.1:%d "web", passed by systemd '
                         '(echo, line framing)' % p_web)
-        self.log_has(m, "muxd: info: ready: 1 listener, backend %s, max_connections 100"
-                     % self.backend)
+        self.log_has(m, "muxd: info: ready: 1 listener, backend %s, max_connections 100%s"
+                     % (self.backend, mt.READY_SUFFIX))
         s = self.client(m, port=p_web, greeting=b"web\n")
         self.roundtrip(s, b"named\n", suffix=b"W")
         assert_refused(self, p_entry)
@@ -162,8 +162,8 @@ class SocketActivationMixin(SystemdHelpers):
             {"port": p_a, "address": "127.0.0.1", "suffix": "EXACT"},
             {"port": mt.free_port(), "address": "127.0.0.1", "name": "api", "suffix": "NAMED"},
         ])
-        self.log_has(m, "muxd: info: ready: 2 listeners, backend %s, max_connections 100"
-                     % self.backend)
+        self.log_has(m, "muxd: info: ready: 2 listeners, backend %s, max_connections 100%s"
+                     % (self.backend, mt.READY_SUFFIX))
         self.roundtrip(self.client(m, port=p_a), b"a\n", suffix=b"EXACT")
         self.roundtrip(self.client(m, port=p_b), b"b\n", suffix=b"NAMED")
 
@@ -191,8 +191,8 @@ class SocketActivationMixin(SystemdHelpers):
         notice = ('muxd: notice: socket 127.0.0.1:%d ("extra") passed by systemd matches no '
                   'entry in %s: serving it with the global defaults' % (p_extra, m.config_path))
         self.log_has(m, notice)
-        self.log_has(m, "muxd: info: ready: 2 listeners, backend %s, max_connections 100"
-                     % self.backend)
+        self.log_has(m, "muxd: info: ready: 2 listeners, backend %s, max_connections 100%s"
+                     % (self.backend, mt.READY_SUFFIX))
         s = self.client(m, port=p_extra, greeting=b"G-hello\n")
         self.roundtrip(s, b"unclaimed\n", suffix=b"G")
         own_port = [p for p in m.ports if p != p_extra][0]
@@ -656,7 +656,7 @@ class LogTargets(SystemdCase):
         self.assertEqual(lines[0], "muxd: info: listening on 127.0.0.1:%d (echo, line framing)"
                          % m.port)
         self.assertEqual(lines[1], "muxd: info: ready: 1 listener, backend epoll, "
-                                   "max_connections 100")
+                                   "max_connections 100" + mt.READY_SUFFIX)
         self.assertEqual(lines[-1], "muxd: info: stopped")
         self.assertEqual([l for l in lines if not mt.LOG_LINE_RE.match(l)], [])
 
@@ -675,7 +675,7 @@ class LogTargets(SystemdCase):
                 m = self.start_muxd(env={"JOURNAL_STREAM": value}, log_target="auto",
                                     wrapper=wrapper, name="auto.conf")
                 self.assertEqual(m.log_lines()[-1], "muxd: info: ready: 1 listener, backend "
-                                 "epoll, max_connections 100")
+                                 "epoll, max_connections 100" + mt.READY_SUFFIX)
                 self.assertEqual(m.stop(), 0)
         # no --log-target at all: auto is the default
         m = self.start_muxd(env={"JOURNAL_STREAM": "0:0"}, log_target=None, wrapper=wrapper,
@@ -763,7 +763,7 @@ class NativeJournal(SystemdCase):
         self.assertEqual(listening["MUXD_LISTEN"], "127.0.0.1:%d" % port)
         started = self.entry(r"^ready: ")
         self.assertEqual(started["MESSAGE"], "ready: 1 listener, backend epoll, "
-                                             "max_connections 100")
+                                             "max_connections 100" + mt.READY_SUFFIX)
         self.assertEqual(started["PRIORITY"], "6")
         self.assertEqual(started["SYSLOG_IDENTIFIER"], "muxd")
         self.assertEqual(started["MUXD_EVENT"], "started")

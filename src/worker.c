@@ -1,0 +1,475 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "server.h"
+#include "worker.h"
+
+#define WORKER_READ_SIZE        (64u * 1024u)
+#define WORKER_ACCEPT_BATCH     64      /* accepts per wakeup, so clients keep being served */
+#define WORKER_ACCEPT_RETRY_MS  1000u   /* retry after descriptor exhaustion */
+
+#define LOAD(x)     __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+
+static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask);
+
+static void worker_watch_listeners(struct worker *w, bool on)
+{
+        /* several workers share a listener: wake only one per new client */
+        int excl = w->srv->n_workers > 1 ? EV_EXCLUSIVE : 0;
+
+        for (size_t i = 0; i < w->n_listeners; i++) {
+                struct wlistener *wl = &w->listeners[i];
+
+                if (on && !wl->watched) {
+                        if (ev_add(w->loop, wl->l->fd, EV_READABLE | excl, worker_on_accept, wl) < 0)
+                                continue;       /* fd beyond the loop: reported at start */
+                        wl->watched = true;
+                } else if (!on && wl->watched) {
+                        ev_del(w->loop, wl->l->fd, EV_READABLE);
+                        wl->watched = false;
+                }
+        }
+}
+
+static void worker_pause_accept(struct worker *w, uint64_t retry_ms)
+{
+        worker_watch_listeners(w, false);
+        w->accept_paused = true;
+        w->accept_retry_ms = retry_ms;
+}
+
+static void worker_resume_accept(struct worker *w)
+{
+        if (!w->accept_paused || w->stopping)
+                return;
+        w->accept_paused = false;
+        w->accept_retry_ms = 0;
+        worker_watch_listeners(w, true);
+}
+
+void worker_request(struct worker *w, unsigned what)
+{
+        uint64_t one = 1;
+
+        __atomic_fetch_or(&w->requests, what, __ATOMIC_RELEASE);
+        if (write(w->wake_fd, &one, sizeof(one)) < 0) {
+                /* the counter is saturated: the worker is awake anyway */
+        }
+}
+
+void worker_conn_closed(struct worker *w, struct source *src)
+{
+        struct server *s = w->srv;
+        uint32_t total;
+
+        server_source_release(s, src);
+        w->n_conns--;
+        WORKER_STAT_ADD(w, closed, 1);
+        total = __atomic_sub_fetch(&s->n_conns_total, 1, __ATOMIC_ACQ_REL);
+        if (total < LOAD(s->max_connections) &&
+            __atomic_exchange_n(&s->accept_paused_any, false, __ATOMIC_ACQ_REL)) {
+                /* room again: every worker that paused at the limit may accept */
+                for (unsigned i = 0; i < s->n_workers; i++)
+                        if (s->workers[i] != w)
+                                worker_request(s->workers[i], WORKER_RESUME);
+        }
+        if (w->accept_paused && w->accept_retry_ms == 0 && total < LOAD(s->max_connections))
+                worker_resume_accept(w);
+}
+
+int worker_grow_wbuf(struct worker *w, size_t need)
+{
+        size_t cap = w->wbuf_cap;
+        char *p;
+
+        if (need <= cap)
+                return 0;
+        while (cap < need)
+                cap *= 2;
+        p = realloc(w->wbuf, cap);
+        if (!p)
+                return -ENOMEM;
+        w->wbuf = p;
+        w->wbuf_cap = cap;
+        return 0;
+}
+
+static const char *worker_refusal(const struct listen_opts *o, const struct sockaddr_storage *ss,
+                                  const struct source *src)
+{
+        const void *addr;
+        int family = ss->ss_family;
+
+        if (family == AF_INET)
+                addr = &((const struct sockaddr_in *) ss)->sin_addr;
+        else if (family == AF_INET6)
+                addr = &((const struct sockaddr_in6 *) ss)->sin6_addr;
+        else
+                return NULL;
+        if (o->deny.n > 0 && acl_match(&o->deny, family, addr))
+                return "denied";
+        if (o->allow.n > 0 && !acl_match(&o->allow, family, addr))
+                return "not allowed";
+        if (o->max_per_source > 0 && src->count > o->max_per_source)
+                return "too many connections from this address (max_per_source)";
+        return NULL;
+}
+
+static void worker_accept_failed(struct worker *w, const struct listener *l, int err)
+{
+        unsigned suppressed;
+
+        if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                /* Out of descriptors or memory: stop watching the listeners (the
+                 * kernel keeps new clients in the backlog) and retry when a client
+                 * leaves or after a pause, never in a busy loop. */
+                worker_pause_accept(w, w->now_ms + WORKER_ACCEPT_RETRY_MS);
+                if (log_ratelimit_ok(&w->rl_accept, w->now_ms, &suppressed))
+                        log_warning("cannot accept on %s: %s; pausing accepts (%u connections open)%s",
+                                    l->addr_str, strerror(err), LOAD(w->srv->n_conns_total),
+                                    suppressed ? " (similar messages suppressed)" : "");
+        } else if (log_ratelimit_ok(&w->rl_accept, w->now_ms, &suppressed)) {
+                log_warning("accept on %s failed: %s", l->addr_str, strerror(err));
+        }
+}
+
+static void worker_refuse(struct worker *w, const struct listener *l, int cfd,
+                          const struct sockaddr_storage *ss, socklen_t len, const char *why)
+{
+        char peer[SOCKADDR_STR_MAX];
+        unsigned suppressed;
+
+        WORKER_STAT_ADD(w, refused, 1);
+        if (log_ratelimit_ok(&w->rl_refused, w->now_ms, &suppressed)) {
+                sockaddr_to_string((const struct sockaddr *) ss, len, peer);
+                log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) {
+                                .event = "refused", .listen = l->addr_str, .peer = peer },
+                         "refused %s on %s: %s%s", peer, l->addr_str, why,
+                         suppressed ? " (similar messages suppressed)" : "");
+        }
+        close(cfd);
+}
+
+static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
+{
+        struct wlistener *wl = data;
+        struct worker *w = wl->w;
+        struct server *s = w->srv;
+        const struct listener *l = wl->l;
+
+        for (int i = 0; i < WORKER_ACCEPT_BATCH; i++) {
+                struct sockaddr_storage ss;
+                socklen_t len = sizeof(ss);
+                struct source *src;
+                const char *why;
+                int cfd, one = 1, r;
+
+                if (LOAD(s->n_conns_total) >= LOAD(s->max_connections)) {
+                        unsigned suppressed;
+
+                        worker_pause_accept(w, 0);
+                        __atomic_store_n(&s->accept_paused_any, true, __ATOMIC_RELEASE);
+                        /* a client may have left just before the flag was set */
+                        if (LOAD(s->n_conns_total) < LOAD(s->max_connections)) {
+                                worker_resume_accept(w);
+                                continue;
+                        }
+                        if (log_ratelimit_ok(&w->rl_limit, w->now_ms, &suppressed))
+                                log_notice("max_connections (%u) reached: new clients wait until one leaves",
+                                           LOAD(s->max_connections));
+                        return;
+                }
+                cfd = accept4(fd, (struct sockaddr *) &ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+                                continue;
+                        if (errno != EAGAIN)
+                                worker_accept_failed(w, l, errno);
+                        return;
+                }
+                src = server_source_hold(s, (struct sockaddr *) &ss);
+                if (!src) {
+                        close(cfd);
+                        worker_accept_failed(w, l, ENOMEM);
+                        return;
+                }
+                why = worker_refusal(&wl->set->o, &ss, src);
+                if (why) {
+                        worker_refuse(w, l, cfd, &ss, len, why);
+                        server_source_release(s, src);
+                        continue;
+                }
+                /* replies are whole messages: send them without Nagle's delay */
+                (void) setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                WORKER_STAT_ADD(w, accepted, 1);
+                if (log_enabled(LOG_LEVEL_DEBUG)) {
+                        char peer[SOCKADDR_STR_MAX];
+
+                        sockaddr_to_string((struct sockaddr *) &ss, len, peer);
+                        log_full(LOG_LEVEL_DEBUG, &(const struct log_fields) {
+                                        .event = "connection", .listen = l->addr_str, .peer = peer },
+                                 "connection from %s on %s", peer, l->addr_str);
+                }
+                __atomic_add_fetch(&s->n_conns_total, 1, __ATOMIC_ACQ_REL);
+                r = conn_start(w, cfd, wl->set, src);
+                if (r == -ERANGE) {
+                        unsigned suppressed;
+
+                        if (log_ratelimit_ok(&w->rl_range, w->now_ms, &suppressed))
+                                log_warning("descriptor %d is beyond what backend \"%s\" can watch: connection closed",
+                                            cfd, ev_loop_backend(w->loop)->name);
+                }
+        }
+}
+
+/* Take the server's current listener list (and each listener's settings). */
+void worker_resync(struct worker *w)
+{
+        struct server *s = w->srv;
+        struct wlistener *next = NULL;
+        size_t n = 0;
+        uint64_t gen;
+
+        pthread_mutex_lock(&s->listeners_lock);
+        gen = s->listeners_gen;
+        if (!w->stopping) {
+                for (struct listener *l = s->listeners; l; l = l->next)
+                        n++;
+                next = calloc(n + 1, sizeof(*next));
+                if (next) {
+                        size_t i = 0;
+
+                        for (struct listener *l = s->listeners; l; l = l->next, i++)
+                                next[i] = (struct wlistener) { .l = l, .set = lsettings_ref(l->settings), .w = w };
+                } else {
+                        n = 0;  /* out of memory: stop accepting rather than guess */
+                }
+        }
+        pthread_mutex_unlock(&s->listeners_lock);
+
+        worker_watch_listeners(w, false);
+        for (size_t i = 0; i < w->n_listeners; i++)
+                lsettings_unref(w->listeners[i].set);
+        free(w->listeners);
+        w->listeners = next;
+        w->n_listeners = n;
+        if (!w->accept_paused)
+                worker_watch_listeners(w, true);
+        pthread_mutex_lock(&s->listeners_lock);
+        __atomic_store_n(&w->synced_gen, gen, __ATOMIC_RELEASE);
+        pthread_cond_broadcast(&s->synced_cond);
+        pthread_mutex_unlock(&s->listeners_lock);
+}
+
+static void worker_close_all(struct worker *w)
+{
+        struct idle_link *l;
+
+        while ((l = idle_oldest(&w->conns)))
+                conn_close(conn_from_idle(l));
+        while ((l = idle_oldest(&w->lingering)))
+                conn_close(conn_from_idle(l));
+}
+
+void worker_stop(struct worker *w)
+{
+        struct idle_link *l, *next;
+
+        w->stopping = true;
+        w->stop_deadline_ms = w->now_ms + (uint64_t) LOAD(w->srv->shutdown_timeout_s) * 1000u;
+        worker_resync(w);       /* to no listener at all */
+        for (l = w->conns.head.next; l != &w->conns.head; l = next) {
+                next = l->next;
+                conn_drain(conn_from_idle(l));
+        }
+}
+
+static void worker_on_wake(struct ev_loop *loop, int fd, void *data, int mask)
+{
+        struct worker *w = data;
+        uint64_t n;
+        unsigned req;
+
+        if (read(fd, &n, sizeof(n)) < 0) {
+                /* nothing to read: another wakeup took it */
+        }
+        req = __atomic_exchange_n(&w->requests, 0, __ATOMIC_ACQ_REL);
+        if (req & WORKER_EXIT)
+                w->exit_now = true;
+        if ((req & WORKER_STOP) && !w->stopping)
+                worker_stop(w);
+        if ((req & WORKER_RESYNC) && !w->stopping)
+                worker_resync(w);
+        if ((req & WORKER_RESUME) && w->accept_paused && w->accept_retry_ms == 0)
+                worker_resume_accept(w);
+}
+
+static void worker_wait_until(int *wait, uint64_t deadline_ms, uint64_t now_ms)
+{
+        int t = deadline_ms > now_ms ? (int) (deadline_ms - now_ms) : 0;
+
+        if (*wait < 0 || t < *wait)
+                *wait = t;
+}
+
+int worker_run(struct worker *w, int (*main_wait)(struct server *), void (*main_tick)(struct server *))
+{
+        struct server *s = w->srv;
+        int exit_code = 0;
+
+        w->now_ms = timer_now_ms();
+        worker_resync(w);
+        while (!w->exit_now) {
+                uint64_t timeout_ms = (uint64_t) LOAD(s->timeout_s) * 1000u;
+                struct idle_link *l;
+                int wait, n;
+
+                /* the main thread stays until every other worker has finished */
+                if (w->stopping && w->n_conns == 0 &&
+                    (w->id != 0 || LOAD(s->workers_running) == 0))
+                        break;
+
+                wait = idle_next_timeout(&w->conns, w->now_ms, timeout_ms);
+                n = idle_next_timeout(&w->lingering, w->now_ms, CONN_LINGER_MS);
+                if (n >= 0)
+                        worker_wait_until(&wait, w->now_ms + (uint64_t) n, w->now_ms);
+                if (w->accept_retry_ms)
+                        worker_wait_until(&wait, w->accept_retry_ms, w->now_ms);
+                if (w->stopping)
+                        worker_wait_until(&wait, w->stop_deadline_ms, w->now_ms);
+                if (main_wait) {
+                        n = main_wait(s);
+                        if (n >= 0)
+                                worker_wait_until(&wait, w->now_ms + (uint64_t) n, w->now_ms);
+                }
+
+                n = ev_wait(w->loop, wait);
+                if (n < 0) {
+                        log_err("event loop failed: %s", strerror(-n));
+                        exit_code = 1;
+                        break;
+                }
+                w->now_ms = timer_now_ms();
+                ev_dispatch(w->loop, n);
+
+                while ((l = idle_pop_expired(&w->conns, w->now_ms, timeout_ms))) {
+                        WORKER_STAT_ADD(w, timeouts, 1);
+                        log_debug("closing a connection idle for %llus",
+                                  (unsigned long long) timeout_ms / 1000u);
+                        conn_close(conn_from_idle(l));
+                }
+                while ((l = idle_pop_expired(&w->lingering, w->now_ms, CONN_LINGER_MS)))
+                        conn_close(conn_from_idle(l));
+                if (w->accept_retry_ms && w->now_ms >= w->accept_retry_ms)
+                        worker_resume_accept(w);
+                if (main_tick)
+                        main_tick(s);
+                if (w->stopping && w->now_ms >= w->stop_deadline_ms) {
+                        if (w->n_conns > 0)
+                                log_notice("shutdown_timeout reached: closing %u connection%s with unsent replies",
+                                           w->n_conns, w->n_conns == 1 ? "" : "s");
+                        if (w->id != 0 || LOAD(s->workers_running) == 0)
+                                break;
+                        worker_close_all(w);
+                }
+        }
+        worker_close_all(w);
+        worker_watch_listeners(w, false);
+        return exit_code;
+}
+
+static void *worker_thread(void *arg)
+{
+        struct worker *w = arg;
+        struct server *s = w->srv;
+
+        if (worker_run(w, NULL, NULL) != 0)
+                __atomic_store_n(&s->exit_code, 1, __ATOMIC_RELEASE);
+        __atomic_sub_fetch(&s->workers_running, 1, __ATOMIC_ACQ_REL);
+        worker_request(s->workers[0], 0);       /* the main thread may be waiting for us */
+        return NULL;
+}
+
+int worker_start_thread(struct worker *w)
+{
+        int r;
+
+        __atomic_add_fetch(&w->srv->workers_running, 1, __ATOMIC_ACQ_REL);
+        r = pthread_create(&w->thread, NULL, worker_thread, w);
+        if (r != 0) {
+                __atomic_sub_fetch(&w->srv->workers_running, 1, __ATOMIC_ACQ_REL);
+                return -r;
+        }
+        w->thread_started = true;
+        return 0;
+}
+
+int worker_new(struct server *srv, unsigned id, int setsize, struct worker **ret)
+{
+        struct worker *w = calloc(1, sizeof(*w));
+        int r;
+
+        if (!w)
+                return -ENOMEM;
+        w->srv = srv;
+        w->id = id;
+        w->wake_fd = -1;
+        w->accept_paused = false;
+        idle_queue_init(&w->conns);
+        idle_queue_init(&w->lingering);
+        w->rbuf_size = WORKER_READ_SIZE;
+        w->wbuf_cap = WORKER_READ_SIZE;
+        w->rbuf = malloc(w->rbuf_size);
+        w->wbuf = malloc(w->wbuf_cap);
+        r = -ENOMEM;
+        if (!w->rbuf || !w->wbuf)
+                goto fail;
+        r = ev_loop_new(srv->backend, setsize, &w->loop);
+        if (r < 0)
+                goto fail;
+        w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (w->wake_fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = ev_add(w->loop, w->wake_fd, EV_READABLE, worker_on_wake, w);
+        if (r < 0)
+                goto fail;
+        *ret = w;
+        return 0;
+fail:
+        worker_free(w);
+        return r;
+}
+
+void worker_free(struct worker *w)
+{
+        if (!w)
+                return;
+        if (w->thread_started)
+                pthread_join(w->thread, NULL);
+        if (w->loop) {
+                worker_close_all(w);
+                worker_watch_listeners(w, false);
+                if (w->wake_fd >= 0)
+                        ev_del(w->loop, w->wake_fd, EV_READABLE);
+        }
+        for (size_t i = 0; i < w->n_listeners; i++)
+                lsettings_unref(w->listeners[i].set);
+        free(w->listeners);
+        if (w->wake_fd >= 0)
+                close(w->wake_fd);
+        ev_loop_free(w->loop);
+        free(w->rbuf);
+        free(w->wbuf);
+        free(w);
+}

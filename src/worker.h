@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/* A worker: one event-loop thread with its own connections, timers and
+ * scratch buffers. All workers watch the same listening sockets (with
+ * EPOLLEXCLUSIVE on epoll, so one wakes per new client). Worker 0 runs in the
+ * main thread, which also does the server's own work (signals, reload,
+ * notifications); the others run in their own threads. The server talks to a
+ * worker through flags plus an eventfd that wakes its loop. */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "listener.h"
+#include "log.h"
+#include "source.h"
+#include "timer.h"
+
+struct server;
+
+struct worker_stats {
+        uint64_t accepted;
+        uint64_t refused;       /* by allow/deny/max_per_source */
+        uint64_t closed;
+        uint64_t messages;
+        uint64_t timeouts;
+        uint64_t oversized;
+        uint64_t bytes_in;
+        uint64_t bytes_out;
+};
+
+/* Counters are written by their worker only and read by the main thread. */
+#define WORKER_STAT_ADD(w, field, n) \
+        __atomic_store_n(&(w)->stats.field, (w)->stats.field + (uint64_t) (n), __ATOMIC_RELAXED)
+
+/* What the server asks of a worker (bits of worker.requests). */
+enum {
+        WORKER_RESYNC = 1 << 0,         /* the listener list changed */
+        WORKER_RESUME = 1 << 1,         /* a connection left: accept again */
+        WORKER_STOP   = 1 << 2,         /* stop accepting, drain, exit */
+        WORKER_EXIT   = 1 << 3,         /* close everything now */
+};
+
+/* A listener as one worker sees it: the settings it accepts with are the
+ * ones in force at its last resync (a reload gives the listener new ones). */
+struct wlistener {
+        struct listener *l;
+        struct lsettings *set;
+        struct worker *w;
+        bool watched;
+};
+
+struct worker {
+        struct server *srv;
+        unsigned id;
+        pthread_t thread;
+        bool thread_started;
+        struct ev_loop *loop;
+        int wake_fd;                    /* eventfd, written after setting requests */
+        unsigned requests;              /* WORKER_* bits, atomic */
+
+        struct wlistener *listeners;
+        size_t n_listeners;
+        uint64_t synced_gen;            /* server listener generation seen, atomic */
+
+        struct idle_queue conns;        /* every connection, least recently active first */
+        struct idle_queue lingering;    /* half-closed ones, oldest first */
+        uint32_t n_conns;
+        uint64_t now_ms;                /* loop time, read once per wakeup */
+
+        /* accepting is paused at max_connections and on descriptor exhaustion */
+        bool accept_paused;
+        uint64_t accept_retry_ms;       /* 0: resume only when a client leaves */
+
+        /* scratch space shared by this worker's connections */
+        char *rbuf;
+        size_t rbuf_size;
+        char *wbuf;
+        size_t wbuf_cap;
+
+        bool stopping;
+        uint64_t stop_deadline_ms;
+        bool exit_now;
+
+        struct log_ratelimit rl_accept, rl_limit, rl_refused, rl_range;
+        struct worker_stats stats;
+};
+
+int worker_new(struct server *srv, unsigned id, int setsize, struct worker **ret);
+void worker_free(struct worker *w);             /* accepts NULL */
+
+/* Ask the worker for something (any thread). */
+void worker_request(struct worker *w, unsigned what);
+/* Take the server's current listener list now (the worker's own thread). */
+void worker_resync(struct worker *w);
+/* Stop accepting and drain (the worker's own thread). */
+void worker_stop(struct worker *w);
+/* Start worker w (id > 0) in its own thread. */
+int worker_start_thread(struct worker *w);
+/* Run the loop until stopped (worker 0: called by the main thread).
+ * main_wait/main_tick let the main thread bound the wait and do its work. */
+int worker_run(struct worker *w, int (*main_wait)(struct server *), void (*main_tick)(struct server *));
+
+/* Connections call these. */
+void worker_conn_closed(struct worker *w, struct source *src);
+int worker_grow_wbuf(struct worker *w, size_t need);
