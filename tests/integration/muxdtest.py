@@ -7,6 +7,13 @@ Environment (set by `make check`):
   MUXD_SRCDIR  top source directory
 Optional:
   MUXDTEST_VERBOSE=1  copy every line muxd logs to our stderr as it arrives
+  MUXD_WRAPPER        a command line every muxd runs under (split like a shell
+                      would), e.g. "valgrind --leak-check=full --error-exitcode=1
+                      --quiet" (make check-valgrind).  Its reports on muxd's
+                      stderr ("==PID== ...") fail the test like sanitizer reports.
+  MUXDTEST_TIME_SCALE factor for every deadline waiting for muxd to do something
+                      (default 1; 4 under valgrind).  Durations of silence and
+                      CPU-time bounds are not scaled.
 
 Every muxd is started in the foreground with `--log-target stderr`; a reader
 thread collects its log lines.  The harness waits for the `ready` line and
@@ -21,6 +28,7 @@ import os
 import re
 import resource
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -43,12 +51,16 @@ VERBOSE = os.environ.get("MUXDTEST_VERBOSE", "") not in ("", "0")
 WORKERS = os.environ.get("MUXD_TEST_WORKERS", "")
 # what the "ready:" log line ends with when more than one worker runs
 READY_SUFFIX = ", %s workers" % WORKERS if WORKERS and int(WORKERS) > 1 else ""
+WRAPPER = shlex.split(os.environ.get("MUXD_WRAPPER", ""))
+UNDER_VALGRIND = bool(WRAPPER) and "valgrind" in os.path.basename(WRAPPER[0])
+TIME_SCALE = float(os.environ.get("MUXDTEST_TIME_SCALE", "") or (4 if UNDER_VALGRIND else 1))
 
 LOG_LINE_RE = re.compile(r"^muxd: (debug|info|notice|warning|err): ")
 LISTEN_RE = re.compile(r"listening on (\[[0-9A-Fa-f:.]*\]|[0-9.]+):(\d+)")
 READY_RE = re.compile(r"^muxd: info: .*\bready\b")
 SANITIZER_RE = re.compile(r"(ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
-                          r"runtime error:|WARNING: ThreadSanitizer)")
+                          r"runtime error:|WARNING: ThreadSanitizer|"
+                          r"^==\d+== )")     # valgrind (--quiet: errors only)
 
 DEFAULT_GREETING = b"hello...\n"
 DEFAULT_SUFFIX = b"hi..."
@@ -66,6 +78,26 @@ def muxd_path():
     if not os.access(MUXD, os.X_OK):
         raise AssertionError("MUXD=%s is not an executable file" % MUXD)
     return MUXD
+
+
+def muxd_argv():
+    """The command that runs muxd: MUXD_WRAPPER's words, then muxd's path."""
+    return WRAPPER + [muxd_path()]
+
+
+def scaled(seconds):
+    """A deadline for something muxd must do, stretched by MUXDTEST_TIME_SCALE."""
+    return seconds * TIME_SCALE
+
+
+def tool_reports(text):
+    """Sanitizer or valgrind report lines in a muxd's stderr (text)."""
+    return [l for l in text.splitlines() if SANITIZER_RE.search(l)]
+
+
+def skip_under_valgrind(reason):
+    """Decorator: skip a test when muxd runs under valgrind (MUXD_WRAPPER)."""
+    return unittest.skipIf(UNDER_VALGRIND, "under valgrind: " + reason)
 
 
 def clean_env(extra=None):
@@ -243,7 +275,7 @@ def connect(port, host="127.0.0.1", timeout=5.0, rcvbuf=None):
     try:
         if rcvbuf is not None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        s.settimeout(timeout)
+        s.settimeout(scaled(timeout))
         s.connect((host, port))
     except BaseException:
         s.close()
@@ -261,6 +293,7 @@ def _recv_deadline(sock, deadline, n):
 
 def recv_exact(sock, n, timeout=5.0):
     """Exactly n bytes; AssertionError on EOF, reset or timeout."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     buf = bytearray()
     while len(buf) < n:
@@ -281,6 +314,7 @@ def recv_exact(sock, n, timeout=5.0):
 def recv_until(sock, delim, timeout=5.0, limit=1 << 24):
     """Bytes up to and including the first delim (reads byte-exactly: nothing
     after delim is consumed)."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     buf = bytearray()
     while not buf.endswith(delim):
@@ -301,6 +335,7 @@ def recv_until(sock, delim, timeout=5.0, limit=1 << 24):
 
 def recv_all(sock, timeout=10.0, allow_reset=False):
     """Everything until EOF."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     buf = bytearray()
     while True:
@@ -323,6 +358,7 @@ def expect_eof(sock, timeout=5.0, allow_reset=False):
     """The peer closes without sending anything more.  allow_reset: a TCP reset
     also counts as closed (a peer that closes with our unread data in its
     receive queue resets the connection; that is the kernel, not muxd)."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     try:
         chunk = _recv_deadline(sock, deadline, 4096)
@@ -452,6 +488,7 @@ class NotifySocket:
         else:
             def ok(t):
                 return match.search(t) is not None
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self.cond:
             i = since
@@ -509,7 +546,7 @@ class Muxd:
 
     # -- process
     def start(self, wait_ready=True, timeout=10.0):
-        argv = [muxd_path(), "-c", self.config_path]
+        argv = muxd_argv() + ["-c", self.config_path]
         if self.log_target is not None:
             argv += ["--log-target", self.log_target]
         argv = self.wrapper + argv + self.args
@@ -534,7 +571,7 @@ class Muxd:
         self._t_err.start()
         self._t_out.start()
         if wait_ready:
-            self.wait_log(READY_RE, timeout=timeout)
+            self.wait_log(READY_RE, timeout=timeout)     # scaled by wait_log
             with self.cond:
                 for line in self.lines:
                     m = LISTEN_RE.search(line)
@@ -596,7 +633,8 @@ class Muxd:
             self.proc.send_signal(sig)
 
     def wait_exit(self, timeout):
-        """Exit status, or None if still running after timeout."""
+        """Exit status, or None if still running after timeout (scaled)."""
+        timeout = scaled(timeout)
         try:
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -622,7 +660,7 @@ class Muxd:
         if rc is None:
             self.kill()
             raise AssertionError("muxd did not exit within %.1fs of SIGTERM; killed\n%s"
-                                 % (timeout, self.log_tail()))
+                                 % (scaled(timeout), self.log_tail()))
         return rc
 
     def kill(self):
@@ -642,6 +680,7 @@ class Muxd:
         """Wait for a log line (index >= since) matching regex; returns
         (index, match).  Fails early if muxd exits first."""
         rx = re.compile(regex) if isinstance(regex, str) else regex
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self.cond:
             i = since
@@ -776,7 +815,8 @@ class MuxdTestCase(unittest.TestCase):
             self.fail("muxd exited with status %s\n%s" % (muxd.proc.returncode, muxd.log_tail()))
 
     def wait_for(self, predicate, timeout, what, interval=0.05):
-        """Poll predicate() until true (bounded)."""
+        """Poll predicate() until true (bounded; the bound is scaled)."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while True:
             v = predicate()

@@ -11,6 +11,7 @@ import os
 import queue
 import re
 import select
+import shlex
 import signal
 import socket
 import subprocess
@@ -21,6 +22,9 @@ import unittest
 
 MUXC = os.environ.get("MUXC", "")
 MUXD = os.environ.get("MUXD", "")
+# a command line muxd runs under, e.g. valgrind (see muxdtest.py)
+MUXD_WRAPPER = shlex.split(os.environ.get("MUXD_WRAPPER", ""))
+REPORT_RE = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|^==\d+== ")
 
 # Upper bound for any single muxc run: generous for a loaded CI machine and
 # sanitizer builds, yet a hang still fails instead of blocking the suite.
@@ -444,7 +448,7 @@ class MuxcTest(unittest.TestCase):
         with open(conf, "w") as f:
             f.write('ports = [ 0 ];\nlog_level = "info";\n')
 
-        d = subprocess.Popen([MUXD, "-c", conf, "--log-target", "stderr"],
+        d = subprocess.Popen(MUXD_WRAPPER + [MUXD, "-c", conf, "--log-target", "stderr"],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
         lines = queue.Queue()
@@ -488,6 +492,13 @@ class MuxcTest(unittest.TestCase):
                 d.wait()
             pump_thread.join(RUN_TIMEOUT)
             d.stderr.close()
+        while True:
+            line = lines.get_nowait() if not lines.empty() else None
+            if line is None:
+                break
+            log.append(line)
+        reports = [l for l in log if REPORT_RE.search(l)]
+        self.assertEqual(reports, [], "sanitizer/valgrind reports from muxd:\n" + "".join(log))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,242 @@
+# SPDX-License-Identifier: MIT
+"""muxbench, the load generator: against the real muxd on every backend (all
+replies right, JSON output, pipelining, idle mode, the server's CPU and RSS),
+and against small servers made here that answer wrongly, close, or speak
+another protocol. Runs are short (a fraction of a second); every run has a
+deadline. Environment: MUXBENCH (required), MUXD (through muxdtest)."""
+
+import json
+import os
+import resource
+import socket
+import subprocess
+import threading
+import unittest
+
+import muxdtest as mt
+
+MUXBENCH = os.environ.get("MUXBENCH", "")
+RUN_TIMEOUT = 60
+
+
+def muxbench(*args, timeout=RUN_TIMEOUT):
+    if not MUXBENCH or not os.access(MUXBENCH, os.X_OK):
+        raise AssertionError("MUXBENCH is not set to the built muxbench")
+    return subprocess.run([MUXBENCH] + [str(a) for a in args], capture_output=True,
+                          timeout=mt.scaled(timeout), env=mt.clean_env())
+
+
+def run_json(testcase, *args, status=0):
+    p = muxbench("--json", "-q", *args)
+    testcase.assertEqual(p.returncode, status, "muxbench %s: %r %r" % (args, p.stdout, p.stderr))
+    lines = p.stdout.decode().splitlines()
+    testcase.assertEqual(len(lines), 1, p.stdout)
+    return json.loads(lines[0])
+
+
+class LineServer:
+    """A tiny threaded line server: greets, then answers each line through
+    answer(n, line) -> bytes or None (None: close the connection)."""
+
+    def __init__(self, answer, greeting=b"hello...\n"):
+        self.answer = answer
+        self.greeting = greeting
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.count = 0
+        self.lock = threading.Lock()
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            if self.greeting:
+                c.sendall(self.greeting)
+            buf = b""
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    return
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    with self.lock:
+                        self.count += 1
+                        n = self.count
+                    out = self.answer(n, line + b"\n")
+                    if out is None:
+                        c.close()
+                        return
+                    c.sendall(out)
+        except OSError:
+            return
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+def echo(n, line):
+    return line[:-1] + b"hi...\n"
+
+
+class MuxdBench:
+    """Against the real muxd, on each backend."""
+
+    def test_round_trips_all_right(self):
+        m = self.start_muxd(max_connections=200)
+        r = run_json(self, "-c", 20, "-d", 0.5, "-w", 0.2, "--pid", m.pid, "127.0.0.1:%d" % m.port)
+        self.assertEqual((r["mode"], r["connections"], r["connected"]), ("run", 20, 20))
+        self.assertEqual((r["wrong_replies"], r["connect_errors"], r["disconnects"]), (0, 0, 0))
+        self.assertGreater(r["requests"], 0)
+        self.assertGreater(r["rps"], 0)
+        self.assertEqual(r["payload"], 16)
+        self.assertLessEqual(r["lat_p50_us"], r["lat_p99_us"])
+        self.assertLessEqual(r["lat_p99_us"], r["lat_p999_us"])
+        self.assertLessEqual(r["lat_p999_us"], r["lat_max_us"])
+        self.assertGreater(r["server_cpu_us_per_req"], 0)
+        self.assertGreaterEqual(r["server_sleeps_per_req"], 0)
+        self.assertGreater(r["server_rss_kib"], 0)
+        self.assertAlive(m)
+
+    def test_pipelined_long_lines(self):
+        m = self.start_muxd(max_connections=200)
+        r = run_json(self, "-c", 4, "-P", 16, "-s", 1024, "-d", 0.5, "-w", 0, "127.0.0.1:%d" % m.port)
+        self.assertEqual((r["wrong_replies"], r["disconnects"], r["pipeline"], r["payload"]), (0, 0, 16, 1024))
+        self.assertGreater(r["requests"], 16)
+        self.assertIsNone(r["server_cpu_us_per_req"])
+        self.assertIsNone(r["server_sleeps_per_req"])
+
+    def test_wrong_suffix_is_counted(self):
+        m = self.start_muxd(max_connections=200)
+        r = run_json(self, "-c", 2, "-d", 0.3, "-w", 0, "--suffix", "ho...", "127.0.0.1:%d" % m.port, status=1)
+        self.assertGreater(r["wrong_replies"], 0)
+        self.assertEqual(r["requests"], 0)
+
+    def test_idle_mode_holds_connections(self):
+        m = self.start_muxd(max_connections=300)
+        r = run_json(self, "-i", "-c", 200, "-d", 0.5, "--pid", m.pid, "127.0.0.1:%d" % m.port)
+        self.assertEqual((r["mode"], r["connected"], r["connect_errors"]), ("idle", 200, 0))
+        self.assertEqual(r["requests"], 0)
+
+
+mt.for_each_backend(MuxdBench)
+
+
+class OtherServers(unittest.TestCase):
+
+    def server(self, answer, greeting=b"hello...\n"):
+        s = LineServer(answer, greeting)
+        self.addCleanup(s.close)
+        return s
+
+    def test_every_wrong_reply_counted_and_skipped(self):
+        # every 5th reply is wrong: each one is counted, the rest still match
+        s = self.server(lambda n, line: b"nope\n" if n % 5 == 0 else echo(n, line))
+        r = run_json(self, "-c", 1, "-d", 0.3, "-w", 0, "127.0.0.1:%d" % s.port, status=1)
+        self.assertGreater(r["requests"], 0)
+        total = r["requests"] + r["wrong_replies"]
+        self.assertAlmostEqual(r["wrong_replies"], total / 5, delta=3)
+        self.assertEqual(r["disconnects"], 0)
+
+    def test_reply_to_the_wrong_request(self):
+        # replies must follow the requests: an answer to an old line is wrong
+        prev = {}
+
+        def answer(n, line):
+            old = prev.get("line", line)
+            prev["line"] = line
+            return echo(n, old)
+        s = self.server(answer)
+        r = run_json(self, "-c", 1, "-d", 0.2, "-w", 0, "127.0.0.1:%d" % s.port, status=1)
+        self.assertGreater(r["wrong_replies"], 0)
+
+    def test_server_closing_is_counted(self):
+        s = self.server(lambda n, line: None if n == 10 else echo(n, line))
+        r = run_json(self, "-c", 3, "-d", 0.3, "-w", 0, "127.0.0.1:%d" % s.port, status=1)
+        self.assertEqual(r["disconnects"], 1)
+        self.assertEqual(r["wrong_replies"], 0)
+
+    def test_wrong_greeting(self):
+        s = self.server(echo, greeting=b"welcome\n")
+        r = run_json(self, "-c", 2, "-d", 0.2, "127.0.0.1:%d" % s.port, status=1)
+        self.assertEqual((r["wrong_greetings"], r["connect_errors"], r["connected"]), (2, 2, 0))
+
+    def test_request_and_reply_templates(self):
+        # a redis-like server: PING\r\n -> +PONG\r\n, no greeting
+        s = self.server(lambda n, line: b"+PONG\r\n" if line == b"PING\r\n" else b"-ERR\r\n", greeting=b"")
+        r = run_json(self, "-c", 3, "-d", 0.3, "-w", 0, "--no-greeting", "--request", "PING\\r\\n",
+                     "--reply", "+PONG\\r\\n", "127.0.0.1:%d" % s.port)
+        self.assertEqual((r["wrong_replies"], r["payload"]), (0, 6))
+        self.assertGreater(r["requests"], 0)
+
+    def test_request_echoed_with_suffix_before_crlf(self):
+        s = self.server(lambda n, line: line[:-2] + b"!!\r\n", greeting=b"")
+        r = run_json(self, "-c", 1, "-d", 0.2, "-w", 0, "--no-greeting", "--suffix", "!!",
+                     "--request", "abc\\r\\n", "127.0.0.1:%d" % s.port)
+        self.assertEqual(r["wrong_replies"], 0)
+        self.assertGreater(r["requests"], 0)
+
+    def test_idle_without_greeting_makes_one_round_trip(self):
+        s = self.server(echo, greeting=b"")
+        r = run_json(self, "-i", "-c", 5, "-d", 0.2, "--no-greeting", "127.0.0.1:%d" % s.port)
+        self.assertEqual(r["connected"], 5)
+        self.assertEqual(s.count, 5)
+
+    def test_nothing_listening(self):
+        port = mt.free_port()
+        r = run_json(self, "-c", 3, "-d", 0.2, "127.0.0.1:%d" % port, status=1)
+        self.assertEqual((r["connect_errors"], r["connected"], r["requests"]), (3, 0, 0))
+
+    def test_too_many_connections_for_the_descriptor_limit(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > 10000000:
+            self.skipTest("no finite descriptor limit")
+        p = muxbench("-c", min(hard + 1, 1000000), "127.0.0.1:1")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"descriptors", p.stderr)
+        self.assertIn(b"use -c", p.stderr)
+
+    def test_usage_errors(self):
+        for args in (["-c", "0", "127.0.0.1:1"], ["-d", "x", "127.0.0.1:1"], ["-P", "0", "127.0.0.1:1"],
+                     ["--bogus", "127.0.0.1:1"], ["-s", "10", "--request", "a\n", "127.0.0.1:1"],
+                     ["127.0.0.1:1", "127.0.0.1:2"], [], ["-c"], ["host-without-port"]):
+            p = muxbench(*args)
+            self.assertEqual(p.returncode, 2, "%s: %r" % (args, p.stderr))
+            self.assertIn(b"Try 'muxbench --help'", p.stderr, args)
+
+    def test_help_and_version(self):
+        p = muxbench("--help")
+        self.assertEqual(p.returncode, 0)
+        self.assertIn(b"Usage: muxbench", p.stdout)
+        p = muxbench("--version")
+        self.assertEqual(p.returncode, 0)
+        self.assertTrue(p.stdout.startswith(b"muxbench"))
+
+    def test_text_report(self):
+        s = self.server(echo)
+        p = muxbench("-q", "-c", 2, "-d", 0.2, "-w", 0, "127.0.0.1:%d" % s.port)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = p.stdout.decode()
+        for word in ("requests", "p50", "p99", "p99.9", "0 wrong replies"):
+            self.assertIn(word, out)
+        self.assertEqual(p.stderr, b"")     # no progress line when stderr is no terminal
+
+
+if __name__ == "__main__":
+    mt.main()
