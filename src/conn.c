@@ -158,18 +158,26 @@ static int conn_send(struct conn *c, const char *p, size_t n)
 }
 
 /* Frame messages from data; assemble the replies in the worker's scratch
- * buffer. Returns the number of bytes consumed; sets CONN_CLOSING or
- * CONN_READ_OFF when the connection is done. */
-static size_t conn_process(struct conn *c, const char *data, size_t len, bool eof, size_t *wlen)
+ * buffer. Returns the number of bytes consumed; sets CONN_CLOSING when the
+ * connection is done. Stops early, setting *full, once the replies built plus
+ * those queued reach CONN_OUTPUT_HIGH: a short read of tiny messages with a
+ * long suffix must not turn into an unbounded amount of output. */
+static size_t conn_process(struct conn *c, const char *data, size_t len, bool eof,
+                           size_t *wlen, bool *full)
 {
         struct worker *w = c->w;
         const struct listen_opts *o = &c->set->o;
         size_t pos = 0;
 
-        while (pos < len && !(c->flags & (CONN_CLOSING | CONN_READ_OFF))) {
+        while (pos < len && !(c->flags & CONN_CLOSING)) {
                 struct frame f;
-                int r = framing_next(o->framing, o->max_message, data + pos, len - pos, eof, &f);
+                int r;
 
+                if (*wlen + buffer_len(&c->out) >= CONN_OUTPUT_HIGH) {
+                        *full = true;
+                        break;
+                }
+                r = framing_next(o->framing, o->max_message, data + pos, len - pos, eof, &f);
                 if (r == 0)
                         break;
                 if (r < 0) {
@@ -214,13 +222,81 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, bool eo
         return pos;
 }
 
+/* Answer what has arrived: n new bytes in the worker's read buffer, plus
+ * whatever waits in c->in (an incomplete message, or complete ones left
+ * unanswered while the client was throttled). Returns -errno if the
+ * connection was closed. */
+static int conn_serve(struct conn *c, size_t n)
+{
+        struct worker *w = c->w;
+        bool eof = c->flags & CONN_EOF;
+
+        for (;;) {
+                uint64_t messages_before = w->stats.messages;
+                size_t wlen = 0, used;
+                bool full = false;
+
+                if (buffer_len(&c->in) == 0) {
+                        /* the common case: frame straight from the shared read buffer */
+                        used = conn_process(c, w->rbuf, n, eof, &wlen, &full);
+                        if (used < n && !(c->flags & CONN_CLOSING) &&
+                            buffer_append(&c->in, w->rbuf + used, n - used, 0) < 0)
+                                goto nomem;
+                } else {
+                        if (n > 0 && buffer_append(&c->in, w->rbuf, n, 0) < 0)
+                                goto nomem;
+                        used = conn_process(c, buffer_head(&c->in), buffer_len(&c->in), eof, &wlen, &full);
+                        buffer_consume(&c->in, used);
+                }
+                n = 0;
+
+                /* Only a complete message counts as activity: a client that trickles
+                 * bytes of a message it never finishes (slowloris) still times out. */
+                if (w->stats.messages != messages_before)
+                        idle_touch(&w->conns, &c->idle, w->now_ms);
+                if (!full && (eof || (c->flags & (CONN_CLOSING | CONN_DRAINING)))) {
+                        /* nothing more will be read: answer what came, then close */
+                        c->flags |= CONN_CLOSING;
+                        buffer_free(&c->in);
+                        conn_read_off(c);
+                }
+                if (wlen > 0 && conn_send(c, w->wbuf, wlen) < 0)
+                        return -ECONNRESET;
+                if (!full)
+                        break;
+                if (buffer_len(&c->out) > 0) {
+                        /* answer the rest once the client has read enough */
+                        conn_read_off(c);
+                        c->flags |= CONN_THROTTLED;
+                        return 0;
+                }
+                /* the kernel took every reply: go on with the rest */
+        }
+
+        if (buffer_len(&c->out) == 0) {
+                if (c->flags & CONN_CLOSING) {
+                        conn_finish(c);         /* closed, or lingering */
+                        return -ECONNRESET;
+                }
+                return 0;
+        }
+        if (buffer_len(&c->out) > CONN_OUTPUT_HIGH && !(c->flags & CONN_READ_OFF)) {
+                /* backpressure: leave the client's data in the kernel until it reads */
+                conn_read_off(c);
+                c->flags |= CONN_THROTTLED;
+        }
+        return 0;
+nomem:
+        log_warning("out of memory buffering input: closing the connection");
+        conn_close(c);
+        return -ENOMEM;
+}
+
 static void conn_read(struct conn *c)
 {
         struct worker *w = c->w;
         const struct listen_opts *o = &c->set->o;
-        size_t want = w->rbuf_size, wlen = 0, used;
-        uint64_t messages_before = w->stats.messages;
-        bool eof = false;
+        size_t want = w->rbuf_size;
         ssize_t n;
 
         /* raw framing: a chunk longer than max_message must be visible as such */
@@ -234,53 +310,10 @@ static void conn_read(struct conn *c)
                         conn_close(c);
                 return;
         }
-        if (n == 0) {
-                eof = true;
+        if (n == 0)
                 c->flags |= CONN_EOF;
-        }
         WORKER_STAT_ADD(w, bytes_in, n);
-
-        if (buffer_len(&c->in) == 0) {
-                /* the common case: frame straight from the shared read buffer */
-                used = conn_process(c, w->rbuf, (size_t) n, eof, &wlen);
-                if (used < (size_t) n && !(c->flags & (CONN_CLOSING | CONN_READ_OFF)) &&
-                    buffer_append(&c->in, w->rbuf + used, (size_t) n - used, 0) < 0) {
-                        log_warning("out of memory buffering input: closing the connection");
-                        conn_close(c);
-                        return;
-                }
-        } else {
-                if (buffer_append(&c->in, w->rbuf, (size_t) n, 0) < 0) {
-                        log_warning("out of memory buffering input: closing the connection");
-                        conn_close(c);
-                        return;
-                }
-                used = conn_process(c, buffer_head(&c->in), buffer_len(&c->in), eof, &wlen);
-                buffer_consume(&c->in, used);
-        }
-
-        /* Only a complete message counts as activity: a client that trickles
-         * bytes of a message it never finishes (slowloris) still times out. */
-        if (w->stats.messages != messages_before)
-                idle_touch(&w->conns, &c->idle, w->now_ms);
-        if (eof || (c->flags & CONN_CLOSING)) {
-                /* nothing more will be read: answer what came, then close */
-                c->flags |= CONN_CLOSING;
-                buffer_free(&c->in);
-                conn_read_off(c);
-        }
-        if (wlen > 0 && conn_send(c, w->wbuf, wlen) < 0)
-                return;
-        if (buffer_len(&c->out) == 0) {
-                if (c->flags & CONN_CLOSING)
-                        conn_finish(c);
-                return;
-        }
-        if (buffer_len(&c->out) > CONN_OUTPUT_HIGH && !(c->flags & CONN_READ_OFF)) {
-                /* backpressure: leave the client's data in the kernel until it reads */
-                conn_read_off(c);
-                c->flags |= CONN_THROTTLED;
-        }
+        (void) conn_serve(c, (size_t) n);
 }
 
 static void conn_on_event(struct ev_loop *loop, int fd, void *data, int mask)
@@ -296,10 +329,17 @@ static void conn_on_event(struct ev_loop *loop, int fd, void *data, int mask)
                         return;
                 if ((c->flags & CONN_THROTTLED) && buffer_len(&c->out) <= CONN_OUTPUT_LOW) {
                         c->flags &= ~(CONN_THROTTLED | CONN_READ_OFF);
+                        /* first the messages that arrived while throttled */
+                        if ((buffer_len(&c->in) > 0 || (c->flags & CONN_DRAINING)) &&
+                            conn_serve(c, 0) < 0)
+                                return;
+                        if (c->flags & (CONN_READ_OFF | CONN_DRAINING))
+                                return;
                         if (ev_add(loop, fd, EV_READABLE, conn_on_event, c) < 0) {
                                 conn_close(c);
                                 return;
                         }
+                        return;
                 }
         }
         if ((mask & EV_READABLE) && !(c->flags & CONN_READ_OFF))
@@ -338,6 +378,12 @@ void conn_drain(struct conn *c)
 {
         if (c->flags & CONN_LINGER)
                 return;
+        c->flags |= CONN_DRAINING;
+        if (c->flags & CONN_THROTTLED) {
+                /* complete messages may wait in c->in: they are answered (and
+                 * the connection closed) as the client reads its replies */
+                return;
+        }
         c->flags |= CONN_CLOSING;
         buffer_free(&c->in);
         conn_read_off(c);

@@ -23,6 +23,7 @@ enum {
         CONN_CLOSING    = 1 << 2,       /* close once the output is flushed */
         CONN_EOF        = 1 << 3,       /* the client closed its sending side */
         CONN_LINGER     = 1 << 4,       /* half-closed by us, discarding input until the client closes */
+        CONN_DRAINING   = 1 << 5,       /* shutting down: answer what was read, read no more */
 };
 
 /* How long a half-closed connection may wait for the client to close. */

@@ -82,7 +82,9 @@ void worker_conn_closed(struct worker *w, struct source *src)
                         if (s->workers[i] != w)
                                 worker_request(s->workers[i], WORKER_RESUME);
         }
-        if (w->accept_paused && w->accept_retry_ms == 0 && total < LOAD(s->max_connections))
+        /* A descriptor was just freed: whether accepting paused at the limit
+         * or on descriptor exhaustion, there is room for one more client. */
+        if (w->accept_paused && total < LOAD(s->max_connections))
                 worker_resume_accept(w);
 }
 

@@ -251,6 +251,34 @@ class LoadMixin:
                         % (sampler.max_kb - baseline))
         self.roundtrip(b, b"b after\n")
 
+    def test_amplified_replies_are_bounded(self):
+        """Tiny messages with the longest suffix: 32 Ki empty lines sent in one
+        write, then a half-close, before reading anything.  Each reply is
+        1,025 bytes (32 MiB in all); muxd must build them a bounded batch at a
+        time while the client does not read, answer every one in order once it
+        does, and only then close."""
+        suffix = b"A" * 1024
+        m = self.start_muxd(suffix=suffix.decode(), timeout=120)
+        s = self.client(m)
+        baseline = mt.rss_kb(m.pid)
+        sampler = RssSampler(m.pid, interval=0.01)
+        sampler.start()
+        self.addCleanup(sampler.stop)
+        n_lines = 32 * 1024
+        s.sendall(b"\n" * n_lines)
+        s.shutdown(socket.SHUT_WR)
+        got = mt.recv_all(s, timeout=60)
+        sampler.stop()
+        reply = suffix + b"\n"
+        self.assertEqual(len(got), n_lines * len(reply),
+                         "got %d reply bytes, expected %d" % (len(got), n_lines * len(reply)))
+        self.assertEqual(got, reply * n_lines)
+        print("\n  [%s] amplification: %d empty lines -> %.1f MiB of replies; RSS %d KiB, peak %d KiB"
+              % (self.backend, n_lines, len(got) / 2**20, baseline, sampler.max_kb))
+        self.assertLess(sampler.max_kb - baseline, 16 * 1024,
+                        "muxd grew by %d KiB answering one client" % (sampler.max_kb - baseline))
+        self.roundtrip(self.client(m), b"still served\n", suffix=suffix)
+
     def _send_without_reading(self, s, nbytes, stall=0.5):
         """Send up to nbytes of lines without reading; stop early when muxd
         stops taking them for `stall` seconds.  Returns bytes sent."""

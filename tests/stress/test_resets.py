@@ -249,12 +249,6 @@ class Amplification:
 
     GROWTH_BOUND_KB = 16 * 1024
 
-    # FINDING (reported to the lead): conn_read() frames a whole 64 KiB read
-    # before it looks at the output bound, so one read queues 64 Ki x 1,025 B
-    # = 64 MiB, built in the server's scratch buffer (wbuf) that grows to
-    # 128 MiB and is never shrunk.  Measured: +128 MiB peak, +64 MiB after
-    # the client left.  Remove expectedFailure once muxd bounds it.
-    @unittest.expectedFailure
     def test_amplified_replies_are_bounded(self):
         m = self.start_muxd(max_connections=100, timeout=60,
                             listen=[{"port": 0, "address": "127.0.0.1", "suffix": "A" * 1024}])
