@@ -31,7 +31,10 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 
+#include "cli.h"
 #include "util.h"
+
+const char *cli_program = "muxbench";
 
 #define EXIT_USAGE              2
 
@@ -214,31 +217,6 @@ static void on_signal(int sig)
         got_signal = sig;
 }
 
-static void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void log_error(const char *fmt, ...)
-{
-        char line[1024];
-        int n = snprintf(line, sizeof(line), "muxbench: ");
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(line + n, sizeof(line) - (size_t) n, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, "%s\n", line);
-}
-
-static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void usage_error(const char *fmt, ...)
-{
-        va_list ap;
-
-        fputs("muxbench: ", stderr);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputs("\nTry 'muxbench --help' for more information.\n", stderr);
-}
-
 static uint64_t now_ns(void)
 {
         struct timespec ts;
@@ -319,54 +297,31 @@ static char *unescape(const char *s, size_t *len)
         return out;
 }
 
-/* HOST:PORT, [IPv6]:PORT, or a bare PORT meaning localhost:PORT. The first
- * address getaddrinfo() gives is used. */
+/* The target (see hostport_parse()): the first address getaddrinfo() gives
+ * is used. */
 static int resolve_target(struct bench *b)
 {
-        const char *arg = b->target, *port;
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
         struct addrinfo *res;
-        _cleanup_free_ char *host = NULL;
-        unsigned long p;
+        struct hostport hp;
+        const char *why;
+        char port[6];
         int r;
 
-        if (arg[0] != '\0' && strspn(arg, "0123456789") == strlen(arg)) {
-                host = strdup("localhost");
-                port = arg;
-        } else if (arg[0] == '[') {
-                const char *close = strchr(arg, ']');
-
-                if (!close || close == arg + 1 || close[1] != ':') {
-                        usage_error("invalid server '%s': expected [IPv6]:PORT", arg);
-                        return -EINVAL;
-                }
-                host = strndup(arg + 1, (size_t) (close - arg - 1));
-                port = close + 2;
+        r = hostport_parse(b->target, &hp, &why);
+        if (r == -EINVAL)
+                cli_usage_error("invalid server '%s': %s", b->target, why);
+        else if (r == -ERANGE)
+                cli_usage_error("invalid port in '%s': %s", b->target, why);
+        if (r < 0)
+                return r == -ERANGE ? -EINVAL : r;
+        if (hp.numeric_host)
                 hints.ai_flags |= AI_NUMERICHOST;
-        } else {
-                const char *colon = strrchr(arg, ':');
-
-                if (!colon) {
-                        usage_error("invalid server '%s': expected HOST:PORT or PORT", arg);
-                        return -EINVAL;
-                }
-                if (memchr(arg, ':', (size_t) (colon - arg))) {
-                        usage_error("invalid server '%s': write an IPv6 address as [ADDRESS]:PORT", arg);
-                        return -EINVAL;
-                }
-                host = colon == arg ? strdup("localhost") : strndup(arg, (size_t) (colon - arg));
-                port = colon + 1;
-        }
-        if (!host)
-                return -ENOMEM;
-        if (parse_uint(port, 1, 65535, &p) < 0) {
-                usage_error("invalid port in '%s': expected a number from 1 to 65535", arg);
-                return -EINVAL;
-        }
-
-        r = getaddrinfo(host, port, &hints, &res);
+        snprintf(port, sizeof(port), "%u", hp.port);
+        r = getaddrinfo(hp.host, port, &hints, &res);
+        free(hp.host);
         if (r != 0) {
-                log_error("%s: %s", arg, r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+                cli_error("%s: %s", b->target, r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
                 return -EHOSTUNREACH;
         }
         memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
@@ -853,11 +808,10 @@ static int64_t proc_cpu_ns_stat(long pid)
         return (int64_t) (utime + stime) * (1000000000 / sysconf(_SC_CLK_TCK));
 }
 
-/* CPU time of a process in nanoseconds: the scheduler's exact run time of
- * each thread (/proc/PID/task/TID/schedstat), or else the sampled ticks of
- * /proc/PID/stat; -1 if unknown. Sampled ticks misjudge a server that runs
- * for microseconds at a time, so schedstat comes first. */
-static int64_t proc_cpu_ns(long pid)
+/* Sum a number over the threads of a process: read(f, &v) parses it from
+ * /proc/PID/task/TID/FILE (0, or -1 if the file is not as expected). A thread
+ * that ends meanwhile is skipped. Returns the sum, or -1. */
+static int64_t proc_tasks_sum(long pid, const char *file, int (*read)(FILE *f, int64_t *v))
 {
         char path[64];
         struct dirent *de;
@@ -869,30 +823,65 @@ static int64_t proc_cpu_ns(long pid)
         if (!d)
                 return -1;
         while ((de = readdir(d))) {
-                char file[300];
-                unsigned long long run;
+                char name[300];
+                int64_t v;
                 FILE *f;
-                int n;
+                int r;
 
                 if (de->d_name[0] == '.')
                         continue;
-                snprintf(file, sizeof(file), "/proc/%ld/task/%s/schedstat", pid, de->d_name);
-                f = fopen(file, "re");
+                snprintf(name, sizeof(name), "/proc/%ld/task/%s/%s", pid, de->d_name, file);
+                f = fopen(name, "re");
                 if (!f) {
                         if (errno == ENOENT)
-                                continue;       /* the thread ended */
+                                continue;
                         total = -1;
                         break;
                 }
-                n = fscanf(f, "%llu", &run);
+                r = read(f, &v);
                 fclose(f);
-                if (n != 1) {
+                if (r < 0) {
                         total = -1;
                         break;
                 }
-                total += (int64_t) run;
+                total += v;
         }
         closedir(d);
+        return total;
+}
+
+static int read_schedstat_run_ns(FILE *f, int64_t *v)
+{
+        unsigned long long run;
+
+        if (fscanf(f, "%llu", &run) != 1)
+                return -1;
+        *v = (int64_t) run;
+        return 0;
+}
+
+static int read_status_sleeps(FILE *f, int64_t *v)
+{
+        char line[128];
+        long long n;
+
+        *v = 0;         /* a thread without the line has not slept */
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "voluntary_ctxt_switches: %lld", &n) == 1) {
+                        *v = n;
+                        break;
+                }
+        return 0;
+}
+
+/* CPU time of a process in nanoseconds: the scheduler's exact run time of
+ * each thread (/proc/PID/task/TID/schedstat), or else the sampled ticks of
+ * /proc/PID/stat; -1 if unknown. Sampled ticks misjudge a server that runs
+ * for microseconds at a time, so schedstat comes first. */
+static int64_t proc_cpu_ns(long pid)
+{
+        int64_t total = proc_tasks_sum(pid, "schedstat", read_schedstat_run_ns);
+
         return total >= 0 ? total : proc_cpu_ns_stat(pid);
 }
 
@@ -900,35 +889,7 @@ static int64_t proc_cpu_ns(long pid)
  * switches, summed over /proc/PID/task/TID/status); -1 if unknown. */
 static int64_t proc_sleeps(long pid)
 {
-        char path[64];
-        struct dirent *de;
-        int64_t total = 0;
-        DIR *d;
-
-        snprintf(path, sizeof(path), "/proc/%ld/task", pid);
-        d = opendir(path);
-        if (!d)
-                return -1;
-        while ((de = readdir(d))) {
-                char file[300], line[128];
-                long long v;
-                FILE *f;
-
-                if (de->d_name[0] == '.')
-                        continue;
-                snprintf(file, sizeof(file), "/proc/%ld/task/%s/status", pid, de->d_name);
-                f = fopen(file, "re");
-                if (!f)
-                        continue;       /* the thread ended */
-                while (fgets(line, sizeof(line), f))
-                        if (sscanf(line, "voluntary_ctxt_switches: %lld", &v) == 1) {
-                                total += v;
-                                break;
-                        }
-                fclose(f);
-        }
-        closedir(d);
-        return total;
+        return proc_tasks_sum(pid, "status", read_status_sleeps);
 }
 
 /* VmRSS of a process in KiB; -1 if unknown. */
@@ -959,7 +920,7 @@ static int raise_fd_limit(unsigned n_conns)
         FILE *f;
 
         if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
-                log_error("getrlimit: %s", strerror(errno));
+                cli_error("getrlimit: %s", strerror(errno));
                 return -errno;
         }
         if (rl.rlim_cur < rl.rlim_max) {
@@ -969,7 +930,7 @@ static int raise_fd_limit(unsigned n_conns)
                         rl.rlim_cur = rl.rlim_max;
         }
         if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur) {
-                log_error("%u connections need %" PRIu64 " descriptors, but the limit is %llu "
+                cli_error("%u connections need %" PRIu64 " descriptors, but the limit is %llu "
                           "(hard limit %llu): use -c %llu or less, or raise the hard limit "
                           "(ulimit -Hn, LimitNOFILE=)",
                           n_conns, need, (unsigned long long) rl.rlim_cur,
@@ -983,7 +944,7 @@ static int raise_fd_limit(unsigned n_conns)
         f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
         if (f) {
                 if (fscanf(f, "%lu %lu", &lo, &hi) == 2 && hi >= lo && n_conns > hi - lo + 1)
-                        log_error("warning: %u connections but only %lu local ports "
+                        cli_error("warning: %u connections but only %lu local ports "
                                   "(net.ipv4.ip_local_port_range): connects may fail",
                                   n_conns, hi - lo + 1);
                 fclose(f);
@@ -1239,7 +1200,7 @@ static int run(struct bench *b)
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        log_error("epoll_wait: %s", strerror(errno));
+                        cli_error("epoll_wait: %s", strerror(errno));
                         return -errno;
                 }
                 for (int i = 0; i < n; i++)
@@ -1297,7 +1258,7 @@ static int setup(struct bench *b)
 
         b->epfd = epoll_create1(EPOLL_CLOEXEC);
         if (b->epfd < 0) {
-                log_error("epoll_create1: %s", strerror(errno));
+                cli_error("epoll_create1: %s", strerror(errno));
                 return -errno;
         }
         return 0;
@@ -1395,12 +1356,12 @@ static int set_string(const char *opt, const char *arg, char **s, size_t *len)
         if (!v) {
                 if (errno == ENOMEM)
                         return -ENOMEM;
-                usage_error("invalid %s '%s': \\x needs two hex digits", opt, arg);
+                cli_usage_error("invalid %s '%s': \\x needs two hex digits", opt, arg);
                 return -EINVAL;
         }
         if (*len > TEMPLATE_MAX) {
                 free(v);
-                usage_error("%s is longer than %u bytes", opt, TEMPLATE_MAX);
+                cli_usage_error("%s is longer than %u bytes", opt, TEMPLATE_MAX);
                 return -EINVAL;
         }
         free(*s);
@@ -1439,7 +1400,7 @@ static int parse_argv(struct bench *b, int argc, char *argv[])
                 switch (opt) {
                 case 'c':
                         if (parse_uint(optarg, 1, CONNECTIONS_MAX, &v) < 0) {
-                                usage_error("invalid connection count '%s': expected 1 to %u",
+                                cli_usage_error("invalid connection count '%s': expected 1 to %u",
                                             optarg, CONNECTIONS_MAX);
                                 return -EINVAL;
                         }
@@ -1447,7 +1408,7 @@ static int parse_argv(struct bench *b, int argc, char *argv[])
                         break;
                 case 'd':
                         if (parse_seconds(optarg, 0, SECONDS_MAX, &b->duration) < 0) {
-                                usage_error("invalid duration '%s': expected seconds from 0 to %.0f",
+                                cli_usage_error("invalid duration '%s': expected seconds from 0 to %.0f",
                                             optarg, SECONDS_MAX);
                                 return -EINVAL;
                         }
@@ -1455,14 +1416,14 @@ static int parse_argv(struct bench *b, int argc, char *argv[])
                         break;
                 case 'w':
                         if (parse_seconds(optarg, 0, SECONDS_MAX, &b->warmup) < 0) {
-                                usage_error("invalid warm-up '%s': expected seconds from 0 to %.0f",
+                                cli_usage_error("invalid warm-up '%s': expected seconds from 0 to %.0f",
                                             optarg, SECONDS_MAX);
                                 return -EINVAL;
                         }
                         break;
                 case 's':
                         if (parse_uint(optarg, 1, SIZE_MAX_BYTES, &v) < 0) {
-                                usage_error("invalid size '%s': expected bytes from 1 to %u",
+                                cli_usage_error("invalid size '%s': expected bytes from 1 to %u",
                                             optarg, SIZE_MAX_BYTES);
                                 return -EINVAL;
                         }
@@ -1471,7 +1432,7 @@ static int parse_argv(struct bench *b, int argc, char *argv[])
                         break;
                 case 'P':
                         if (parse_uint(optarg, 1, DEPTH_MAX, &v) < 0) {
-                                usage_error("invalid pipeline depth '%s': expected 1 to %u",
+                                cli_usage_error("invalid pipeline depth '%s': expected 1 to %u",
                                             optarg, DEPTH_MAX);
                                 return -EINVAL;
                         }
@@ -1497,7 +1458,7 @@ static int parse_argv(struct bench *b, int argc, char *argv[])
                         if (r < 0)
                                 return r;
                         if (b->request_len == 0) {
-                                usage_error("the request must not be empty");
+                                cli_usage_error("the request must not be empty");
                                 return -EINVAL;
                         }
                         break;
@@ -1506,13 +1467,13 @@ static int parse_argv(struct bench *b, int argc, char *argv[])
                         if (r < 0)
                                 return r;
                         if (b->reply_len == 0) {
-                                usage_error("the reply must not be empty");
+                                cli_usage_error("the reply must not be empty");
                                 return -EINVAL;
                         }
                         break;
                 case OPT_PID:
                         if (parse_uint(optarg, 1, INT_MAX, &v) < 0) {
-                                usage_error("invalid pid '%s'", optarg);
+                                cli_usage_error("invalid pid '%s'", optarg);
                                 return -EINVAL;
                         }
                         b->server_pid = (long) v;
@@ -1534,38 +1495,38 @@ static int parse_argv(struct bench *b, int argc, char *argv[])
                         return 0;
                 case ':':
                         if (strncmp(argv[optind - 1], "--", 2) == 0)
-                                usage_error("option '%s' requires an argument", argv[optind - 1]);
+                                cli_usage_error("option '%s' requires an argument", argv[optind - 1]);
                         else
-                                usage_error("option requires an argument -- '%c'", optopt);
+                                cli_usage_error("option requires an argument -- '%c'", optopt);
                         return -EINVAL;
                 default:
                         if (optopt == 0)
-                                usage_error("unrecognized option '%s'", argv[optind - 1]);
+                                cli_usage_error("unrecognized option '%s'", argv[optind - 1]);
                         else if (strchr("iqhV", optopt) || optopt >= 0x100)
-                                usage_error("option '%.*s' doesn't allow an argument",
+                                cli_usage_error("option '%.*s' doesn't allow an argument",
                                             (int) strcspn(argv[optind - 1], "="), argv[optind - 1]);
                         else
-                                usage_error("invalid option -- '%c'", optopt);
+                                cli_usage_error("invalid option -- '%c'", optopt);
                         return -EINVAL;
                 }
         }
 
         if (optind >= argc) {
-                usage_error("no server given");
+                cli_usage_error("no server given");
                 return -EINVAL;
         }
         if (optind + 1 < argc) {
-                usage_error("one server only: unexpected '%s'", argv[optind + 1]);
+                cli_usage_error("one server only: unexpected '%s'", argv[optind + 1]);
                 return -EINVAL;
         }
         b->target = argv[optind];
 
         if (b->size_set && b->request) {
-                usage_error("-s and --request exclude each other: the request sets the size");
+                cli_usage_error("-s and --request exclude each other: the request sets the size");
                 return -EINVAL;
         }
         if (!b->idle && duration_set && b->duration <= 0) {
-                usage_error("the duration must be more than 0 seconds");
+                cli_usage_error("the duration must be more than 0 seconds");
                 return -EINVAL;
         }
         if (b->idle && !duration_set)
@@ -1612,14 +1573,14 @@ int main(int argc, char *argv[])
         b.suffix = strdup(DEFAULT_SUFFIX);
         b.suffix_len = strlen(DEFAULT_SUFFIX);
         if (!b.greeting || !b.suffix) {
-                log_error("%s", strerror(ENOMEM));
+                cli_error("%s", strerror(ENOMEM));
                 goto finish;
         }
 
         r = parse_argv(&b, argc, argv);
         if (r <= 0) {
                 if (r == -ENOMEM)
-                        log_error("%s", strerror(ENOMEM));
+                        cli_error("%s", strerror(ENOMEM));
                 ret = r == 0 ? EXIT_SUCCESS : r == -ENOMEM ? EXIT_FAILURE : EXIT_USAGE;
                 goto finish;
         }
@@ -1631,13 +1592,13 @@ int main(int argc, char *argv[])
         if (raise_fd_limit(b.n_conns) < 0)
                 goto finish;
         if (b.server_pid && proc_cpu_ns(b.server_pid) < 0) {
-                log_error("cannot read /proc/%ld: is process %ld running?", b.server_pid, b.server_pid);
+                cli_error("cannot read /proc/%ld: is process %ld running?", b.server_pid, b.server_pid);
                 goto finish;
         }
         r = setup(&b);
         if (r < 0) {
                 if (r == -ENOMEM)
-                        log_error("%s", strerror(ENOMEM));
+                        cli_error("%s", strerror(ENOMEM));
                 goto finish;
         }
         b.progress = !b.quiet && isatty(STDERR_FILENO);
@@ -1656,13 +1617,13 @@ int main(int argc, char *argv[])
         report(&b);
 
         if (b.connect_errors == b.n_conns)
-                log_error("no connection to %s could be made: %s", b.target,
+                cli_error("no connection to %s could be made: %s", b.target,
                           b.first_connect_errno == EPROTO ? "wrong greeting or reply" :
                           strerror(b.first_connect_errno ? b.first_connect_errno : ECONNREFUSED));
         else if (b.wrong_replies > 0)
-                log_error("%" PRIu64 " wrong repl%s", b.wrong_replies, b.wrong_replies == 1 ? "y" : "ies");
+                cli_error("%" PRIu64 " wrong repl%s", b.wrong_replies, b.wrong_replies == 1 ? "y" : "ies");
         else if (b.disconnects > 0)
-                log_error("%" PRIu64 " connection%s closed by the server", b.disconnects,
+                cli_error("%" PRIu64 " connection%s closed by the server", b.disconnects,
                           b.disconnects == 1 ? " was" : "s were");
         ret = b.connect_errors == b.n_conns || b.wrong_replies > 0 || b.disconnects > 0
                 ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -25,7 +25,10 @@
 #include <time.h>
 #include <netinet/in.h>
 
+#include "cli.h"
 #include "util.h"
+
+const char *cli_program = "muxc";
 
 #define TIMEOUT_DEFAULT_SEC     5u
 #define TIMEOUT_MAX_SEC         2592000u        /* 30 days, as muxd's own timeouts */
@@ -90,33 +93,6 @@ struct context {
         struct bytes stdin_line;        /* stdin after the last newline */
         struct bytes stdout_buf;        /* scratch for prefixed output */
 };
-
-static void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void log_error(const char *fmt, ...)
-{
-        va_list ap;
-
-        /* Build the line first so it reaches stderr in one write. */
-        char line[1024];
-        int n = snprintf(line, sizeof(line), "muxc: ");
-
-        va_start(ap, fmt);
-        vsnprintf(line + n, sizeof(line) - (size_t) n, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, "%s\n", line);
-}
-
-static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void usage_error(const char *fmt, ...)
-{
-        va_list ap;
-
-        fputs("muxc: ", stderr);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputs("\nTry 'muxc --help' for more information.\n", stderr);
-}
 
 static uint64_t now_ms(void)
 {
@@ -212,7 +188,7 @@ static int output_write(const char *p, size_t n)
                                 continue;
                         }
                         if (errno != EPIPE)     /* our reader left: say nothing */
-                                log_error("standard output: %s", strerror(errno));
+                                cli_error("standard output: %s", strerror(errno));
                         return -errno;
                 }
                 p += k;
@@ -283,59 +259,24 @@ static int server_output_flush(struct context *c, struct server *s)
 
 /* ---- server addresses ---------------------------------------------------- */
 
-/* HOST:PORT, [IPv6]:PORT, or a bare PORT meaning localhost:PORT. */
 static int server_parse(struct server *s, const char *arg)
 {
-        const char *host, *port;
-        size_t host_len;
-        unsigned long p;
+        struct hostport hp;
+        const char *why;
+        int r;
 
         *s = (struct server) { .fd = -1, .state = SERVER_NEW };
+        r = hostport_parse(arg, &hp, &why);
+        if (r == -EINVAL)
+                cli_usage_error("invalid server '%s': %s", arg, why);
+        else if (r == -ERANGE)
+                cli_usage_error("invalid port in '%s': %s", arg, why);
+        if (r < 0)
+                return r == -ERANGE ? -EINVAL : r;
 
-        if (arg[0] != '\0' && strspn(arg, "0123456789") == strlen(arg)) {
-                host = "localhost";
-                host_len = strlen(host);
-                port = arg;
-        } else if (arg[0] == '[') {
-                const char *close = strchr(arg, ']');
-
-                if (!close || close == arg + 1 || close[1] != ':') {
-                        usage_error("invalid server '%s': expected [IPv6]:PORT", arg);
-                        return -EINVAL;
-                }
-                host = arg + 1;
-                host_len = (size_t) (close - host);
-                port = close + 2;
-                s->numeric_host = true;
-        } else {
-                const char *colon = strrchr(arg, ':');
-
-                if (!colon) {
-                        usage_error("invalid server '%s': expected HOST:PORT or PORT", arg);
-                        return -EINVAL;
-                }
-                host = arg;
-                host_len = (size_t) (colon - arg);
-                port = colon + 1;
-                if (memchr(host, ':', host_len)) {
-                        usage_error("invalid server '%s': write an IPv6 address as [ADDRESS]:PORT", arg);
-                        return -EINVAL;
-                }
-                if (host_len == 0) {
-                        host = "localhost";
-                        host_len = strlen(host);
-                }
-        }
-
-        if (parse_uint(port, 1, 65535, &p) < 0) {
-                usage_error("invalid port in '%s': expected a number from 1 to 65535", arg);
-                return -EINVAL;
-        }
-
-        s->port = (unsigned) p;
-        s->host = strndup(host, host_len);
-        if (!s->host)
-                return -ENOMEM;
+        s->host = hp.host;
+        s->port = hp.port;
+        s->numeric_host = hp.numeric_host;
         if (asprintf(&s->name, s->numeric_host ? "[%s]:%u" : "%s:%u", s->host, s->port) < 0) {
                 s->name = NULL;
                 return -ENOMEM;
@@ -358,7 +299,7 @@ static void server_free(struct server *s)
 
 static void server_fail(struct context *c, struct server *s, int error, const char *msg)
 {
-        log_error("%s: %s", s->name, msg ?: strerror(error));
+        cli_error("%s: %s", s->name, msg ?: strerror(error));
         if (s->fd >= 0)
                 close(s->fd);
         s->fd = -1;
@@ -483,7 +424,7 @@ static size_t connect_all(struct context *c)
         fds = calloc(c->n_servers, sizeof(*fds));
         idx = calloc(c->n_servers, sizeof(*idx));
         if (!fds || !idx) {
-                log_error("%s", strerror(ENOMEM));
+                cli_error("%s", strerror(ENOMEM));
                 return 0;
         }
 
@@ -513,7 +454,7 @@ static size_t connect_all(struct context *c)
 
                 r = poll(fds, n, poll_timeout(deadline, now_ms()));
                 if (r < 0 && errno != EINTR) {
-                        log_error("poll: %s", strerror(errno));
+                        cli_error("poll: %s", strerror(errno));
                         return 0;
                 }
 
@@ -580,7 +521,7 @@ static int server_close(struct context *c, struct server *s)
         int r = server_output_flush(c, s);
 
         if (c->stdin_open)
-                log_error("%s: connection closed by server", s->name);
+                cli_error("%s: connection closed by server", s->name);
         close(s->fd);
         s->fd = -1;
         s->state = SERVER_CLOSED;
@@ -701,7 +642,7 @@ static int input_read(struct context *c)
         if (n < 0) {
                 if (errno == EINTR || errno == EAGAIN)
                         return 0;
-                log_error("standard input: %s", strerror(errno));
+                cli_error("standard input: %s", strerror(errno));
                 n = 0;          /* as good as EOF */
         }
 
@@ -798,7 +739,7 @@ static int run(struct context *c)
                 if (r < 0) {
                         if (errno == EINTR)
                                 continue;
-                        log_error("poll: %s", strerror(errno));
+                        cli_error("poll: %s", strerror(errno));
                         return -errno;
                 }
                 if (r == 0)
@@ -839,7 +780,7 @@ static int run(struct context *c)
                 if (r < 0)
                         return r;
                 if (s->out.len > 0) {
-                        log_error("%s: %zu bytes not sent", s->name, s->out.len);
+                        cli_error("%s: %zu bytes not sent", s->name, s->out.len);
                         c->any_failed = true;
                 }
         }
@@ -910,7 +851,7 @@ static int parse_argv(struct context *c, int argc, char *argv[])
                 switch (opt) {
                 case 'w':
                         if (parse_uint(optarg, 0, TIMEOUT_MAX_SEC, &v) < 0) {
-                                usage_error("invalid timeout '%s': expected seconds from 0 to %u",
+                                cli_usage_error("invalid timeout '%s': expected seconds from 0 to %u",
                                             optarg, TIMEOUT_MAX_SEC);
                                 return -EINVAL;
                         }
@@ -931,24 +872,24 @@ static int parse_argv(struct context *c, int argc, char *argv[])
                  * element, so argv[optind - 1] is the option there too. */
                 case ':':
                         if (strncmp(argv[optind - 1], "--", 2) == 0)
-                                usage_error("option '%s' requires an argument", argv[optind - 1]);
+                                cli_usage_error("option '%s' requires an argument", argv[optind - 1]);
                         else
-                                usage_error("option requires an argument -- '%c'", optopt);
+                                cli_usage_error("option requires an argument -- '%c'", optopt);
                         return -EINVAL;
                 default:
                         if (optopt == 0)
-                                usage_error("unrecognized option '%s'", argv[optind - 1]);
+                                cli_usage_error("unrecognized option '%s'", argv[optind - 1]);
                         else if (strchr("qhV", optopt))   /* valid, so it was --quiet=... */
-                                usage_error("option '%.*s' doesn't allow an argument",
+                                cli_usage_error("option '%.*s' doesn't allow an argument",
                                             (int) strcspn(argv[optind - 1], "="), argv[optind - 1]);
                         else
-                                usage_error("invalid option -- '%c'", optopt);
+                                cli_usage_error("invalid option -- '%c'", optopt);
                         return -EINVAL;
                 }
         }
 
         if (optind >= argc) {
-                usage_error("no server given");
+                cli_usage_error("no server given");
                 return -EINVAL;
         }
         return 1;
@@ -974,7 +915,7 @@ int main(int argc, char *argv[])
         c.n_servers = (size_t) (argc - optind);
         c.servers = calloc(c.n_servers, sizeof(*c.servers));
         if (!c.servers) {
-                log_error("%s", strerror(ENOMEM));
+                cli_error("%s", strerror(ENOMEM));
                 return EXIT_FAILURE;
         }
         for (size_t i = 0; i < c.n_servers; i++)
@@ -984,7 +925,7 @@ int main(int argc, char *argv[])
         for (size_t i = 0; i < c.n_servers; i++) {
                 r = server_parse(&c.servers[i], argv[optind + (int) i]);
                 if (r == -ENOMEM)
-                        log_error("%s", strerror(ENOMEM));
+                        cli_error("%s", strerror(ENOMEM));
                 if (r < 0) {
                         ret = r == -ENOMEM ? EXIT_FAILURE : EXIT_USAGE;
                         goto finish;
@@ -1000,7 +941,7 @@ int main(int argc, char *argv[])
         if (r >= 0)
                 r = run(&c);
         if (r == -ENOMEM)
-                log_error("%s", strerror(ENOMEM));
+                cli_error("%s", strerror(ENOMEM));
         if (r < 0)
                 goto finish;    /* anything else was reported where it happened */
 

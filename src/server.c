@@ -388,22 +388,24 @@ static void server_status_text(struct server *s, char *buf, size_t size)
 }
 
 /* Send STATUS= if it changed, at most once a second; returns ms until the
- * next send is due (-1: nothing to send). */
+ * next look is due (-1: nothing to send). The text is formatted at most once
+ * a second too: this runs on every pass of the main thread's loop. */
 static int server_update_status(struct server *s, bool force)
 {
         char text[sizeof(s->status_sent)], msg[sizeof(text) + 8];
+        uint64_t now = server_now(s);
 
         if (!s->notify)
                 return -1;
+        if (!force && s->status_checked_ms && now - s->status_checked_ms < SERVER_STATUS_MS)
+                return (int) (s->status_checked_ms + SERVER_STATUS_MS - now);
+        s->status_checked_ms = now ? now : 1;   /* a dropped update waits its turn too */
         server_status_text(s, text, sizeof(text));
         if (strcmp(text, s->status_sent) == 0)
                 return -1;
-        if (!force && s->status_sent_ms && server_now(s) - s->status_sent_ms < SERVER_STATUS_MS)
-                return (int) (s->status_sent_ms + SERVER_STATUS_MS - server_now(s));
         snprintf(msg, sizeof(msg), "STATUS=%s", text);
         if (notify_try(s->notify, msg) >= 0)
                 memcpy(s->status_sent, text, sizeof(text));
-        s->status_sent_ms = server_now(s) ? server_now(s) : 1;  /* a dropped update waits its turn too */
         return -1;
 }
 

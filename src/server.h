@@ -49,7 +49,7 @@ struct server {
 
         /* sd_notify STATUS=: sent at most once a second, when it changed */
         char *reload_error;             /* first error of the last failed reload */
-        uint64_t status_sent_ms;
+        uint64_t status_checked_ms;     /* when the STATUS= text was last looked at */
         char status_sent[256];
         uint64_t watchdog_interval_ms;  /* 0: no watchdog */
         uint64_t watchdog_next_ms;

@@ -170,3 +170,52 @@ int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned lon
                 *ret = v;
         return 0;
 }
+
+int hostport_parse(const char *arg, struct hostport *ret, const char **why)
+{
+        const char *host = "localhost", *port;
+        size_t host_len = strlen(host);
+        bool numeric = false;
+        unsigned long p;
+
+        if (arg[0] != '\0' && strspn(arg, "0123456789") == strlen(arg)) {
+                port = arg;
+        } else if (arg[0] == '[') {
+                const char *close = strchr(arg, ']');
+
+                if (!close || close == arg + 1 || close[1] != ':') {
+                        *why = "expected [IPv6]:PORT";
+                        return -EINVAL;
+                }
+                host = arg + 1;
+                host_len = (size_t) (close - host);
+                port = close + 2;
+                numeric = true;
+        } else {
+                const char *colon = strrchr(arg, ':');
+
+                if (!colon) {
+                        *why = "expected HOST:PORT or PORT";
+                        return -EINVAL;
+                }
+                if (memchr(arg, ':', (size_t) (colon - arg))) {
+                        *why = "write an IPv6 address as [ADDRESS]:PORT";
+                        return -EINVAL;
+                }
+                if (colon > arg) {
+                        host = arg;
+                        host_len = (size_t) (colon - arg);
+                }
+                port = colon + 1;
+        }
+        if (parse_uint(port, 1, 65535, &p) < 0) {
+                *why = "expected a number from 1 to 65535";
+                return -ERANGE;
+        }
+        ret->host = strndup(host, host_len);
+        if (!ret->host)
+                return -ENOMEM;
+        ret->port = (unsigned) p;
+        ret->numeric_host = numeric;
+        return 0;
+}

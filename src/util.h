@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Small helpers shared by muxd and muxc. */
+/* Small helpers shared by muxd, muxc and muxbench. Never log. */
 #pragma once
 
 #include <stdbool.h>
@@ -27,3 +27,15 @@ char *escape_bytes(const char *in, size_t len, char *out, size_t outsz);
 
 /* Parse a decimal number in [min, max]; -EINVAL / -ERANGE. */
 int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *ret);
+
+/* A server named on a command line: HOST:PORT, [IPv6]:PORT, :PORT or a bare
+ * PORT (the last two mean localhost). */
+struct hostport {
+        char *host;             /* malloc'd, without brackets */
+        unsigned port;          /* 1..65535 */
+        bool numeric_host;      /* written in brackets: an address, not a name */
+};
+
+/* Returns 0; -EINVAL (the form is wrong) or -ERANGE (the port is wrong) with
+ * *why saying what was expected; or -ENOMEM. */
+int hostport_parse(const char *arg, struct hostport *ret, const char **why);

@@ -10,24 +10,7 @@
 #include <cmocka.h>
 
 #include "buffer.h"
-
-/* A small deterministic PRNG, so a failure is reproducible. */
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-        uint64_t x = rng_state;
-
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        return rng_state = x;
-}
-
-static size_t rng_below(size_t n)
-{
-        return n ? (size_t) (rng_next() % n) : 0;
-}
+#include "testutil.h"
 
 static void fill_pattern(char *p, size_t n, unsigned seed)
 {

@@ -13,26 +13,10 @@
 #include <cmocka.h>
 
 #include "framing.h"
+#include "testutil.h"
 
 #define SUFFIX "hi..."
 #define SUFFIX_LEN (sizeof(SUFFIX) - 1)
-
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-        uint64_t x = rng_state;
-
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        return rng_state = x;
-}
-
-static size_t rng_below(size_t n)
-{
-        return n ? (size_t) (rng_next() % n) : 0;
-}
 
 /* data as a C literal, for failure messages */
 static const char *escaped(const char *d, size_t len)

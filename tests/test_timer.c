@@ -10,23 +10,7 @@
 #include <cmocka.h>
 
 #include "timer.h"
-
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-        uint64_t x = rng_state;
-
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        return rng_state = x;
-}
-
-static size_t rng_below(size_t n)
-{
-        return n ? (size_t) (rng_next() % n) : 0;
-}
+#include "testutil.h"
 
 /* Walk the list both ways: it must hold exactly want[0..n) in this order. */
 static void check_order(const struct idle_queue *q, struct idle_link *const *want, size_t n)

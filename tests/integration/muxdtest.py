@@ -827,6 +827,139 @@ class MuxdTestCase(unittest.TestCase):
             time.sleep(interval)
 
 
+class ReloadTraffic:
+    """Clients that keep talking to muxd while it is reloaded between two
+    configs, checking every greeting and reply against the config(s) that
+    may be in force.
+
+    greet maps (config name, port) -> (greeting, suffix).  The driver calls
+    begin_reload() before each SIGHUP and end_reload(config) once the reload
+    is over: a client that connected while no reload was in progress must see
+    exactly the config in force, the others either one."""
+
+    def __init__(self, greet, config):
+        self.greet = greet
+        self.lock = threading.Lock()
+        self.seq = 0                # odd while a reload is in progress
+        self.config = config
+        self.stats = {"roundtrips": 0, "fresh": 0, "strict": 0, "refused": 0}
+        self.errors = []
+        self.stop = threading.Event()
+        self.per_client = []
+        self.threads = []
+
+    def begin_reload(self):
+        with self.lock:
+            self.seq += 1
+
+    def end_reload(self, config):
+        with self.lock:
+            self.config = config
+            self.seq += 1
+
+    def traffic(self):
+        with self.lock:
+            return self.stats["roundtrips"] + self.stats["fresh"]
+
+    def fail(self, what):
+        with self.lock:
+            if len(self.errors) < 20:
+                self.errors.append(what)
+        self.stop.set()
+
+    def open_client(self, port):
+        """Connect, read the greeting, check it; returns (sock, suffix)."""
+        with self.lock:
+            s1, c1 = self.seq, self.config
+        try:
+            sock = connect(port, timeout=5)
+        except ConnectionRefusedError:
+            with self.lock:
+                self.stats["refused"] += 1
+            raise
+        try:
+            g = recv_until(sock, b"\n", timeout=10)
+        except BaseException:
+            sock.close()
+            raise
+        with self.lock:
+            s2 = self.seq
+        names = {name for name, p in self.greet if p == port}
+        allowed = {self.greet[(name, port)] for name in names}
+        if s1 == s2 and s1 % 2 == 0:
+            allowed = {self.greet[(c1, port)]}      # no reload in between: exactly this one
+            with self.lock:
+                self.stats["strict"] += 1
+        match = [sfx for gr, sfx in allowed if gr == g]
+        if not match:
+            sock.close()
+            raise AssertionError("port %d: greeting %r, expected one of %r (seq %d..%d)"
+                                 % (port, g, sorted(allowed), s1, s2))
+        return sock, match[0]
+
+    def _persistent(self, i, sock, suffix):
+        k = 0
+        try:
+            while not self.stop.is_set():
+                line = b"client %d line %d %s\n" % (i, k, b"z" * (i % 11))
+                sock.sendall(line)
+                want = echo_reply(line, suffix)
+                got = recv_exact(sock, len(want), timeout=10)
+                if got != want:
+                    self.fail("client %d: sent %r, got %r, expected %r" % (i, line, got, want))
+                    return
+                k += 1
+                self.per_client[i] = k
+                with self.lock:
+                    self.stats["roundtrips"] += 1
+        except (AssertionError, OSError) as e:
+            self.fail("persistent client %d after %d round trips: %r" % (i, k, e))
+        finally:
+            sock.close()
+
+    def _churn(self, j, ports):
+        k = 0
+        try:
+            while not self.stop.is_set():
+                port = ports[(k + j) % len(ports)]
+                sock, suffix = self.open_client(port)
+                try:
+                    line = b"fresh %d %d\n" % (j, k)
+                    sock.sendall(line)
+                    want = echo_reply(line, suffix)
+                    got = recv_exact(sock, len(want), timeout=10)
+                    if got != want:
+                        self.fail("fresh %d on %d: got %r, expected %r" % (j, port, got, want))
+                        return
+                finally:
+                    sock.close()
+                k += 1
+                with self.lock:
+                    self.stats["fresh"] += 1
+        except (AssertionError, OSError) as e:
+            self.fail("fresh connections %d after %d: %r" % (j, k, e))
+
+    def start(self, persistent_ports, n_churn, churn_ports):
+        """One persistent client per entry of persistent_ports doing round
+        trips, and n_churn threads opening fresh connections in turn on
+        churn_ports."""
+        self.per_client = [0] * len(persistent_ports)
+        socks = [self.open_client(p) for p in persistent_ports]
+        self.threads = [threading.Thread(target=self._persistent, args=(i, sock, sfx), daemon=True)
+                        for i, (sock, sfx) in enumerate(socks)]
+        self.threads += [threading.Thread(target=self._churn, args=(j, churn_ports), daemon=True)
+                         for j in range(n_churn)]
+        for t in self.threads:
+            t.start()
+
+    def stop_all(self, timeout=15):
+        """Stop every client; returns the threads still alive (hung)."""
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout)
+        return [t for t in self.threads if t.is_alive()]
+
+
 def for_each_backend(mixin):
     """Class decorator: create one TestCase per backend, named
     <Mixin>_<backend>, in the mixin's module.  The mixin itself is not a

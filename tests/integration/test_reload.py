@@ -12,11 +12,10 @@ import re
 import signal
 import socket
 import sys
-import threading
 import time
 
 import muxdtest as mt
-from muxdtest import recv_exact, recv_until, expect_eof
+from muxdtest import recv_exact, expect_eof
 
 RELOADED_RE = re.compile(r"^muxd: info: configuration reloaded from ")
 RELOAD_FAILED_RE = re.compile(r"^muxd: err: reload failed")
@@ -328,135 +327,32 @@ class ReloadMixin(ReloadHelpers):
         m = self.start_muxd(text=texts["A"], env={"NOTIFY_SOCKET": n.address})
         n.wait("READY=1")
 
-        lock = threading.Lock()
-        state = {"seq": 0}                  # even: stable; config = "AB"[(seq // 2) % 2]
-        stats = {"roundtrips": 0, "churn": 0, "strict": 0, "refused": 0}
-        per_client = [0] * self.N_CLIENTS
-        errors = []
-        stop = threading.Event()
-
-        def seq():
-            with lock:
-                return state["seq"]
-
-        def fail(what):
-            with lock:
-                if len(errors) < 50:
-                    errors.append(what)
-            stop.set()
-
-        def open_client(port):
-            """Connect, read the greeting, check it against the config in
-            force; returns (sock, suffix)."""
-            s1 = seq()
-            try:
-                sock = mt.connect(port, timeout=5)
-            except ConnectionRefusedError:
-                with lock:
-                    stats["refused"] += 1
-                raise
-            try:
-                g = recv_until(sock, b"\n", timeout=5)
-            except BaseException:
-                sock.close()
-                raise
-            s2 = seq()
-            allowed = {greet[(w, port)] for w in "AB" if (w, port) in greet}
-            if s1 == s2 and s1 % 2 == 0:
-                allowed = {greet[("AB"[(s1 // 2) % 2], port)]}
-                with lock:
-                    stats["strict"] += 1
-            match = [sfx for gr, sfx in allowed if gr == g]
-            if not match:
-                sock.close()
-                raise AssertionError("port %d: greeting %r, expected one of %r (seq %d..%d)"
-                                     % (port, g, sorted(allowed), s1, s2))
-            return sock, match[0]
-
-        def persistent(i, sock, suffix):
-            k = 0
-            try:
-                while not stop.is_set():
-                    line = b"client %d line %d %s\n" % (i, k, b"z" * (i % 7))
-                    sock.sendall(line)
-                    want = mt.echo_reply(line, suffix)
-                    got = recv_exact(sock, len(want), timeout=10)
-                    if got != want:
-                        fail("client %d: sent %r, got %r, expected %r" % (i, line, got, want))
-                        return
-                    k += 1
-                    per_client[i] = k
-                    with lock:
-                        stats["roundtrips"] += 1
-            except (AssertionError, OSError) as e:
-                fail("client %d after %d round trips: %r" % (i, k, e))
-            finally:
-                sock.close()
-
-        def churn(j):
-            k = 0
-            try:
-                while not stop.is_set():
-                    port = (p1, p2)[k % 2]
-                    sock, suffix = open_client(port)
-                    try:
-                        line = b"churn %d %d\n" % (j, k)
-                        sock.sendall(line)
-                        want = mt.echo_reply(line, suffix)
-                        got = recv_exact(sock, len(want), timeout=10)
-                        if got != want:
-                            fail("churn %d on %d: got %r, expected %r" % (j, port, got, want))
-                            return
-                    finally:
-                        sock.close()
-                    k += 1
-                    with lock:
-                        stats["churn"] += 1
-            except (AssertionError, OSError) as e:
-                fail("churn %d after %d connections: %r" % (j, k, e))
-
-        # persistent clients: on both stable ports, and some on the extra port
-        # that the next reload removes (they must keep working all along)
-        threads = []
-        ports = [p1, p2, px]
-        socks = [open_client(ports[i % 3]) for i in range(self.N_CLIENTS)]
-        for i, (sock, suffix) in enumerate(socks):
-            threads.append(threading.Thread(target=persistent, args=(i, sock, suffix),
-                                            daemon=True))
-        threads += [threading.Thread(target=churn, args=(j,), daemon=True)
-                    for j in range(self.N_CHURN)]
-        for t in threads:
-            t.start()
-
-        def total():
-            with lock:
-                return stats["roundtrips"] + stats["churn"]
+        load = mt.ReloadTraffic(greet, "A")
+        load.start([(p1, p2, px)[i % 3] for i in range(self.N_CLIENTS)], self.N_CHURN, (p1, p2))
 
         t_start = time.monotonic()
         try:
             for r in range(self.N_RELOADS):
                 # let some traffic through under the current config (bounded)
-                base = total()
-                self.wait_for(lambda: total() >= base + 50 or stop.is_set(), 10,
+                base = load.traffic()
+                self.wait_for(lambda: load.traffic() >= base + 50 or load.stop.is_set(), 10,
                               "round trips between reloads (reload %d)" % r)
-                if stop.is_set():
+                if load.stop.is_set():
                     break
                 which = "B" if r % 2 == 0 else "A"
                 self.write_config(text=texts[which], name=os.path.basename(m.config_path))
                 since, since_n = m.log_count(), n.count()
-                with lock:
-                    state["seq"] += 1
+                load.begin_reload()
                 m.signal(signal.SIGHUP)
                 if r % 2:
                     m.wait_log(RELOADED_RE, since=since, timeout=10)
                 else:
                     i, _ = n.wait(RELOADING_RE, since=since_n, timeout=10)
                     n.wait("READY=1", since=i + 1, timeout=10)
-                with lock:
-                    state["seq"] += 1
+                load.end_reload(which)
                 # the extra port moved: the new one serves, the old one refuses
                 added, removed = (py, px) if which == "B" else (px, py)
-                sock, suffix = open_client(added)
+                sock, suffix = load.open_client(added)
                 try:
                     self.assertEqual(suffix, greet[(which, added)][1])
                     sock.sendall(b"extra\n")
@@ -466,15 +362,14 @@ class ReloadMixin(ReloadHelpers):
                     sock.close()
                 self.assertRefused(removed)
         finally:
-            stop.set()
-            for t in threads:
-                t.join(timeout=15)
+            hung = load.stop_all()
         elapsed = time.monotonic() - t_start
-        self.assertFalse([t for t in threads if t.is_alive()], "client threads hung")
-        self.assertEqual(errors, [], "errors under reload (%s)" % stats)
+        stats = load.stats
+        self.assertFalse(hung, "client threads hung")
+        self.assertEqual(load.errors, [], "errors under reload (%s)" % stats)
         self.assertEqual(stats["refused"], 0)
         self.assertEqual([l for l in m.log_lines() if RELOAD_FAILED_RE.search(l)], [])
-        self.assertTrue(all(k > 0 for k in per_client), per_client)
+        self.assertTrue(all(k > 0 for k in load.per_client), load.per_client)
         reloads = [l for l in m.log_lines() if RELOADED_RE.search(l)]
         self.assertEqual(len(reloads), self.N_RELOADS)
         self.assertEqual(m.stop(), 0, m.log_tail())
@@ -488,7 +383,7 @@ class ReloadMixin(ReloadHelpers):
                          "persistent connections, %d fresh connections (%d checked against "
                          "a stable config), 0 errors ... " % (
                              self.backend, self.N_RELOADS, elapsed, stats["roundtrips"],
-                             self.N_CLIENTS, stats["churn"], stats["strict"]))
+                             self.N_CLIENTS, stats["fresh"], stats["strict"]))
 
 
 mt.for_each_backend(ReloadMixin)

@@ -27,7 +27,6 @@ import os
 import re
 import signal
 import socket
-import threading
 import time
 
 import stresslib as sl
@@ -131,123 +130,25 @@ class ReloadStorm:
         fds0 = mt.num_fds(m.pid)
         rss_start = mt.rss_kb(m.pid)
 
-        lock = threading.Lock()
-        state = {"seq": 0, "cfg": "A"}      # seq odd while a reload is in progress
-        stats = {"roundtrips": 0, "fresh": 0, "strict": 0, "refused": 0}
-        errors = []
-        stop = threading.Event()
-        per_client = [0] * N_PERSISTENT
-
-        def fail(what):
-            with lock:
-                if len(errors) < 20:
-                    errors.append(what)
-            stop.set()
-
-        def open_client(port):
-            """Connect, read the greeting, check it against the config(s) that
-            may have been in force; returns (sock, suffix)."""
-            with lock:
-                s1, c1 = state["seq"], state["cfg"]
-            try:
-                sock = mt.connect(port, timeout=5)
-            except ConnectionRefusedError:
-                with lock:
-                    stats["refused"] += 1
-                raise
-            try:
-                g = mt.recv_until(sock, b"\n", timeout=10)
-            except BaseException:
-                sock.close()
-                raise
-            with lock:
-                s2 = state["seq"]
-            allowed = {greet[(w, port)] for w in "AB" if (w, port) in greet}
-            if s1 == s2 and s1 % 2 == 0:
-                allowed = {greet[(c1, port)]}       # no reload in between: exactly this one
-                with lock:
-                    stats["strict"] += 1
-            match = [sfx for gr, sfx in allowed if gr == g]
-            if not match:
-                sock.close()
-                raise AssertionError("port %d: greeting %r, expected one of %r (seq %d..%d)"
-                                     % (port, g, sorted(allowed), s1, s2))
-            return sock, match[0]
-
-        def persistent(i, sock, suffix):
-            k = 0
-            try:
-                while not stop.is_set():
-                    line = b"client %d line %d %s\n" % (i, k, b"z" * (i % 11))
-                    sock.sendall(line)
-                    want = mt.echo_reply(line, suffix)
-                    got = mt.recv_exact(sock, len(want), timeout=10)
-                    if got != want:
-                        fail("client %d: sent %r, got %r, expected %r" % (i, line, got, want))
-                        return
-                    k += 1
-                    per_client[i] = k
-                    with lock:
-                        stats["roundtrips"] += 1
-            except (AssertionError, OSError) as e:
-                fail("persistent client %d after %d round trips: %r" % (i, k, e))
-            finally:
-                sock.close()
-
-        def churn(j):
-            k = 0
-            try:
-                while not stop.is_set():
-                    port = (p1, p2)[(k + j) % 2]
-                    sock, suffix = open_client(port)
-                    try:
-                        line = b"fresh %d %d\n" % (j, k)
-                        sock.sendall(line)
-                        want = mt.echo_reply(line, suffix)
-                        got = mt.recv_exact(sock, len(want), timeout=10)
-                        if got != want:
-                            fail("fresh %d on %d: got %r, expected %r" % (j, port, got, want))
-                            return
-                    finally:
-                        sock.close()
-                    k += 1
-                    with lock:
-                        stats["fresh"] += 1
-            except (AssertionError, OSError) as e:
-                fail("fresh connections %d after %d: %r" % (j, k, e))
-
+        load = mt.ReloadTraffic(greet, "A")
         ports = [p1] * 9 + [p2] * 9 + [px] * 3
-        threads = [threading.Thread(target=persistent, args=(i,) + open_client(ports[i]),
-                                    daemon=True) for i in range(N_PERSISTENT)]
-        threads += [threading.Thread(target=churn, args=(j,), daemon=True) for j in range(N_CHURN)]
-        for t in threads:
-            t.start()
-
-        def stop_all():
-            stop.set()
-            for t in threads:
-                t.join(15)
-        self.addCleanup(stop_all)
+        load.start(ports[:N_PERSISTENT], N_CHURN, (p1, p2))
+        self.addCleanup(load.stop_all)
 
         reload_times = []
         counts = {"ok": 0, "failed": 0}
         kinds = dict.fromkeys(INVALID_KINDS, 0)
 
-        def traffic():
-            with lock:
-                return stats["roundtrips"] + stats["fresh"]
-
         def do_reload(r):
             """Reload r: valid if even (B, A, B, ...), invalid if odd.  Some
             traffic first, so that every reload happens under load."""
-            base = traffic()
+            base = load.traffic()
             d = sl.Deadline(10)
-            while traffic() < base + MIN_TRAFFIC and not errors:
+            while load.traffic() < base + MIN_TRAFFIC and not load.errors:
                 if d.passed():
                     self.fail("reload %d: fewer than %d round trips in 10s" % (r, MIN_TRAFFIC))
                 time.sleep(0.0005)
-            with lock:
-                current = state["cfg"]
+            current = load.config
             if r % 2 == 0:
                 which = "B" if current == "A" else "A"
                 text, expect_ok = texts[which], True
@@ -258,8 +159,7 @@ class ReloadStorm:
                 text, expect_ok = invalid(kind, current), False
             self.write_config(text=text, name=cfg_name)
             since, since_n = m.log_count(), n.count()
-            with lock:
-                state["seq"] += 1
+            load.begin_reload()
             t = time.monotonic()
             m.signal(signal.SIGHUP)
             _, mm = m.wait_log(OUTCOME_RE, timeout=10, since=since)
@@ -271,13 +171,11 @@ class ReloadStorm:
                              m.log_tail(20)))
             i, _ = n.wait(RELOADING_RE, since=since_n, timeout=10)
             n.wait("READY=1", since=i + 1, timeout=10)
-            with lock:
-                state["cfg"] = which
-                state["seq"] += 1
+            load.end_reload(which)
             counts["ok" if ok else "failed"] += 1
             # the extra port in force serves; the other one refuses
             here, gone = extra[which], extra["B" if which == "A" else "A"]
-            sock, suffix = open_client(here)
+            sock, suffix = load.open_client(here)
             try:
                 self.assertEqual(suffix, greet[(which, here)][1])
                 sock.sendall(b"extra %d\n" % r)
@@ -286,15 +184,16 @@ class ReloadStorm:
             finally:
                 sock.close()
             self.assertTrue(refused(gone), "reload %d: port %d still accepts" % (r, gone))
-            if errors:
-                self.fail("client errors by reload %d: %s" % (r, errors))
+            if load.errors:
+                self.fail("client errors by reload %d: %s" % (r, load.errors))
 
         # warm-up, then the baseline RSS (clients connected and busy)
         for r in range(N_WARMUP):
             do_reload(r)
         rss_warm = mt.rss_kb(m.pid)
         fds_warm = mt.num_fds(m.pid)
-        with lock:
+        stats = load.stats
+        with load.lock:
             rt0, fr0 = stats["roundtrips"], stats["fresh"]
         sampler = sl.Sampler(m.pid, interval=0.1)
         sampler.start()
@@ -308,14 +207,14 @@ class ReloadStorm:
         cpu_s = cpu.seconds()
         rss_end = mt.rss_kb(m.pid)
         rss_peak = sampler.stop()
-        with lock:
+        with load.lock:
             rt, fr = stats["roundtrips"] - rt0, stats["fresh"] - fr0
-        stop_all()
-        self.assertFalse([t for t in threads if t.is_alive()], "client threads hung")
-        self.assertEqual(errors, [])
+        hung = load.stop_all()
+        self.assertFalse(hung, "client threads hung")
+        self.assertEqual(load.errors, [])
         self.assertEqual(stats["refused"], 0, "refused connects on stable ports")
-        self.assertTrue(all(k > 0 for k in per_client), per_client)
-        self.assertEqual(state["cfg"], "A")
+        self.assertTrue(all(k > 0 for k in load.per_client), load.per_client)
+        self.assertEqual(load.config, "A")
         # Every client gone: exactly the descriptors muxd had at start (same
         # listeners as then: config A).
         self.fds_settle(m, fds0, timeout=15)
@@ -329,7 +228,7 @@ class ReloadStorm:
                     sl.lat_summary(reload_times[N_WARMUP:]))
         self.figure("load during them: %d round trips on %d persistent connections (min %d per "
                     "client), %d fresh connections; %d greetings checked against exactly the "
-                    "config in force, 0 errors, 0 refused", rt, N_PERSISTENT, min(per_client), fr,
+                    "config in force, 0 errors, 0 refused", rt, N_PERSISTENT, min(load.per_client), fr,
                     stats["strict"])
         self.figure("muxd fds %d at start, %d under load, %d at the end; RSS %d KiB at start, "
                     "%d after warm-up, %d after %d reloads (peak %d); CPU %.2fs",

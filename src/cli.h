@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: MIT */
+/* Error messages of the command-line tools (muxc, muxbench): "PROG: text"
+ * on stderr in one write, and usage errors that point at --help. */
+#pragma once
+
+/* The tool's name: each tool defines it. */
+extern const char *cli_program;
+
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A bad option or argument: the message, then "Try 'PROG --help' ...". */
+void cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
