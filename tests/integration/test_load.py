@@ -2,8 +2,12 @@
 """Load: many concurrent clients, a flooding client, clients that vanish
 mid-reply.  Every reply is verified byte for byte."""
 
+import os
+import re
 import select
 import selectors
+import shutil
+import subprocess
 import socket
 import struct
 import threading
@@ -278,6 +282,41 @@ class LoadMixin:
         self.assertLess(sampler.max_kb - baseline, 16 * 1024,
                         "muxd grew by %d KiB answering one client" % (sampler.max_kb - baseline))
         self.roundtrip(self.client(m), b"still served\n", suffix=suffix)
+
+    def _heap_allocations(self, n_messages):
+        """Run muxd under valgrind, send n_messages (10 lines per write) on one
+        connection, stop muxd; returns the allocations valgrind counted over
+        the whole run."""
+        log = os.path.join(self.tmpdir, "valgrind-%d.log" % n_messages)
+        m = self.start_muxd(wrapper=["valgrind", "--log-file=" + log])
+        s = self.client(m)
+        for i in range(0, n_messages, 10):
+            lines = b"".join(b"message %d\n" % k for k in range(i, i + 10))
+            s.sendall(lines)
+            self.assertRecv(s, b"".join(b"message %dhi...\n" % k for k in range(i, i + 10)),
+                            timeout=30)
+        s.close()
+        self.assertEqual(m.stop(), 0, m.log_tail())
+        with open(log) as f:
+            text = f.read()
+        found = re.search(r"total heap usage: ([\d,]+) allocs", text)
+        self.assertIsNotNone(found, "no heap summary in valgrind's log:\n" + text[-2000:])
+        return int(found.group(1).replace(",", ""))
+
+    @mt.skip_under_valgrind("it runs valgrind itself")
+    def test_no_heap_allocation_per_message(self):
+        """Steady state allocates nothing per message: 20,000 more messages
+        on a connection cost (next to) no more heap allocations."""
+        if not shutil.which("valgrind"):
+            self.skipTest("valgrind is not installed (scripts/install-deps installs it)")
+        if b"libasan" in subprocess.run(["ldd", mt.muxd_path()], capture_output=True).stdout:
+            self.skipTest("muxd is built with AddressSanitizer, which valgrind cannot run")
+        few, many = self._heap_allocations(1000), self._heap_allocations(21000)
+        print("\n  [%s] heap allocations over a whole run: %d with 1,000 messages, "
+              "%d with 21,000" % (self.backend, few, many))
+        # a partial line split by a read boundary may buffer (one allocation)
+        self.assertLess(many - few, 20, "%d more allocations for 20,000 more messages"
+                        % (many - few))
 
     def _send_without_reading(self, s, nbytes, stall=0.5):
         """Send up to nbytes of lines without reading; stop early when muxd
