@@ -15,6 +15,7 @@
  * close() cancels them, and the kernel holds the socket until they end. */
 #include <errno.h>
 #include <liburing.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@
 #define CONN_TX_SIZE            2048u
 #define CONN_TX_CAP             (CONN_TX_SIZE - sizeof(struct conn_tx))
 #define URING_TX_KEEP           4096u
+#define URING_MMAP_THRESHOLD    (16 * 1024)
 
 enum {
         URING_OP_RECV = 2,      /* user_data: the conn's address | op */
@@ -374,6 +376,12 @@ int conn_uring_setup(struct worker *w)
                                       (unsigned short) i, io_uring_buf_ring_mask(URING_BUF_COUNT), (int) i);
         io_uring_buf_ring_advance(u->br, URING_BUF_COUNT);
         ev_uring_set_handler(w->loop, uring_complete, w);
+        /* A client that does not read has up to CONN_OUTPUT_HIGH queued in
+         * c->out plus as much being sent from a detached one: allocations
+         * that glibc would keep in the heap once freed (its mmap threshold
+         * rises to the largest block freed), so that memory stayed with
+         * muxd after such clients left. Large blocks mmap'd, always. */
+        (void) mallopt(M_MMAP_THRESHOLD, URING_MMAP_THRESHOLD);
         w->uring = u;
         return 0;
 fail:

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "event-backend.h"
 #include "ev_uring.h"
@@ -42,6 +44,7 @@ struct uring_compl {
 
 struct uring_state {
         struct io_uring ring;
+        bool disabled;                  /* not enabled yet: by the first wait's thread */
         struct uring_fd *fds;           /* indexed by fd, setsize entries */
         int *dirty;                     /* fds whose poll may need arming or removal */
         size_t n_dirty;
@@ -51,18 +54,29 @@ struct uring_state {
         void *ctx;
 };
 
-static int uring_init(struct io_uring *ring, unsigned entries, unsigned cq_entries)
+/* The ring set-up, best first: the CQEs of a loop's own operations are
+ * completed in batches when it waits (DEFER_TASKRUN, 6.1: no task work
+ * interrupting it in between), which needs a single submitting thread
+ * (SINGLE_ISSUER), the one that enables the ring (R_DISABLED): a worker's
+ * loop is made by the main thread but runs in the worker's. Then without
+ * those (5.19), then without any optional flag. *disabled: the first wait
+ * has to enable the ring. */
+static int uring_init(struct io_uring *ring, unsigned entries, unsigned cq_entries, bool *disabled)
 {
-        struct io_uring_params p = {
-                .flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
-                .cq_entries = cq_entries,
+        static const unsigned flags[] = {
+                IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                        IORING_SETUP_R_DISABLED,
+                IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+                0,
         };
-        int r;
+        struct io_uring_params p;
+        int r = -EINVAL;
 
-        r = io_uring_queue_init_params(entries, ring, &p);
-        if (r == -EINVAL) {
-                /* a kernel before 5.19: without the optional flags */
-                p = (struct io_uring_params) { .flags = IORING_SETUP_CQSIZE, .cq_entries = cq_entries };
+        for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]) && r == -EINVAL; i++) {
+                p = (struct io_uring_params) {
+                        .flags = IORING_SETUP_CQSIZE | flags[i],
+                        .cq_entries = cq_entries,
+                };
                 r = io_uring_queue_init_params(entries, ring, &p);
         }
         if (r < 0)
@@ -73,6 +87,16 @@ static int uring_init(struct io_uring *ring, unsigned entries, unsigned cq_entri
                 io_uring_queue_exit(ring);
                 return -EOPNOTSUPP;
         }
+        *disabled = p.flags & IORING_SETUP_R_DISABLED;
+        return 0;
+}
+
+/* io_uring_enable_rings() is declared by liburing 2.3 but missing from its
+ * library: the system call itself. */
+static int uring_enable(struct io_uring *ring)
+{
+        if (syscall(__NR_io_uring_register, ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
+                return -errno;
         return 0;
 }
 
@@ -84,9 +108,12 @@ static int uring_backend_probe(void)
 {
         struct io_uring ring;
         struct io_uring_probe *probe;
+        bool disabled;
         int r;
 
-        r = uring_init(&ring, 4, 8);
+        r = uring_init(&ring, 4, 8, &disabled);
+        if (r == 0 && disabled)
+                r = uring_enable(&ring);
         if (r < 0)
                 return r;
         probe = io_uring_get_probe_ring(&ring);
@@ -110,7 +137,7 @@ static int uring_backend_create(struct ev_loop *loop)
         r = -ENOMEM;
         if (!s->fds || !s->dirty || !s->compl)
                 goto fail;
-        r = uring_init(&s->ring, URING_SQ_ENTRIES, URING_CQ_ENTRIES);
+        r = uring_init(&s->ring, URING_SQ_ENTRIES, URING_CQ_ENTRIES, &s->disabled);
         if (r < 0)
                 goto fail;
         loop->state = s;
@@ -160,7 +187,7 @@ struct io_uring_sqe *ev_uring_get_sqe(struct ev_loop *loop)
 
         if (!sqe) {
                 /* the queue is full: send it off now rather than fail */
-                if (io_uring_submit(&s->ring) < 0)
+                if (s->disabled || io_uring_submit(&s->ring) < 0)
                         return NULL;
                 sqe = io_uring_get_sqe(&s->ring);
         }
@@ -178,7 +205,7 @@ static int uring_backend_del(struct ev_loop *loop, int fd, int oldmask, int delm
         struct uring_fd *f = &s->fds[fd];
         struct io_uring_sqe *sqe;
 
-        if ((oldmask & ~delmask) == EV_NONE && f->armed != EV_NONE &&
+        if ((oldmask & ~delmask) == EV_NONE && f->armed != EV_NONE && !s->disabled &&
             (sqe = ev_uring_get_sqe(loop))) {
                 /* Removed now, not at the next wait: an armed poll holds a
                  * reference to the file, and the caller may close the fd next,
@@ -242,6 +269,12 @@ static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
         unsigned head, seen = 0;
         int n = 0, r;
 
+        if (s->disabled) {
+                r = uring_enable(&s->ring);
+                if (r < 0)
+                        return r;
+                s->disabled = false;
+        }
         uring_sync(loop, s);
         if (timeout_ms >= 0) {
                 ts.tv_sec = timeout_ms / 1000;
