@@ -141,6 +141,21 @@ int conn_uring_send(struct conn *c, const char *p, size_t n)
 
         if (n == 0)
                 return 0;
+        if (!c->tx && buffer_len(&c->out) == 0 && n <= CONN_TX_CAP) {
+                /* the common case: straight into a send buffer, no allocation */
+                c->tx = uring_tx_get(u);
+                if (!c->tx) {
+                        conn_close(c);
+                        return -ENOMEM;
+                }
+                memcpy(c->tx->data, p, n);
+                c->tx->len = (uint32_t) n;
+                if (uring_submit_send(c, false) < 0) {
+                        conn_close(c);
+                        return -ECONNRESET;
+                }
+                return 0;
+        }
         if (buffer_append(&c->out, p, n, 0) < 0) {
                 log_warning("out of memory queueing a reply: closing the connection");
                 conn_close(c);
@@ -359,7 +374,9 @@ int conn_uring_setup(struct worker *w)
                 return -ENOMEM;
         idle_queue_init(&u->zombies);
         u->br = mmap(NULL, ring_size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-        u->bufs = malloc((size_t) URING_BUF_COUNT * URING_BUF_SIZE);
+        /* zeroed (mmapped pages: no cost until used) so that valgrind, which
+         * does not see the kernel write into them, finds them defined */
+        u->bufs = calloc(URING_BUF_COUNT, URING_BUF_SIZE);
         if (u->br == MAP_FAILED || !u->bufs) {
                 r = -ENOMEM;
                 goto fail;

@@ -209,11 +209,13 @@ static int uring_backend_del(struct ev_loop *loop, int fd, int oldmask, int delm
             (sqe = ev_uring_get_sqe(loop))) {
                 /* Removed now, not at the next wait: an armed poll holds a
                  * reference to the file, and the caller may close the fd next,
-                 * expecting, say, a listening socket to stop accepting. */
+                 * expecting, say, a listening socket to stop accepting. With
+                 * DEFER_TASKRUN the cancelled poll lets go of the file only
+                 * when the ring's task work runs: get events, too. */
                 io_uring_prep_poll_remove(sqe, uring_poll_data(fd, f->gen));
                 io_uring_sqe_set_data64(sqe, 0);
                 f->armed = EV_NONE;
-                (void) io_uring_submit(&s->ring);
+                (void) io_uring_submit_and_get_events(&s->ring);
         }
         uring_mark_dirty(s, fd);
         return 0;
