@@ -110,6 +110,8 @@ static int uring_submit_send(struct conn *c, bool poll_first)
         io_uring_prep_send(sqe, c->fd, uring_tx_head(c->tx), c->tx->len, MSG_NOSIGNAL);
         if (poll_first)
                 sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;      /* wait until writable */
+        else
+                ev_uring_expect_inline(c->w->loop);
         io_uring_sqe_set_data64(sqe, uring_data(c, URING_OP_SEND));
         c->flags |= CONN_U_SEND;
         return 0;

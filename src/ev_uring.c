@@ -28,6 +28,9 @@
 #define URING_SQ_ENTRIES        1024u
 #define URING_CQ_ENTRIES        16384u  /* multishot receives post many CQEs per SQE */
 #define URING_COMPL_MAX         4096u   /* handler CQEs taken per wait; more wait for the next */
+/* How long a wait that submits operations expected to complete inline
+ * waits for one event more than those completions (see uring_backend_poll) */
+#define URING_INLINE_WAIT_MS    1
 
 struct uring_fd {
         uint32_t gen;           /* generation of the last poll armed */
@@ -48,6 +51,7 @@ struct uring_state {
         struct uring_fd *fds;           /* indexed by fd, setsize entries */
         int *dirty;                     /* fds whose poll may need arming or removal */
         size_t n_dirty;
+        unsigned expected;              /* CQEs the next submission will post at once */
         struct uring_compl *compl;      /* handler CQEs of the last wait */
         size_t n_compl;
         ev_uring_handler *handler;
@@ -268,7 +272,7 @@ static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
         struct uring_state *s = loop->state;
         struct __kernel_timespec ts, *tsp = NULL;
         struct io_uring_cqe *cqe;
-        unsigned head, seen = 0;
+        unsigned head, seen = 0, wait_nr = 1;
         int n = 0, r;
 
         if (s->disabled) {
@@ -278,12 +282,22 @@ static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
                 s->disabled = false;
         }
         uring_sync(loop, s);
+        /* The sends of this pass mostly complete as they are submitted,
+         * which would end the wait at once, and the next pass would make a
+         * second io_uring_enter() just to wait. So wait for one CQE more
+         * than those, briefly: under load the clients' next messages come
+         * within it, and an idle loop only handles the send completions
+         * (the replies themselves are out already) a millisecond later. */
+        wait_nr += s->expected;
+        if (s->expected > 0 && (timeout_ms < 0 || timeout_ms > URING_INLINE_WAIT_MS))
+                timeout_ms = URING_INLINE_WAIT_MS;
+        s->expected = 0;
         if (timeout_ms >= 0) {
                 ts.tv_sec = timeout_ms / 1000;
                 ts.tv_nsec = (long long) (timeout_ms % 1000) * 1000000;
                 tsp = &ts;
         }
-        r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL);
+        r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, wait_nr, tsp, NULL);
         if (r < 0 && r != -ETIME && r != -EINTR)
                 return r;
 
@@ -347,6 +361,13 @@ static void uring_backend_complete(struct ev_loop *loop)
                 return;
         for (size_t i = 0; i < n; i++)
                 s->handler(s->ctx, s->compl[i].user_data, s->compl[i].res, s->compl[i].flags);
+}
+
+void ev_uring_expect_inline(struct ev_loop *loop)
+{
+        struct uring_state *s = loop->state;
+
+        s->expected++;
 }
 
 struct io_uring *ev_uring_ring(struct ev_loop *loop)

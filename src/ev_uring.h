@@ -29,6 +29,9 @@ struct io_uring *ev_uring_ring(struct ev_loop *loop);
 void ev_uring_set_handler(struct ev_loop *loop, ev_uring_handler *fn, void *ctx);
 /* A free SQE (submitting the queued ones first if the queue is full), or NULL. */
 struct io_uring_sqe *ev_uring_get_sqe(struct ev_loop *loop);
+/* An operation just queued will most likely complete as it is submitted
+ * (a send to a socket with room): its CQE should not end the wait. */
+void ev_uring_expect_inline(struct ev_loop *loop);
 #else
 static inline struct io_uring *ev_uring_ring(struct ev_loop *loop) { (void) loop; return NULL; }
 #endif
