@@ -15,8 +15,11 @@
 /* Replies being sent on io_uring: they must stay put until the send's CQE. */
 struct conn_tx {
         struct conn_tx *next;           /* on the worker's free list */
-        char *ext;                      /* a detached c->out (malloc'd), or NULL: data[] */
-        uint32_t off, len;              /* unsent: [off, off + len) */
+        /* A large backlog is sent from c->out's storage, swapped in here (and
+         * this one's, emptied, becomes c->out's): two buffers that take turns
+         * rather than one allocated per batch. ext.data NULL: from data[]. */
+        struct buffer ext;
+        uint32_t off, len;              /* unsent: [off, off + len) of ext.data or data[] */
         char data[];                    /* CONN_TX_SIZE - sizeof(struct conn_tx) bytes */
 };
 

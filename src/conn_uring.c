@@ -6,7 +6,9 @@
  * Replies are copied from the worker's scratch buffer into a send buffer of
  * the connection's own (the kernel reads it when it gets to the send, after
  * the scratch buffer has served others), one send in flight per connection
- * so replies stay in order; what comes meanwhile waits in c->out. Every SQE
+ * so replies stay in order; what comes meanwhile waits in c->out, and a
+ * large backlog is sent from c->out's own storage (swapped with the send
+ * buffer's, so that a throttled client's batches reuse two blocks). Every SQE
  * goes out with the loop's next wait: one io_uring_enter() per pass, however
  * many clients it serves. Send buffers come from a free list, so a
  * connection in steady state allocates nothing per message.
@@ -79,14 +81,14 @@ static struct conn_tx *uring_tx_get(struct conn_uring *u)
                         return NULL;
         }
         tx->next = NULL;
-        tx->ext = NULL;
+        tx->ext = (struct buffer) BUFFER_INIT;
         tx->off = tx->len = 0;
         return tx;
 }
 
 static void uring_tx_put(struct conn_uring *u, struct conn_tx *tx)
 {
-        free(tx->ext);
+        buffer_free(&tx->ext);
         if (u->n_free_tx >= URING_TX_KEEP) {
                 free(tx);
                 return;
@@ -98,7 +100,7 @@ static void uring_tx_put(struct conn_uring *u, struct conn_tx *tx)
 
 static const char *uring_tx_head(const struct conn_tx *tx)
 {
-        return (tx->ext ? tx->ext : tx->data) + tx->off;
+        return (tx->ext.data ? tx->ext.data : tx->data) + tx->off;
 }
 
 static int uring_submit_send(struct conn *c, bool poll_first)
@@ -123,15 +125,18 @@ static int uring_send_out(struct conn *c)
         struct conn_tx *tx = c->tx;
         size_t n = buffer_len(&c->out);
 
-        if (n <= CONN_TX_CAP) {
+        if (n <= CONN_TX_CAP && !tx->ext.data) {
                 memcpy(tx->data, buffer_head(&c->out), n);
                 tx->off = 0;
-                buffer_free(&c->out);
+                c->out.off = c->out.len = 0;    /* its storage stays for what comes next */
         } else {
-                /* detach c->out's storage rather than copy a large backlog */
-                tx->ext = c->out.data;
+                /* send from c->out's storage rather than copy a large backlog */
+                struct buffer spare = tx->ext;
+
+                tx->ext = c->out;
                 tx->off = c->out.off;
-                c->out = (struct buffer) BUFFER_INIT;
+                spare.off = spare.len = 0;
+                c->out = spare;
         }
         tx->len = (uint32_t) n;
         return uring_submit_send(c, false);
@@ -143,14 +148,15 @@ int conn_uring_send(struct conn *c, const char *p, size_t n)
 
         if (n == 0)
                 return 0;
-        if (!c->tx && buffer_len(&c->out) == 0 && n <= CONN_TX_CAP) {
+        if (!(c->flags & CONN_U_SEND) && buffer_len(&c->out) == 0 && n <= CONN_TX_CAP) {
                 /* the common case: straight into a send buffer, no allocation */
-                c->tx = uring_tx_get(u);
-                if (!c->tx) {
+                if (!c->tx && !(c->tx = uring_tx_get(u))) {
                         conn_close(c);
                         return -ENOMEM;
                 }
+                buffer_free(&c->tx->ext);
                 memcpy(c->tx->data, p, n);
+                c->tx->off = 0;
                 c->tx->len = (uint32_t) n;
                 if (uring_submit_send(c, false) < 0) {
                         conn_close(c);
@@ -163,10 +169,9 @@ int conn_uring_send(struct conn *c, const char *p, size_t n)
                 conn_close(c);
                 return -ENOMEM;
         }
-        if (c->tx)
+        if (c->flags & CONN_U_SEND)
                 return 0;       /* goes once the send in flight is done */
-        c->tx = uring_tx_get(u);
-        if (!c->tx || uring_send_out(c) < 0) {
+        if ((!c->tx && !(c->tx = uring_tx_get(u))) || uring_send_out(c) < 0) {
                 conn_close(c);
                 return -ECONNRESET;
         }
@@ -205,18 +210,19 @@ static void uring_send_done(struct conn *c, int32_t res)
                         conn_close(c);
                 return;
         }
-        free(tx->ext);
-        tx->ext = NULL;
-        if (buffer_len(&c->out) > 0) {
-                if (uring_send_out(c) < 0) {
-                        conn_close(c);
-                        return;
-                }
-        } else {
-                c->tx = NULL;
-                uring_tx_put(w->uring, tx);
+        if (buffer_len(&c->out) > 0 && uring_send_out(c) < 0) {
+                conn_close(c);
+                return;
         }
-        (void) conn_sent(c);
+        /* c->tx and the buffers stay while conn_sent() runs: a throttled
+         * client resumed now gets its next batch of replies at once, in the
+         * same storage (rather than a block allocated and freed per batch). */
+        if (conn_sent(c) < 0 || (c->flags & (CONN_U_CLOSED | CONN_U_SEND)))
+                return;
+        /* all written: an idle connection keeps no buffer */
+        buffer_free(&c->out);
+        c->tx = NULL;
+        uring_tx_put(w->uring, tx);
 }
 
 static int uring_arm_recv(struct conn *c)
@@ -424,7 +430,7 @@ void conn_uring_free(struct worker *w)
 
                 idle_remove(&u->zombies, l);
                 if (c->tx) {
-                        free(c->tx->ext);
+                        buffer_free(&c->tx->ext);
                         free(c->tx);
                 }
                 free(c);
