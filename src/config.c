@@ -1316,6 +1316,24 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
                 else if (c->max_connections > at_most)
                         c->max_connections = (uint32_t) at_most;
         }
+
+        /* A backend the kernel may refuse (io_uring: a seccomp filter such as
+         * the unit's SystemCallFilter=, kernel.io_uring_disabled, an old
+         * kernel) is tried here, so that "muxd -t" (and so "systemctl reload")
+         * and the start fail with the way out rather than a bare errno. */
+        if (b && b->probe && backend) {
+                int r = b->probe();
+
+                if (r == -EOPNOTSUPP)
+                        error_at(p, backend, "backend: this kernel's %s lacks what muxd needs "
+                                 "(Linux 6.0 or later); use backend \"epoll\"", b->name);
+                else if (r < 0)
+                        error_at(p, backend, "backend: the kernel refused %s (%s); use backend \"epoll\"%s",
+                                 b->name, strerror(-r),
+                                 strcmp(b->name, "io_uring") == 0 ?
+                                 ", or allow io_uring in the unit (SystemCallFilter="
+                                 "io_uring_setup io_uring_enter io_uring_register)" : "");
+        }
 }
 
 static int config_new(const char *path, struct config **ret)

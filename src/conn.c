@@ -6,7 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "conn.h"
+#include "conn-io.h"
+#include "ev_uring.h"
 #include "framing.h"
 #include "log.h"
 #include "worker.h"
@@ -35,14 +36,21 @@ void conn_close(struct conn *c)
                 log_full(LOG_LEVEL_DEBUG, &(const struct log_fields) { .event = "closed", .peer = peer },
                          "connection from %s closed", peer);
         }
-        ev_del(w->loop, c->fd, EV_READABLE | EV_WRITABLE);
-        close(c->fd);
         idle_remove(c->flags & CONN_LINGER ? &w->lingering : &w->conns, &c->idle);
         buffer_free(&c->in);
         buffer_free(&c->out);
         lsettings_unref(c->set);
         src = c->src;
-        free(c);
+#ifdef HAVE_LIBURING
+        if (c->flags & CONN_URING) {
+                conn_uring_close(c);    /* freed once its operations are over */
+        } else
+#endif
+        {
+                ev_del(w->loop, c->fd, EV_READABLE | EV_WRITABLE);
+                close(c->fd);
+                free(c);
+        }
         worker_conn_closed(w, src);
 }
 
@@ -51,7 +59,23 @@ static void conn_read_off(struct conn *c)
         if (c->flags & CONN_READ_OFF)
                 return;
         c->flags |= CONN_READ_OFF;
+#ifdef HAVE_LIBURING
+        if (c->flags & CONN_URING) {
+                (void) conn_uring_read(c, false);
+                return;
+        }
+#endif
         ev_del(c->w->loop, c->fd, EV_READABLE);
+}
+
+/* Read again (after throttling, or to discard input while lingering). */
+static int conn_read_on(struct conn *c)
+{
+#ifdef HAVE_LIBURING
+        if (c->flags & CONN_URING)
+                return conn_uring_read(c, true);
+#endif
+        return ev_add(c->w->loop, c->fd, EV_READABLE, conn_on_event, c);
 }
 
 /* Everything queued is written and nothing more will be: close. Closing a
@@ -73,7 +97,7 @@ static void conn_finish(struct conn *c)
         idle_touch(&w->lingering, &c->idle, w->now_ms);
         if (c->flags & CONN_READ_OFF) {
                 c->flags &= ~(CONN_READ_OFF | CONN_THROTTLED);
-                if (ev_add(w->loop, c->fd, EV_READABLE, conn_on_event, c) < 0)
+                if (conn_read_on(c) < 0)
                         conn_close(c);
         }
 }
@@ -111,11 +135,6 @@ static int conn_flush(struct conn *c)
                 idle_touch(&w->conns, &c->idle, w->now_ms);
         }
         ev_del(w->loop, c->fd, EV_WRITABLE);
-
-        if (c->flags & CONN_CLOSING) {
-                conn_finish(c);
-                return -ECONNRESET;
-        }
         return 0;
 fail:
         conn_close(c);
@@ -127,6 +146,10 @@ static int conn_send(struct conn *c, const char *p, size_t n)
 {
         struct worker *w = c->w;
 
+#ifdef HAVE_LIBURING
+        if (c->flags & CONN_URING)
+                return conn_uring_send(c, p, n);
+#endif
         if (buffer_len(&c->out) == 0) {
                 ssize_t sent;
 
@@ -173,7 +196,7 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, bool eo
                 struct frame f;
                 int r;
 
-                if (*wlen + buffer_len(&c->out) >= CONN_OUTPUT_HIGH) {
+                if (*wlen + conn_queued(c) >= CONN_OUTPUT_HIGH) {
                         *full = true;
                         break;
                 }
@@ -222,11 +245,11 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, bool eo
         return pos;
 }
 
-/* Answer what has arrived: n new bytes in the worker's read buffer, plus
- * whatever waits in c->in (an incomplete message, or complete ones left
- * unanswered while the client was throttled). Returns -errno if the
- * connection was closed. */
-static int conn_serve(struct conn *c, size_t n)
+/* Answer what has arrived: n new bytes at data (the worker's read buffer, or
+ * a receive buffer of the ring), plus whatever waits in c->in (an incomplete
+ * message, or complete ones left unanswered while the client was throttled).
+ * Returns -errno if the connection was closed. */
+int conn_serve(struct conn *c, const char *data, size_t n)
 {
         struct worker *w = c->w;
         bool eof = c->flags & CONN_EOF;
@@ -237,13 +260,13 @@ static int conn_serve(struct conn *c, size_t n)
                 bool full = false;
 
                 if (buffer_len(&c->in) == 0) {
-                        /* the common case: frame straight from the shared read buffer */
-                        used = conn_process(c, w->rbuf, n, eof, &wlen, &full);
+                        /* the common case: frame straight from the read buffer */
+                        used = conn_process(c, data, n, eof, &wlen, &full);
                         if (used < n && !(c->flags & CONN_CLOSING) &&
-                            buffer_append(&c->in, w->rbuf + used, n - used, 0) < 0)
+                            buffer_append(&c->in, data + used, n - used, 0) < 0)
                                 goto nomem;
                 } else {
-                        if (n > 0 && buffer_append(&c->in, w->rbuf, n, 0) < 0)
+                        if (n > 0 && buffer_append(&c->in, data, n, 0) < 0)
                                 goto nomem;
                         used = conn_process(c, buffer_head(&c->in), buffer_len(&c->in), eof, &wlen, &full);
                         buffer_consume(&c->in, used);
@@ -264,7 +287,7 @@ static int conn_serve(struct conn *c, size_t n)
                         return -ECONNRESET;
                 if (!full)
                         break;
-                if (buffer_len(&c->out) > 0) {
+                if (conn_queued(c) > 0) {
                         /* answer the rest once the client has read enough */
                         conn_read_off(c);
                         c->flags |= CONN_THROTTLED;
@@ -273,14 +296,14 @@ static int conn_serve(struct conn *c, size_t n)
                 /* the kernel took every reply: go on with the rest */
         }
 
-        if (buffer_len(&c->out) == 0) {
+        if (conn_queued(c) == 0) {
                 if (c->flags & CONN_CLOSING) {
                         conn_finish(c);         /* closed, or lingering */
                         return -ECONNRESET;
                 }
                 return 0;
         }
-        if (buffer_len(&c->out) > CONN_OUTPUT_HIGH && !(c->flags & CONN_READ_OFF)) {
+        if (conn_queued(c) > CONN_OUTPUT_HIGH && !(c->flags & CONN_READ_OFF)) {
                 /* backpressure: leave the client's data in the kernel until it reads */
                 conn_read_off(c);
                 c->flags |= CONN_THROTTLED;
@@ -313,7 +336,7 @@ static void conn_read(struct conn *c)
         if (n == 0)
                 c->flags |= CONN_EOF;
         WORKER_STAT_ADD(w, bytes_in, n);
-        (void) conn_serve(c, (size_t) n);
+        (void) conn_serve(c, w->rbuf, (size_t) n);
 }
 
 static void conn_on_event(struct ev_loop *loop, int fd, void *data, int mask)
@@ -325,25 +348,37 @@ static void conn_on_event(struct ev_loop *loop, int fd, void *data, int mask)
                 return;
         }
         if (mask & EV_WRITABLE) {
-                if (conn_flush(c) < 0)
+                bool throttled = c->flags & CONN_THROTTLED;
+
+                if (conn_flush(c) < 0 || conn_sent(c) < 0)
                         return;
-                if ((c->flags & CONN_THROTTLED) && buffer_len(&c->out) <= CONN_OUTPUT_LOW) {
-                        c->flags &= ~(CONN_THROTTLED | CONN_READ_OFF);
-                        /* first the messages that arrived while throttled */
-                        if ((buffer_len(&c->in) > 0 || (c->flags & CONN_DRAINING)) &&
-                            conn_serve(c, 0) < 0)
-                                return;
-                        if (c->flags & (CONN_READ_OFF | CONN_DRAINING))
-                                return;
-                        if (ev_add(loop, fd, EV_READABLE, conn_on_event, c) < 0) {
-                                conn_close(c);
-                                return;
-                        }
-                        return;
-                }
+                if (throttled && !(c->flags & CONN_THROTTLED))
+                        return;         /* resumed: read at the next wakeup */
         }
         if ((mask & EV_READABLE) && !(c->flags & CONN_READ_OFF))
                 conn_read(c);
+}
+
+int conn_sent(struct conn *c)
+{
+        if (conn_queued(c) == 0 && (c->flags & CONN_CLOSING)) {
+                conn_finish(c);                 /* closed, or lingering */
+                return -ECONNRESET;
+        }
+        if ((c->flags & CONN_THROTTLED) && conn_queued(c) <= CONN_OUTPUT_LOW) {
+                c->flags &= ~(CONN_THROTTLED | CONN_READ_OFF);
+                /* first the messages that arrived while throttled */
+                if ((buffer_len(&c->in) > 0 || (c->flags & CONN_DRAINING)) &&
+                    conn_serve(c, NULL, 0) < 0)
+                        return -ECONNRESET;
+                if (c->flags & (CONN_READ_OFF | CONN_DRAINING))
+                        return 0;
+                if (conn_read_on(c) < 0) {
+                        conn_close(c);
+                        return -ECONNRESET;
+                }
+        }
+        return 0;
 }
 
 int conn_start(struct worker *w, int fd, struct lsettings *set, struct source *src)
@@ -361,10 +396,12 @@ int conn_start(struct worker *w, int fd, struct lsettings *set, struct source *s
         c->fd = fd;
         c->set = lsettings_ref(set);
         c->src = src;
+        if (w->uring)
+                c->flags |= CONN_URING;
         w->n_conns++;
         idle_touch(&w->conns, &c->idle, w->now_ms);
 
-        r = ev_add(w->loop, fd, EV_READABLE, conn_on_event, c);
+        r = conn_read_on(c);
         if (r < 0) {
                 conn_close(c);
                 return r;
@@ -387,6 +424,22 @@ void conn_drain(struct conn *c)
         c->flags |= CONN_CLOSING;
         buffer_free(&c->in);
         conn_read_off(c);
-        if (buffer_len(&c->out) == 0)
+        if (conn_queued(c) == 0)
                 conn_finish(c);
+}
+
+int conn_io_setup(struct worker *w)
+{
+#ifdef HAVE_LIBURING
+        if (ev_uring_ring(w->loop))
+                return conn_uring_setup(w);
+#endif
+        return 0;
+}
+
+void conn_io_free(struct worker *w)
+{
+#ifdef HAVE_LIBURING
+        conn_uring_free(w);
+#endif
 }

@@ -27,3 +27,6 @@ struct ev_loop {
 extern const struct ev_backend ev_backend_epoll;
 extern const struct ev_backend ev_backend_poll;
 extern const struct ev_backend ev_backend_select;
+#ifdef HAVE_LIBURING
+extern const struct ev_backend ev_backend_uring;
+#endif

@@ -11,6 +11,9 @@ static const struct ev_backend *const ev_backends[] = {
         &ev_backend_epoll,
         &ev_backend_poll,
         &ev_backend_select,
+#ifdef HAVE_LIBURING
+        &ev_backend_uring,
+#endif
 };
 
 const struct ev_backend *ev_backend_find(const char *name)
@@ -23,7 +26,11 @@ const struct ev_backend *ev_backend_find(const char *name)
 
 const char *ev_backend_names(void)
 {
+#ifdef HAVE_LIBURING
+        return "epoll, poll, select, io_uring";
+#else
         return "epoll, poll, select";
+#endif
 }
 
 const struct ev_backend *ev_backend_default(void)
@@ -157,13 +164,15 @@ void ev_dispatch(struct ev_loop *loop, int n)
                 if (mask && f->proc)
                         f->proc(loop, fd, f->data, mask);
         }
+        if (loop->backend->complete)
+                loop->backend->complete(loop);
 }
 
 int ev_run_once(struct ev_loop *loop, int timeout_ms)
 {
         int n = ev_wait(loop, timeout_ms);
 
-        if (n > 0)
+        if (n >= 0)
                 ev_dispatch(loop, n);
         return n;
 }

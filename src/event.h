@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The event loop: one small interface over interchangeable backends
- * (epoll, poll, select). A backend only translates: it fills the loop's
+ * (epoll, poll, select, io_uring). A backend only translates: it fills the loop's
  * neutral fired[] array; the loop dispatches once, re-checking each fd's
  * mask because an earlier callback may have removed it. */
 #pragma once
@@ -28,11 +28,14 @@ struct ev_backend {
         int (*del)(struct ev_loop *loop, int fd, int oldmask, int delmask);
         /* wait at most timeout_ms (-1: forever); fill loop->fired; return count or -errno */
         int (*poll)(struct ev_loop *loop, int timeout_ms);
+        /* optional, completion-based backends: run what the last poll reaped
+         * besides readiness (called by ev_dispatch after the callbacks) */
+        void (*complete)(struct ev_loop *loop);
 };
 
 /* Backend registry. */
 const struct ev_backend *ev_backend_find(const char *name);
-const char *ev_backend_names(void);     /* "epoll, poll, select" */
+const char *ev_backend_names(void);     /* "epoll, poll, select[, io_uring]" */
 const struct ev_backend *ev_backend_default(void);
 
 /* setsize: one more than the highest fd the loop may watch. */
@@ -52,7 +55,8 @@ int ev_mask(const struct ev_loop *loop, int fd);
  * (0 on timeout or EINTR) or -errno. Split from ev_dispatch so the caller can
  * read the clock once per wakeup, before any callback runs. */
 int ev_wait(struct ev_loop *loop, int timeout_ms);
-/* Run the callbacks of the n events ev_wait() returned. */
+/* Run the callbacks of the n events ev_wait() returned (and, on a
+ * completion-based backend, the completions it reaped; call it even for n = 0). */
 void ev_dispatch(struct ev_loop *loop, int n);
 /* Both. */
 int ev_run_once(struct ev_loop *loop, int timeout_ms);

@@ -438,6 +438,9 @@ int worker_new(struct server *srv, unsigned id, int setsize, struct worker **ret
         r = ev_loop_new(srv->backend, setsize, &w->loop);
         if (r < 0)
                 goto fail;
+        r = conn_io_setup(w);
+        if (r < 0)
+                goto fail;
         w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (w->wake_fd < 0) {
                 r = -errno;
@@ -471,6 +474,7 @@ void worker_free(struct worker *w)
         if (w->wake_fd >= 0)
                 close(w->wake_fd);
         ev_loop_free(w->loop);
+        conn_io_free(w);        /* after the ring: what the kernel still used */
         free(w->rbuf);
         free(w->wbuf);
         free(w);

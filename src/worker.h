@@ -18,6 +18,7 @@
 #include "timer.h"
 
 struct server;
+struct conn_uring;
 
 struct worker_stats {
         uint64_t accepted;
@@ -78,6 +79,7 @@ struct worker {
         size_t rbuf_size;
         char *wbuf;
         size_t wbuf_cap;
+        struct conn_uring *uring;       /* connection I/O on the loop's ring, or NULL */
 
         bool stopping;
         uint64_t stop_deadline_ms;

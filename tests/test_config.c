@@ -22,6 +22,12 @@
 /* not "config.h": the build's -I. would find autoconf's header first */
 #include "../src/config.h"
 
+#ifdef HAVE_LIBURING
+#define BACKEND_NAMES "epoll, poll, select, io_uring"
+#else
+#define BACKEND_NAMES "epoll, poll, select"
+#endif
+
 /* cmocka passes every test a state it may ignore */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 
@@ -229,7 +235,7 @@ static struct invalid_case invalid_cases[] = {
 
         /* strings and enumerations */
         { "backend_unknown", "\n\nbackend = \"kqueue\";\n",
-          { "test.conf:3: backend: unknown backend \"kqueue\" (valid: epoll, poll, select)" } },
+          { "test.conf:3: backend: unknown backend \"kqueue\" (valid: " BACKEND_NAMES ")" } },
         { "backend_not_string", "backend = 1;\n",
           { "test.conf:1: backend: expected a string" } },
         { "log_level_unknown", "\n\n\nlog_level = \"verbose\";\n",
@@ -379,7 +385,7 @@ static struct invalid_case invalid_cases[] = {
           "listen = (\n  { port = 1; },\n  { port = 1; mode = \"x\"; }\n);\n"
           "ports = [ 99999 ];\ngreeting = 1;\n",
           { "test.conf:1: timeout: must be between 0 and 2592000, got -1",
-            "test.conf:2: backend: unknown backend \"kqueue\" (valid: epoll, poll, select)",
+            "test.conf:2: backend: unknown backend \"kqueue\" (valid: " BACKEND_NAMES ")",
             "test.conf:3: workers: must be between 1 and 64, got 99",
             "test.conf:4: unknown setting \"bogus\"",
             "test.conf:10: greeting: expected a string",

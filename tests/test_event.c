@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for the event loop: one conformance suite, run against every
- * backend (epoll, poll, select), plus the backend registry. */
+ * backend (epoll, poll, select, and io_uring when built), plus the backend
+ * registry. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -736,7 +737,11 @@ static void test_loop_properties(void **state)
 static void test_registry(void **state)
 {
         const char *names = ev_backend_names();
+#ifdef HAVE_LIBURING
+        static const char *const all[] = { "epoll", "poll", "select", "io_uring" };
+#else
         static const char *const all[] = { "epoll", "poll", "select" };
+#endif
 
         (void) state;
         assert_null(ev_backend_find("nope"));
@@ -758,7 +763,14 @@ static void test_registry(void **state)
                 assert_non_null(b->del);
                 assert_non_null(b->poll);
         }
+#ifdef HAVE_LIBURING
+        assert_string_equal(names, "epoll, poll, select, io_uring");
+        assert_null(ev_backend_find("uring"));
+        assert_null(ev_backend_find("io-uring"));
+#else
         assert_string_equal(names, "epoll, poll, select");
+        assert_null(ev_backend_find("io_uring"));
+#endif
         assert_ptr_equal(ev_backend_default(), ev_backend_find("epoll"));
         assert_int_equal(ev_backend_find("epoll")->max_fds, 0);
         assert_int_equal(ev_backend_find("poll")->max_fds, 0);
@@ -789,6 +801,9 @@ static void test_select_limit(void **state)
 static struct fx fx_epoll = { .name = "epoll" };
 static struct fx fx_poll = { .name = "poll" };
 static struct fx fx_select = { .name = "select" };
+#ifdef HAVE_LIBURING
+static struct fx fx_io_uring = { .name = "io_uring" };
+#endif
 
 /* named "epoll/test_readable" etc., so every failure names its backend */
 #define EV_TEST(f, be) { #be "/" #f, f, fx_setup, fx_teardown, &fx_##be }
@@ -817,6 +832,10 @@ int main(void)
         const struct CMUnitTest epoll_tests[] = EV_SUITE(epoll);
         const struct CMUnitTest poll_tests[] = EV_SUITE(poll);
         const struct CMUnitTest select_tests[] = EV_SUITE(select);
+#ifdef HAVE_LIBURING
+        /* built with io_uring: it must work here (a kernel that refuses it fails the suite) */
+        const struct CMUnitTest io_uring_tests[] = EV_SUITE(io_uring);
+#endif
         const struct CMUnitTest registry_tests[] = {
                 cmocka_unit_test(test_registry),
                 cmocka_unit_test(test_select_limit),
@@ -828,5 +847,8 @@ int main(void)
         failed += cmocka_run_group_tests_name("event: epoll backend", epoll_tests, NULL, NULL);
         failed += cmocka_run_group_tests_name("event: poll backend", poll_tests, NULL, NULL);
         failed += cmocka_run_group_tests_name("event: select backend", select_tests, NULL, NULL);
+#ifdef HAVE_LIBURING
+        failed += cmocka_run_group_tests_name("event: io_uring backend", io_uring_tests, NULL, NULL);
+#endif
         return failed;
 }

@@ -5,7 +5,10 @@ Environment (set by `make check`):
   MUXD         absolute path of the built daemon
   MUXC         absolute path of the built client
   MUXD_SRCDIR  top source directory
+  MUXD_BUILT_BACKENDS  "epoll, poll, select[, io_uring]": what configure built
 Optional:
+  MUXDTEST_BACKENDS   run only these backends (comma-separated), e.g. io_uring;
+                      by default every backend muxd was built with
   MUXDTEST_VERBOSE=1  copy every line muxd logs to our stderr as it arrives
   MUXD_WRAPPER        a command line every muxd runs under (split like a shell
                       would), e.g. "valgrind --leak-check=full --error-exitcode=1
@@ -41,8 +44,6 @@ import threading
 import time
 import unittest
 
-BACKENDS = ("epoll", "poll", "select")
-
 MUXD = os.environ.get("MUXD", "")
 MUXC = os.environ.get("MUXC", "")
 SRCDIR = os.environ.get("MUXD_SRCDIR", "")
@@ -54,6 +55,40 @@ READY_SUFFIX = ", %s workers" % WORKERS if WORKERS and int(WORKERS) > 1 else ""
 WRAPPER = shlex.split(os.environ.get("MUXD_WRAPPER", ""))
 UNDER_VALGRIND = bool(WRAPPER) and "valgrind" in os.path.basename(WRAPPER[0])
 TIME_SCALE = float(os.environ.get("MUXDTEST_TIME_SCALE", "") or (4 if UNDER_VALGRIND else 1))
+
+
+
+def _built_backends():
+    """The backends this muxd has, from its own "unknown backend" error:
+    io_uring is among them only when muxd was built with liburing, and then
+    every test runs on it too (a kernel that refuses it fails them)."""
+    if not MUXD:
+        return ("epoll", "poll", "select")
+    with tempfile.TemporaryDirectory(prefix="muxdtest-") as d:
+        path = os.path.join(d, "backends.conf")
+        with open(path, "w") as f:
+            f.write('backend = "?";\n')
+        p = subprocess.run([MUXD, "-t", "-c", path], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, universal_newlines=True, timeout=30)
+    m = re.search(r"\(valid: ([a-z_, ]+)\)", p.stdout)
+    if not m:
+        raise RuntimeError("cannot tell the backends of %s from: %r" % (MUXD, p.stdout))
+    return tuple(b.strip() for b in m.group(1).split(","))
+
+
+# every backend muxd was built with: as configure found them (make check sets
+# MUXD_BUILT_BACKENDS), else as "muxd -t" lists them
+if os.environ.get("MUXD_BUILT_BACKENDS"):
+    BUILT_BACKENDS = tuple(b.strip() for b in os.environ["MUXD_BUILT_BACKENDS"].split(","))
+else:
+    BUILT_BACKENDS = _built_backends()
+BACKENDS = BUILT_BACKENDS
+if os.environ.get("MUXDTEST_BACKENDS"):
+    BACKENDS = tuple(b for b in os.environ["MUXDTEST_BACKENDS"].split(",") if b)
+    for b in BACKENDS:
+        if b not in BUILT_BACKENDS:
+            raise RuntimeError("MUXDTEST_BACKENDS: %s was not built (have: %s)"
+                               % (b, ", ".join(BUILT_BACKENDS)))
 
 LOG_LINE_RE = re.compile(r"^muxd: (debug|info|notice|warning|err): ")
 LISTEN_RE = re.compile(r"listening on (\[[0-9A-Fa-f:.]*\]|[0-9.]+):(\d+)")

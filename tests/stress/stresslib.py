@@ -8,7 +8,8 @@ in the integration tests.  Added here:
 - figure(): a measured number, printed at once as a `FIGURE` line that the
   runner (tests/stress/run) collects into its summary;
 - for_backends(): one TestCase per backend, restricted by MUXD_STRESS_BACKENDS
-  (e.g. "epoll" or "epoll,poll"; default: all three);
+  (e.g. "epoll" or "epoll,poll"; default: every backend muxd was built
+  with, io_uring included when it was);
 - SEED: MUXD_STRESS_SEED (default 1) seeds the random data;
 - samplers for muxd's RSS and CPU time, latency statistics, a deadline helper.
 
@@ -47,7 +48,7 @@ def selected_backends(wanted=ALL_BACKENDS):
 
 def for_backends(*backends):
     """Class decorator: one TestCase per backend (of `backends`, default all
-    three, filtered by MUXD_STRESS_BACKENDS), named <Mixin>_<backend>, in the
+    muxd has, filtered by MUXD_STRESS_BACKENDS), named <Mixin>_<backend>, in the
     mixin's module.  The mixin itself is not collected."""
     wanted = backends or ALL_BACKENDS
 

@@ -1,0 +1,448 @@
+/* SPDX-License-Identifier: MIT */
+/* Connection I/O on io_uring: fewer system calls per message than recv() and
+ * send() per readiness. Each connection keeps one multishot receive armed; it
+ * takes its buffers from a ring of buffers the worker provides to the kernel
+ * (a buffer goes back as soon as its bytes are framed, or copied to c->in).
+ * Replies are copied from the worker's scratch buffer into a send buffer of
+ * the connection's own (the kernel reads it when it gets to the send, after
+ * the scratch buffer has served others), one send in flight per connection
+ * so replies stay in order; what comes meanwhile waits in c->out, and a
+ * large backlog is sent from c->out's own storage (swapped with the send
+ * buffer's, so that a throttled client's batches reuse two blocks). Every SQE
+ * goes out with the loop's next wait: one io_uring_enter() per pass, however
+ * many clients it serves. Send buffers come from a free list, so a
+ * connection in steady state allocates nothing per message.
+ *
+ * A closed connection's memory stays until the CQE of its last operation:
+ * close() cancels them, and the kernel holds the socket until they end. */
+#include <errno.h>
+#include <liburing.h>
+#include <malloc.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn-io.h"
+#include "ev_uring.h"
+#include "log.h"
+#include "worker.h"
+
+/* Receive buffers per worker, and their size: a pass reaps at most this many
+ * receives before their buffers are back; beyond, a receive ends with ENOBUFS
+ * and is armed again (its data waits in the socket). */
+#define URING_BUF_COUNT         256u            /* a power of two */
+#define URING_BUF_SIZE          (16u * 1024u)
+#define URING_BUF_GROUP         0
+/* A send buffer: a message of 1 KiB and its reply fit; more goes from a
+ * detached c->out. At most URING_TX_KEEP free ones are kept. */
+#define CONN_TX_SIZE            2048u
+#define CONN_TX_CAP             (CONN_TX_SIZE - sizeof(struct conn_tx))
+#define URING_TX_KEEP           4096u
+#define URING_MMAP_THRESHOLD    (16 * 1024)
+
+enum {
+        URING_OP_RECV = 2,      /* user_data: the conn's address | op */
+        URING_OP_SEND = 3,
+};
+
+struct conn_uring {
+        struct io_uring_buf_ring *br;
+        char *bufs;                     /* URING_BUF_COUNT * URING_BUF_SIZE */
+        struct conn_tx *free_tx;
+        unsigned n_free_tx;
+        struct idle_queue zombies;      /* closed, waiting for their last CQE */
+};
+
+static uint64_t uring_data(const struct conn *c, unsigned op)
+{
+        return (uint64_t) (uintptr_t) c | op;
+}
+
+static void uring_buf_return(struct conn_uring *u, unsigned bid)
+{
+        io_uring_buf_ring_add(u->br, u->bufs + (size_t) bid * URING_BUF_SIZE, URING_BUF_SIZE, (unsigned short) bid,
+                              io_uring_buf_ring_mask(URING_BUF_COUNT), 0);
+        io_uring_buf_ring_advance(u->br, 1);
+}
+
+static struct conn_tx *uring_tx_get(struct conn_uring *u)
+{
+        struct conn_tx *tx = u->free_tx;
+
+        if (tx) {
+                u->free_tx = tx->next;
+                u->n_free_tx--;
+        } else {
+                tx = malloc(CONN_TX_SIZE);
+                if (!tx)
+                        return NULL;
+        }
+        tx->next = NULL;
+        tx->ext = (struct buffer) BUFFER_INIT;
+        tx->off = tx->len = 0;
+        return tx;
+}
+
+static void uring_tx_put(struct conn_uring *u, struct conn_tx *tx)
+{
+        buffer_free(&tx->ext);
+        if (u->n_free_tx >= URING_TX_KEEP) {
+                free(tx);
+                return;
+        }
+        tx->next = u->free_tx;
+        u->free_tx = tx;
+        u->n_free_tx++;
+}
+
+static const char *uring_tx_head(const struct conn_tx *tx)
+{
+        return (tx->ext.data ? tx->ext.data : tx->data) + tx->off;
+}
+
+static int uring_submit_send(struct conn *c, bool poll_first)
+{
+        struct io_uring_sqe *sqe = ev_uring_get_sqe(c->w->loop);
+
+        if (!sqe)
+                return -EBUSY;
+        io_uring_prep_send(sqe, c->fd, uring_tx_head(c->tx), c->tx->len, MSG_NOSIGNAL);
+        if (poll_first)
+                sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;      /* wait until writable */
+        else
+                ev_uring_expect_inline(c->w->loop);
+        io_uring_sqe_set_data64(sqe, uring_data(c, URING_OP_SEND));
+        c->flags |= CONN_U_SEND;
+        return 0;
+}
+
+/* Move what waits in c->out into c->tx (empty) and send it. */
+static int uring_send_out(struct conn *c)
+{
+        struct conn_tx *tx = c->tx;
+        size_t n = buffer_len(&c->out);
+
+        if (n <= CONN_TX_CAP && !tx->ext.data) {
+                memcpy(tx->data, buffer_head(&c->out), n);
+                tx->off = 0;
+                c->out.off = c->out.len = 0;    /* its storage stays for what comes next */
+        } else {
+                /* send from c->out's storage rather than copy a large backlog */
+                struct buffer spare = tx->ext;
+
+                tx->ext = c->out;
+                tx->off = c->out.off;
+                spare.off = spare.len = 0;
+                c->out = spare;
+        }
+        tx->len = (uint32_t) n;
+        return uring_submit_send(c, false);
+}
+
+int conn_uring_send(struct conn *c, const char *p, size_t n)
+{
+        struct conn_uring *u = c->w->uring;
+
+        if (n == 0)
+                return 0;
+        if (!(c->flags & CONN_U_SEND) && buffer_len(&c->out) == 0 && n <= CONN_TX_CAP) {
+                /* the common case: straight into a send buffer, no allocation */
+                if (!c->tx && !(c->tx = uring_tx_get(u))) {
+                        conn_close(c);
+                        return -ENOMEM;
+                }
+                buffer_free(&c->tx->ext);
+                memcpy(c->tx->data, p, n);
+                c->tx->off = 0;
+                c->tx->len = (uint32_t) n;
+                if (uring_submit_send(c, false) < 0) {
+                        conn_close(c);
+                        return -ECONNRESET;
+                }
+                return 0;
+        }
+        if (buffer_append(&c->out, p, n, 0) < 0) {
+                log_warning("out of memory queueing a reply: closing the connection");
+                conn_close(c);
+                return -ENOMEM;
+        }
+        if (c->flags & CONN_U_SEND)
+                return 0;       /* goes once the send in flight is done */
+        if ((!c->tx && !(c->tx = uring_tx_get(u))) || uring_send_out(c) < 0) {
+                conn_close(c);
+                return -ECONNRESET;
+        }
+        return 0;
+}
+
+static void uring_send_done(struct conn *c, int32_t res)
+{
+        struct worker *w = c->w;
+        struct conn_tx *tx = c->tx;
+        bool again = false;
+
+        c->flags &= ~CONN_U_SEND;
+        if (c->flags & CONN_U_CLOSED) {
+                c->tx = NULL;
+                uring_tx_put(w->uring, tx);
+                return;
+        }
+        if (res == -EAGAIN || res == -EINTR) {
+                res = 0;
+                again = true;
+        } else if (res < 0) {
+                conn_close(c);
+                return;
+        }
+        if (res > 0) {
+                WORKER_STAT_ADD(w, bytes_out, res);
+                tx->off += (uint32_t) res;
+                tx->len -= (uint32_t) res;
+                /* a client that reads its replies is not idle */
+                idle_touch(&w->conns, &c->idle, w->now_ms);
+        }
+        if (tx->len > 0) {
+                /* the rest of a short send */
+                if (uring_submit_send(c, again) < 0)
+                        conn_close(c);
+                return;
+        }
+        if (buffer_len(&c->out) > 0 && uring_send_out(c) < 0) {
+                conn_close(c);
+                return;
+        }
+        /* c->tx and the buffers stay while conn_sent() runs: a throttled
+         * client resumed now gets its next batch of replies at once, in the
+         * same storage (rather than a block allocated and freed per batch). */
+        if (conn_sent(c) < 0 || (c->flags & (CONN_U_CLOSED | CONN_U_SEND)))
+                return;
+        /* all written: an idle connection keeps no buffer */
+        buffer_free(&c->out);
+        c->tx = NULL;
+        uring_tx_put(w->uring, tx);
+}
+
+static int uring_arm_recv(struct conn *c)
+{
+        struct io_uring_sqe *sqe = ev_uring_get_sqe(c->w->loop);
+
+        if (!sqe)
+                return -EBUSY;
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = URING_BUF_GROUP;
+        io_uring_sqe_set_data64(sqe, uring_data(c, URING_OP_RECV));
+        c->flags |= CONN_U_RECV;
+        return 0;
+}
+
+static void uring_cancel(struct conn *c, unsigned op)
+{
+        struct io_uring_sqe *sqe = ev_uring_get_sqe(c->w->loop);
+
+        if (!sqe) {
+                /* cannot cancel: end the operations the hard way */
+                (void) shutdown(c->fd, SHUT_RDWR);
+                return;
+        }
+        io_uring_prep_cancel64(sqe, uring_data(c, op), 0);
+        io_uring_sqe_set_data64(sqe, 0);
+}
+
+int conn_uring_read(struct conn *c, bool on)
+{
+        if (on) {
+                /* armed still (its cancellation pending): the last CQE arms again */
+                if (c->flags & CONN_U_RECV)
+                        return 0;
+                return uring_arm_recv(c);
+        }
+        if ((c->flags & CONN_U_RECV) && !(c->flags & CONN_U_CANCEL)) {
+                c->flags |= CONN_U_CANCEL;
+                uring_cancel(c, URING_OP_RECV);
+        }
+        return 0;
+}
+
+/* Bytes received while not reading (before the cancellation took effect). */
+static void uring_recv_unwanted(struct conn *c, const char *data, size_t n)
+{
+        /* Throttled: they are answered with what waits in c->in. Closing,
+         * draining or lingering: read no more, as on a readiness loop. */
+        if ((c->flags & CONN_THROTTLED) && !(c->flags & (CONN_CLOSING | CONN_DRAINING | CONN_LINGER)) &&
+            buffer_append(&c->in, data, n, 0) < 0) {
+                log_warning("out of memory buffering input: closing the connection");
+                conn_close(c);
+        }
+}
+
+static void uring_recv_done(struct conn *c, int32_t res, uint32_t flags)
+{
+        struct worker *w = c->w;
+        struct conn_uring *u = w->uring;
+        const char *data = NULL;
+        int bid = -1;
+
+        if (flags & IORING_CQE_F_BUFFER) {
+                bid = (int) (flags >> IORING_CQE_BUFFER_SHIFT);
+                data = u->bufs + (size_t) bid * URING_BUF_SIZE;
+        }
+        if (!(flags & IORING_CQE_F_MORE))
+                c->flags &= ~(CONN_U_RECV | CONN_U_CANCEL);     /* the receive is over */
+        if (c->flags & CONN_U_CLOSED)
+                goto out;
+
+        if (res > 0) {
+                WORKER_STAT_ADD(w, bytes_in, res);
+                if (c->flags & CONN_LINGER)
+                        ;       /* discarded */
+                else if (c->flags & CONN_READ_OFF)
+                        uring_recv_unwanted(c, data, (size_t) res);
+                else
+                        (void) conn_serve(c, data, (size_t) res);
+        } else if (res == 0) {
+                /* the client closed its side */
+                if (c->flags & CONN_LINGER)
+                        conn_close(c);
+                else {
+                        c->flags |= CONN_EOF;
+                        if (!(c->flags & CONN_READ_OFF))
+                                (void) conn_serve(c, NULL, 0);
+                }
+        } else if (res != -ENOBUFS && res != -ECANCELED && res != -EAGAIN && res != -EINTR) {
+                conn_close(c);
+        }
+        /* A receive that ended (cancelled, out of buffers: they are back by
+         * the next wait) is armed again if the connection still reads
+         * (lingering counts: it reads to discard). */
+        if (!(c->flags & (CONN_U_RECV | CONN_U_CLOSED | CONN_READ_OFF | CONN_EOF)) &&
+            uring_arm_recv(c) < 0)
+                conn_close(c);
+out:
+        if (bid >= 0)
+                uring_buf_return(u, (unsigned) bid);
+}
+
+static void uring_complete(void *ctx, uint64_t user_data, int32_t res, uint32_t flags)
+{
+        struct worker *w = ctx;
+        struct conn *c = (struct conn *) (uintptr_t) (user_data & ~(uint64_t) EV_URING_TAG_MASK);
+
+        c->flags |= CONN_U_BUSY;
+        switch (user_data & EV_URING_TAG_MASK) {
+        case URING_OP_RECV:
+                uring_recv_done(c, res, flags);
+                break;
+        case URING_OP_SEND:
+                uring_send_done(c, res);
+                break;
+        }
+        c->flags &= ~CONN_U_BUSY;
+        if ((c->flags & CONN_U_CLOSED) && !(c->flags & (CONN_U_RECV | CONN_U_SEND))) {
+                idle_remove(&w->uring->zombies, &c->idle);
+                free(c);
+        }
+}
+
+void conn_uring_close(struct conn *c)
+{
+        struct worker *w = c->w;
+
+        c->flags |= CONN_U_CLOSED;
+        if ((c->flags & CONN_U_RECV) && !(c->flags & CONN_U_CANCEL)) {
+                c->flags |= CONN_U_CANCEL;
+                uring_cancel(c, URING_OP_RECV);
+        }
+        if (c->flags & CONN_U_SEND) {
+                uring_cancel(c, URING_OP_SEND);
+        } else if (c->tx) {
+                uring_tx_put(w->uring, c->tx);
+                c->tx = NULL;
+        }
+        close(c->fd);
+        c->fd = -1;
+        if (c->flags & (CONN_U_RECV | CONN_U_SEND))
+                idle_touch(&w->uring->zombies, &c->idle, w->now_ms);
+        else if (!(c->flags & CONN_U_BUSY))
+                free(c);
+}
+
+int conn_uring_setup(struct worker *w)
+{
+        struct io_uring *ring = ev_uring_ring(w->loop);
+        struct conn_uring *u = calloc(1, sizeof(*u));
+        struct io_uring_buf_reg reg = { 0 };
+        size_t ring_size = URING_BUF_COUNT * sizeof(struct io_uring_buf);
+        int r;
+
+        if (!u)
+                return -ENOMEM;
+        idle_queue_init(&u->zombies);
+        u->br = mmap(NULL, ring_size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+        /* zeroed (mmapped pages: no cost until used) so that valgrind, which
+         * does not see the kernel write into them, finds them defined */
+        u->bufs = calloc(URING_BUF_COUNT, URING_BUF_SIZE);
+        if (u->br == MAP_FAILED || !u->bufs) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        reg.ring_addr = (unsigned long) u->br;
+        reg.ring_entries = URING_BUF_COUNT;
+        reg.bgid = URING_BUF_GROUP;
+        r = io_uring_register_buf_ring(ring, &reg, 0);
+        if (r < 0)
+                goto fail;
+        io_uring_buf_ring_init(u->br);
+        for (unsigned i = 0; i < URING_BUF_COUNT; i++)
+                io_uring_buf_ring_add(u->br, u->bufs + (size_t) i * URING_BUF_SIZE, URING_BUF_SIZE,
+                                      (unsigned short) i, io_uring_buf_ring_mask(URING_BUF_COUNT), (int) i);
+        io_uring_buf_ring_advance(u->br, URING_BUF_COUNT);
+        ev_uring_set_handler(w->loop, uring_complete, w);
+        /* A client that does not read has up to CONN_OUTPUT_HIGH queued in
+         * c->out plus as much being sent from a detached one: allocations
+         * that glibc would keep in the heap once freed (its mmap threshold
+         * rises to the largest block freed), so that memory stayed with
+         * muxd after such clients left. Large blocks mmap'd, always. */
+        (void) mallopt(M_MMAP_THRESHOLD, URING_MMAP_THRESHOLD);
+        w->uring = u;
+        return 0;
+fail:
+        if (u->br != MAP_FAILED)
+                munmap(u->br, ring_size);
+        free(u->bufs);
+        free(u);
+        return r;
+}
+
+void conn_uring_free(struct worker *w)
+{
+        struct conn_uring *u = w->uring;
+        struct idle_link *l;
+
+        if (!u)
+                return;
+        /* the ring is gone, and with it every operation: free what waited for them */
+        while ((l = idle_oldest(&u->zombies))) {
+                struct conn *c = conn_from_idle(l);
+
+                idle_remove(&u->zombies, l);
+                if (c->tx) {
+                        buffer_free(&c->tx->ext);
+                        free(c->tx);
+                }
+                free(c);
+        }
+        while (u->free_tx) {
+                struct conn_tx *tx = u->free_tx;
+
+                u->free_tx = tx->next;
+                free(tx);
+        }
+        munmap(u->br, URING_BUF_COUNT * sizeof(struct io_uring_buf));
+        free(u->bufs);
+        free(u);
+        w->uring = NULL;
+}

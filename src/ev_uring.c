@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: MIT */
+/* io_uring(7) backend. As a readiness backend: one one-shot IORING_OP_POLL_ADD
+ * per watched fd, armed again after each CQE while the fd is still watched.
+ * A multishot poll would save that SQE, but it is edge-triggered (one CQE
+ * per wakeup, none while the fd merely stays ready), and the loop's users
+ * rely on level triggering: an accept batch or a read that leaves data
+ * behind expects to be called again. Re-arming costs no system call: the
+ * SQEs of a pass go out with its wait, in one io_uring_enter(). Changes of
+ * interest are applied at the next wait too, so a del-then-add in one pass
+ * costs nothing. Each poll carries a generation in its user_data: the CQE of
+ * a poll that was removed or replaced is recognised as stale and dropped.
+ *
+ * The CQEs of operations others queued (ev_uring.h) are kept until
+ * ev_dispatch() hands them to their handler, after the readiness callbacks. */
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "event-backend.h"
+#include "ev_uring.h"
+
+#define URING_SQ_ENTRIES        1024u
+#define URING_CQ_ENTRIES        16384u  /* multishot receives post many CQEs per SQE */
+#define URING_COMPL_MAX         4096u   /* handler CQEs taken per wait; more wait for the next */
+/* How long a wait that submits operations expected to complete inline
+ * waits for one event more than those completions (see uring_backend_poll) */
+#define URING_INLINE_WAIT_MS    1
+
+struct uring_fd {
+        uint32_t gen;           /* generation of the last poll armed */
+        uint8_t armed;          /* what the armed poll watches; EV_NONE: no poll armed */
+        bool dirty;             /* on the dirty list: compare armed with wanted at the next wait */
+        bool exclusive;
+};
+
+struct uring_compl {
+        uint64_t user_data;
+        int32_t res;
+        uint32_t flags;
+};
+
+struct uring_state {
+        struct io_uring ring;
+        bool disabled;                  /* not enabled yet: by the first wait's thread */
+        struct uring_fd *fds;           /* indexed by fd, setsize entries */
+        int *dirty;                     /* fds whose poll may need arming or removal */
+        size_t n_dirty;
+        unsigned expected;              /* CQEs the next submission will post at once */
+        struct uring_compl *compl;      /* handler CQEs of the last wait */
+        size_t n_compl;
+        ev_uring_handler *handler;
+        void *ctx;
+};
+
+/* The ring set-up, best first: the CQEs of a loop's own operations are
+ * completed in batches when it waits (DEFER_TASKRUN, 6.1: no task work
+ * interrupting it in between), which needs a single submitting thread
+ * (SINGLE_ISSUER), the one that enables the ring (R_DISABLED): a worker's
+ * loop is made by the main thread but runs in the worker's. Then without
+ * those (5.19), then without any optional flag. *disabled: the first wait
+ * has to enable the ring. */
+static int uring_init(struct io_uring *ring, unsigned entries, unsigned cq_entries, bool *disabled)
+{
+        static const unsigned flags[] = {
+                IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                        IORING_SETUP_R_DISABLED,
+                IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+                0,
+        };
+        struct io_uring_params p;
+        int r = -EINVAL;
+
+        for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]) && r == -EINVAL; i++) {
+                p = (struct io_uring_params) {
+                        .flags = IORING_SETUP_CQSIZE | flags[i],
+                        .cq_entries = cq_entries,
+                };
+                r = io_uring_queue_init_params(entries, ring, &p);
+        }
+        if (r < 0)
+                return r;
+        /* One system call to submit and wait with a timeout (5.11), no CQE
+         * lost on overflow (5.5). */
+        if (!(p.features & IORING_FEAT_EXT_ARG) || !(p.features & IORING_FEAT_NODROP)) {
+                io_uring_queue_exit(ring);
+                return -EOPNOTSUPP;
+        }
+        *disabled = p.flags & IORING_SETUP_R_DISABLED;
+        return 0;
+}
+
+/* io_uring_enable_rings() is declared by liburing 2.3 but missing from its
+ * library: the system call itself. */
+static int uring_enable(struct io_uring *ring)
+{
+        if (syscall(__NR_io_uring_register, ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Usable here? The kernel may lack io_uring (-ENOSYS), refuse it (-EPERM from
+ * a seccomp filter or kernel.io_uring_disabled) or be too old for what the
+ * connections use: multishot receive came with 6.0, as did IORING_OP_SEND_ZC,
+ * which the probe can see. */
+static int uring_backend_probe(void)
+{
+        struct io_uring ring;
+        struct io_uring_probe *probe;
+        bool disabled;
+        int r;
+
+        r = uring_init(&ring, 4, 8, &disabled);
+        if (r == 0 && disabled)
+                r = uring_enable(&ring);
+        if (r < 0)
+                return r;
+        probe = io_uring_get_probe_ring(&ring);
+        if (!probe || !io_uring_opcode_supported(probe, IORING_OP_SEND_ZC))
+                r = -EOPNOTSUPP;
+        io_uring_free_probe(probe);
+        io_uring_queue_exit(&ring);
+        return r;
+}
+
+static int uring_backend_create(struct ev_loop *loop)
+{
+        struct uring_state *s = calloc(1, sizeof(*s));
+        int r;
+
+        if (!s)
+                return -ENOMEM;
+        s->fds = calloc((size_t) loop->setsize, sizeof(*s->fds));
+        s->dirty = calloc((size_t) loop->setsize, sizeof(*s->dirty));
+        s->compl = calloc(URING_COMPL_MAX, sizeof(*s->compl));
+        r = -ENOMEM;
+        if (!s->fds || !s->dirty || !s->compl)
+                goto fail;
+        r = uring_init(&s->ring, URING_SQ_ENTRIES, URING_CQ_ENTRIES, &s->disabled);
+        if (r < 0)
+                goto fail;
+        loop->state = s;
+        return 0;
+fail:
+        free(s->fds);
+        free(s->dirty);
+        free(s->compl);
+        free(s);
+        return r;
+}
+
+static void uring_backend_destroy(struct ev_loop *loop)
+{
+        struct uring_state *s = loop->state;
+
+        io_uring_queue_exit(&s->ring);
+        free(s->fds);
+        free(s->dirty);
+        free(s->compl);
+        free(s);
+}
+
+static void uring_mark_dirty(struct uring_state *s, int fd)
+{
+        if (!s->fds[fd].dirty) {
+                s->fds[fd].dirty = true;
+                s->dirty[s->n_dirty++] = fd;
+        }
+}
+
+static int uring_backend_add(struct ev_loop *loop, int fd, int oldmask, int addmask)
+{
+        struct uring_state *s = loop->state;
+
+        if (oldmask == EV_NONE)
+                s->fds[fd].exclusive = addmask & EV_EXCLUSIVE;
+        uring_mark_dirty(s, fd);
+        return 0;
+}
+
+
+struct io_uring_sqe *ev_uring_get_sqe(struct ev_loop *loop)
+{
+        struct uring_state *s = loop->state;
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+
+        if (!sqe) {
+                /* the queue is full: send it off now rather than fail */
+                if (s->disabled || io_uring_submit(&s->ring) < 0)
+                        return NULL;
+                sqe = io_uring_get_sqe(&s->ring);
+        }
+        return sqe;
+}
+
+static uint64_t uring_poll_data(int fd, uint32_t gen)
+{
+        return ((uint64_t) gen << 32) | ((uint64_t) (uint32_t) fd << EV_URING_TAG_BITS) | EV_URING_TAG_POLL;
+}
+
+static int uring_backend_del(struct ev_loop *loop, int fd, int oldmask, int delmask)
+{
+        struct uring_state *s = loop->state;
+        struct uring_fd *f = &s->fds[fd];
+        struct io_uring_sqe *sqe;
+
+        if ((oldmask & ~delmask) == EV_NONE && f->armed != EV_NONE && !s->disabled &&
+            (sqe = ev_uring_get_sqe(loop))) {
+                /* Removed now, not at the next wait: an armed poll holds a
+                 * reference to the file, and the caller may close the fd next,
+                 * expecting, say, a listening socket to stop accepting. With
+                 * DEFER_TASKRUN the cancelled poll lets go of the file only
+                 * when the ring's task work runs: get events, too. */
+                io_uring_prep_poll_remove(sqe, uring_poll_data(fd, f->gen));
+                io_uring_sqe_set_data64(sqe, 0);
+                f->armed = EV_NONE;
+                (void) io_uring_submit_and_get_events(&s->ring);
+        }
+        uring_mark_dirty(s, fd);
+        return 0;
+}
+
+/* Bring the armed polls in line with what the loop watches. */
+static void uring_sync(struct ev_loop *loop, struct uring_state *s)
+{
+        size_t kept = 0;
+
+        for (size_t i = 0; i < s->n_dirty; i++) {
+                int fd = s->dirty[i];
+                struct uring_fd *f = &s->fds[fd];
+                int want = loop->files[fd].mask;
+                struct io_uring_sqe *sqe;
+
+                if (f->armed != want && f->armed != EV_NONE) {
+                        sqe = ev_uring_get_sqe(loop);
+                        if (!sqe)
+                                goto later;
+                        io_uring_prep_poll_remove(sqe, uring_poll_data(fd, f->gen));
+                        io_uring_sqe_set_data64(sqe, 0);
+                        f->armed = EV_NONE;
+                }
+                if (f->armed != want) {
+                        unsigned events = ((want & EV_READABLE) ? POLLIN : 0) |
+                                          ((want & EV_WRITABLE) ? POLLOUT : 0);
+
+                        sqe = ev_uring_get_sqe(loop);
+                        if (!sqe)
+                                goto later;
+                        if (f->exclusive)
+                                events |= EPOLLEXCLUSIVE;
+                        f->gen++;
+                        io_uring_prep_poll_add(sqe, fd, events);
+                        io_uring_sqe_set_data64(sqe, uring_poll_data(fd, f->gen));
+                        f->armed = (uint8_t) want;
+                }
+                f->dirty = false;
+                continue;
+later:
+                /* no SQE to be had: try again at the next wait */
+                s->dirty[kept++] = fd;
+        }
+        s->n_dirty = kept;
+}
+
+static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
+{
+        struct uring_state *s = loop->state;
+        struct __kernel_timespec ts, *tsp = NULL;
+        struct io_uring_cqe *cqe;
+        unsigned head, seen = 0, wait_nr = 1;
+        int n = 0, r;
+
+        if (s->disabled) {
+                r = uring_enable(&s->ring);
+                if (r < 0)
+                        return r;
+                s->disabled = false;
+        }
+        uring_sync(loop, s);
+        /* The sends of this pass mostly complete as they are submitted,
+         * which would end the wait at once, and the next pass would make a
+         * second io_uring_enter() just to wait. So wait for one CQE more
+         * than those, briefly: under load the clients' next messages come
+         * within it, and an idle loop only handles the send completions
+         * (the replies themselves are out already) a millisecond later. */
+        wait_nr += s->expected;
+        if (s->expected > 0 && (timeout_ms < 0 || timeout_ms > URING_INLINE_WAIT_MS))
+                timeout_ms = URING_INLINE_WAIT_MS;
+        s->expected = 0;
+        if (timeout_ms >= 0) {
+                ts.tv_sec = timeout_ms / 1000;
+                ts.tv_nsec = (long long) (timeout_ms % 1000) * 1000000;
+                tsp = &ts;
+        }
+        r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, wait_nr, tsp, NULL);
+        if (r < 0 && r != -ETIME && r != -EINTR)
+                return r;
+
+        s->n_compl = 0;
+        io_uring_for_each_cqe(&s->ring, head, cqe) {
+                uint64_t ud = cqe->user_data;
+
+                if ((ud & EV_URING_TAG_MASK) == EV_URING_TAG_POLL) {
+                        int fd = (int) ((uint32_t) ud >> EV_URING_TAG_BITS);
+                        struct uring_fd *f;
+                        int mask = 0;
+
+                        seen++;
+                        if (fd >= loop->setsize)
+                                continue;
+                        f = &s->fds[fd];
+                        if ((uint32_t) (ud >> 32) != f->gen || f->armed == EV_NONE)
+                                continue;       /* removed or replaced since */
+                        f->armed = EV_NONE;     /* one-shot: armed again at the next wait if still wanted */
+                        uring_mark_dirty(s, fd);
+                        if (cqe->res == -ECANCELED)
+                                continue;
+                        if (cqe->res < 0) {
+                                mask = EV_READABLE | EV_WRITABLE;
+                        } else {
+                                if (cqe->res & POLLIN)
+                                        mask |= EV_READABLE;
+                                if (cqe->res & POLLOUT)
+                                        mask |= EV_WRITABLE;
+                                /* errors and hangups wake whichever side is watched */
+                                if (cqe->res & (POLLERR | POLLHUP | POLLNVAL))
+                                        mask |= EV_READABLE | EV_WRITABLE;
+                        }
+                        if (mask) {
+                                loop->fired[n].fd = fd;
+                                loop->fired[n].mask = mask;
+                                n++;
+                        }
+                } else if (ud != 0) {
+                        if (s->n_compl == URING_COMPL_MAX)
+                                break;
+                        s->compl[s->n_compl++] = (struct uring_compl) {
+                                .user_data = ud, .res = cqe->res, .flags = cqe->flags,
+                        };
+                        seen++;
+                } else {
+                        seen++;
+                }
+        }
+        io_uring_cq_advance(&s->ring, seen);
+        return n;
+}
+
+static void uring_backend_complete(struct ev_loop *loop)
+{
+        struct uring_state *s = loop->state;
+        size_t n = s->n_compl;
+
+        s->n_compl = 0;
+        if (!s->handler)
+                return;
+        for (size_t i = 0; i < n; i++)
+                s->handler(s->ctx, s->compl[i].user_data, s->compl[i].res, s->compl[i].flags);
+}
+
+void ev_uring_expect_inline(struct ev_loop *loop)
+{
+        struct uring_state *s = loop->state;
+
+        s->expected++;
+}
+
+struct io_uring *ev_uring_ring(struct ev_loop *loop)
+{
+        if (loop->backend != &ev_backend_uring)
+                return NULL;
+        return &((struct uring_state *) loop->state)->ring;
+}
+
+void ev_uring_set_handler(struct ev_loop *loop, ev_uring_handler *fn, void *ctx)
+{
+        struct uring_state *s = loop->state;
+
+        s->handler = fn;
+        s->ctx = ctx;
+}
+
+const struct ev_backend ev_backend_uring = {
+        .name = "io_uring",
+        .max_fds = 0,
+        .probe = uring_backend_probe,
+        .create = uring_backend_create,
+        .destroy = uring_backend_destroy,
+        .add = uring_backend_add,
+        .del = uring_backend_del,
+        .poll = uring_backend_poll,
+        .complete = uring_backend_complete,
+};

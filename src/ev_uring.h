@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* The io_uring backend beyond readiness. As a readiness backend it serves
+ * every fd of the loop (listeners, eventfds, signalfd); besides, code that
+ * knows the loop runs on io_uring may queue its own operations on the loop's
+ * ring: their SQEs go out with the loop's next wait (one system call), and
+ * their CQEs come back through a handler, called from ev_dispatch(). */
+#pragma once
+
+#include <stdint.h>
+
+struct ev_loop;
+struct io_uring;
+struct io_uring_sqe;
+
+/* The low bits of user_data say whose an operation is (8-aligned pointers
+ * leave them free). 0: nobody's (its CQE is dropped); 1: the backend's own
+ * polls; the others: the handler's. */
+#define EV_URING_TAG_BITS       3u
+#define EV_URING_TAG_MASK       ((1u << EV_URING_TAG_BITS) - 1u)
+#define EV_URING_TAG_NONE       0u
+#define EV_URING_TAG_POLL       1u
+
+typedef void ev_uring_handler(void *ctx, uint64_t user_data, int32_t res, uint32_t flags);
+
+#ifdef HAVE_LIBURING
+/* The loop's ring, or NULL if the loop does not run on io_uring. */
+struct io_uring *ev_uring_ring(struct ev_loop *loop);
+/* Where the CQEs of operations not tagged NONE or POLL go. */
+void ev_uring_set_handler(struct ev_loop *loop, ev_uring_handler *fn, void *ctx);
+/* A free SQE (submitting the queued ones first if the queue is full), or NULL. */
+struct io_uring_sqe *ev_uring_get_sqe(struct ev_loop *loop);
+/* An operation just queued will most likely complete as it is submitted
+ * (a send to a socket with room): its CQE should not end the wait. */
+void ev_uring_expect_inline(struct ev_loop *loop);
+#else
+static inline struct io_uring *ev_uring_ring(struct ev_loop *loop) { (void) loop; return NULL; }
+#endif
