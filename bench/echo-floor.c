@@ -89,9 +89,9 @@ static void client_read(int ep, int fd, char *in, char *reply)
                 return;
         }
         len += (size_t) n;
-        for (size_t i = 0; i < len; i++) {
-                if (in[i] != '\n')
-                        continue;
+        for (char *nl; (nl = memchr(in + start, '\n', len - start)) != NULL; ) {
+                size_t i = (size_t) (nl - in);
+
                 memcpy(reply + rlen, in + start, i - start);
                 rlen += i - start;
                 memcpy(reply + rlen, SUFFIX "\n", sizeof(SUFFIX));
