@@ -932,16 +932,22 @@ class ReloadTraffic:
                                  % (port, g, sorted(allowed), s1, s2))
         return sock, match[0]
 
+    @staticmethod
+    def _round_trip(sock, line, suffix):
+        """Send line; (got, expected) if the reply is wrong, else None."""
+        sock.sendall(line)
+        want = echo_reply(line, suffix)
+        got = recv_exact(sock, len(want), timeout=10)
+        return None if got == want else (got, want)
+
     def _persistent(self, i, sock, suffix):
         k = 0
         try:
             while not self.stop.is_set():
                 line = b"client %d line %d %s\n" % (i, k, b"z" * (i % 11))
-                sock.sendall(line)
-                want = echo_reply(line, suffix)
-                got = recv_exact(sock, len(want), timeout=10)
-                if got != want:
-                    self.fail("client %d: sent %r, got %r, expected %r" % (i, line, got, want))
+                wrong = self._round_trip(sock, line, suffix)
+                if wrong:
+                    self.fail("client %d: sent %r, got %r, expected %r" % ((i, line) + wrong))
                     return
                 k += 1
                 self.per_client[i] = k
@@ -959,12 +965,9 @@ class ReloadTraffic:
                 port = ports[(k + j) % len(ports)]
                 sock, suffix = self.open_client(port)
                 try:
-                    line = b"fresh %d %d\n" % (j, k)
-                    sock.sendall(line)
-                    want = echo_reply(line, suffix)
-                    got = recv_exact(sock, len(want), timeout=10)
-                    if got != want:
-                        self.fail("fresh %d on %d: got %r, expected %r" % (j, port, got, want))
+                    wrong = self._round_trip(sock, b"fresh %d %d\n" % (j, k), suffix)
+                    if wrong:
+                        self.fail("fresh %d on %d: got %r, expected %r" % ((j, port) + wrong))
                         return
                 finally:
                     sock.close()
