@@ -238,5 +238,30 @@ class OtherServers(unittest.TestCase):
         self.assertEqual(p.stderr, b"")     # no progress line when stderr is no terminal
 
 
+
+@unittest.skipUnless(mt.SRCDIR, "MUXD_SRCDIR not set")
+class BenchRunOptions(unittest.TestCase):
+    """bench/run refuses bad options before it measures or needs its tools."""
+
+    def bench_run(self, *args):
+        return subprocess.run([os.path.join(mt.SRCDIR, "bench", "run")] + list(args),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=30)
+
+    def test_unknown_server(self):
+        p = self.bench_run("--servers", "muxd-epoll nginx")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("unknown server 'nginx' in --servers", p.stderr)
+        self.assertIn("muxd-epoll-w2 floor redis", p.stderr)      # the valid ones
+
+    def test_unknown_option_and_missing_argument(self):
+        p = self.bench_run("--frobnicate")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("unknown option '--frobnicate'", p.stderr)
+        p = self.bench_run("--conns")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--conns needs a list", p.stderr)
+
+
 if __name__ == "__main__":
     mt.main()
