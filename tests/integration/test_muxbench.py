@@ -263,5 +263,29 @@ class BenchRunOptions(unittest.TestCase):
         self.assertIn("--conns needs a list", p.stderr)
 
 
+class BenchProfileOptions(unittest.TestCase):
+    """bench/profile refuses bad options before it profiles or needs perf."""
+
+    def bench_profile(self, *args):
+        return subprocess.run([os.path.join(mt.SRCDIR, "bench", "profile")] + list(args),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=30)
+
+    def test_unknown_option_and_missing_value(self):
+        p = self.bench_profile("--frobnicate")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("unknown option '--frobnicate'", p.stderr)
+        self.assertIn("Usage: bench/profile", p.stderr)
+        p = self.bench_profile("--backend")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--backend needs a value", p.stderr)
+
+    def test_counts_must_be_positive_numbers(self):
+        for opt, value in (("--conns", "many"), ("--size", "0"), ("--seconds", "-3")):
+            p = self.bench_profile(opt, value)
+            self.assertEqual(p.returncode, 2, (opt, value))
+            self.assertIn("%s needs a positive whole number, not '%s'" % (opt, value), p.stderr)
+
+
 if __name__ == "__main__":
     mt.main()
