@@ -54,6 +54,7 @@ struct conn_uring {
         struct conn_tx *free_tx;
         unsigned n_free_tx;
         struct idle_queue zombies;      /* closed, waiting for their last CQE */
+        unsigned n_recv;                /* multishot receives armed */
 };
 
 static uint64_t uring_data(const struct conn *c, unsigned op)
@@ -236,6 +237,7 @@ static int uring_arm_recv(struct conn *c)
         sqe->buf_group = URING_BUF_GROUP;
         io_uring_sqe_set_data64(sqe, uring_data(c, URING_OP_RECV));
         c->flags |= CONN_U_RECV;
+        ev_uring_set_clients(c->w->loop, ++c->w->uring->n_recv);
         return 0;
 }
 
@@ -290,8 +292,10 @@ static void uring_recv_done(struct conn *c, int32_t res, uint32_t flags)
                 bid = (int) (flags >> IORING_CQE_BUFFER_SHIFT);
                 data = u->bufs + (size_t) bid * URING_BUF_SIZE;
         }
-        if (!(flags & IORING_CQE_F_MORE))
+        if (!(flags & IORING_CQE_F_MORE)) {
                 c->flags &= ~(CONN_U_RECV | CONN_U_CANCEL);     /* the receive is over */
+                ev_uring_set_clients(w->loop, --u->n_recv);
+        }
         if (c->flags & CONN_U_CLOSED)
                 goto out;
 

@@ -31,6 +31,18 @@
 /* How long a wait that submits operations expected to complete inline
  * waits for one event more than those completions (see uring_backend_poll) */
 #define URING_INLINE_WAIT_MS    1
+/* Under load, a wait asks for as many completions as the last one brought
+ * from outside (not counting those of the sends it submitted), but for no
+ * more than an eighth of the clients (URING_BATCH_SHARE) and at most
+ * URING_BATCH_MAX, and for at most URING_BATCH_WAIT_NS: the clients served
+ * in one pass mostly answer together, and waking once for several of them
+ * saves wakeups and system calls (0.02-0.1 per message at 500 connections
+ * against 0.03-0.8 without), for at most that much latency. With few
+ * clients, where waiting for one more would hold up the others, nothing
+ * changes. */
+#define URING_BATCH_SHARE       8u
+#define URING_BATCH_MAX         32u
+#define URING_BATCH_WAIT_NS     50000ll
 
 struct uring_fd {
         uint32_t gen;           /* generation of the last poll armed */
@@ -52,6 +64,8 @@ struct uring_state {
         int *dirty;                     /* fds whose poll may need arming or removal */
         size_t n_dirty;
         unsigned expected;              /* CQEs the next submission will post at once */
+        unsigned last_batch;            /* events and completions the last wait brought */
+        unsigned clients;               /* see ev_uring_set_clients() */
         struct uring_compl *compl;      /* handler CQEs of the last wait */
         size_t n_compl;
         ev_uring_handler *handler;
@@ -267,12 +281,40 @@ later:
         s->n_dirty = kept;
 }
 
+struct ev_uring_wait ev_uring_wait_plan(int timeout_ms, unsigned expected, unsigned last_batch,
+                                        unsigned clients)
+{
+        struct ev_uring_wait w = {
+                .nr = 1 + expected,
+                .ns = timeout_ms < 0 ? -1 : (long long) timeout_ms * 1000000,
+        };
+        unsigned batch = last_batch < URING_BATCH_MAX ? last_batch : URING_BATCH_MAX;
+
+        /* The sends of this pass mostly complete as they are submitted,
+         * which would end the wait at once, and the next pass would make a
+         * second io_uring_enter() just to wait. So wait for one CQE more
+         * than those, briefly: under load the clients' next messages come
+         * within it, and an idle loop only handles the send completions
+         * (the replies themselves are out already) a millisecond later. */
+        if (expected > 0 && (w.ns < 0 || w.ns > URING_INLINE_WAIT_MS * 1000000ll))
+                w.ns = URING_INLINE_WAIT_MS * 1000000ll;
+        if (batch > clients / URING_BATCH_SHARE)
+                batch = clients / URING_BATCH_SHARE;
+        if (batch > 1) {
+                w.nr += batch - 1;
+                if (w.ns < 0 || w.ns > URING_BATCH_WAIT_NS)
+                        w.ns = URING_BATCH_WAIT_NS;
+        }
+        return w;
+}
+
 static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
 {
         struct uring_state *s = loop->state;
         struct __kernel_timespec ts, *tsp = NULL;
         struct io_uring_cqe *cqe;
-        unsigned head, seen = 0, wait_nr = 1;
+        struct ev_uring_wait plan;
+        unsigned head, seen = 0, inline_done;
         int n = 0, r;
 
         if (s->disabled) {
@@ -282,22 +324,15 @@ static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
                 s->disabled = false;
         }
         uring_sync(loop, s);
-        /* The sends of this pass mostly complete as they are submitted,
-         * which would end the wait at once, and the next pass would make a
-         * second io_uring_enter() just to wait. So wait for one CQE more
-         * than those, briefly: under load the clients' next messages come
-         * within it, and an idle loop only handles the send completions
-         * (the replies themselves are out already) a millisecond later. */
-        wait_nr += s->expected;
-        if (s->expected > 0 && (timeout_ms < 0 || timeout_ms > URING_INLINE_WAIT_MS))
-                timeout_ms = URING_INLINE_WAIT_MS;
+        plan = ev_uring_wait_plan(timeout_ms, s->expected, s->last_batch, s->clients);
+        inline_done = s->expected;
         s->expected = 0;
-        if (timeout_ms >= 0) {
-                ts.tv_sec = timeout_ms / 1000;
-                ts.tv_nsec = (long long) (timeout_ms % 1000) * 1000000;
+        if (plan.ns >= 0) {
+                ts.tv_sec = plan.ns / 1000000000;
+                ts.tv_nsec = plan.ns % 1000000000;
                 tsp = &ts;
         }
-        r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, wait_nr, tsp, NULL);
+        r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, plan.nr, tsp, NULL);
         if (r < 0 && r != -ETIME && r != -EINTR)
                 return r;
 
@@ -348,6 +383,9 @@ static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
                 }
         }
         io_uring_cq_advance(&s->ring, seen);
+        /* what came from outside: not the completions of our own sends */
+        s->last_batch = (unsigned) n + (unsigned) s->n_compl -
+                        ((unsigned) s->n_compl < inline_done ? (unsigned) s->n_compl : inline_done);
         return n;
 }
 
@@ -368,6 +406,13 @@ void ev_uring_expect_inline(struct ev_loop *loop)
         struct uring_state *s = loop->state;
 
         s->expected++;
+}
+
+void ev_uring_set_clients(struct ev_loop *loop, unsigned n)
+{
+        struct uring_state *s = loop->state;
+
+        s->clients = n;
 }
 
 struct io_uring *ev_uring_ring(struct ev_loop *loop)

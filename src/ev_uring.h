@@ -32,6 +32,20 @@ struct io_uring_sqe *ev_uring_get_sqe(struct ev_loop *loop);
 /* An operation just queued will most likely complete as it is submitted
  * (a send to a socket with room): its CQE should not end the wait. */
 void ev_uring_expect_inline(struct ev_loop *loop);
+/* n operations are armed that complete when clients send (a receive per
+ * connection): under load a wait may ask for a share of them at once. */
+void ev_uring_set_clients(struct ev_loop *loop, unsigned n);
+
+/* How many CQEs a wait asks for, and for how long at most (ns, -1: no
+ * limit), given the caller's timeout, the sends expected to complete at
+ * once, what the last wait brought from outside, and the clients (see
+ * ev_uring.c). Separate so that tests can check it. */
+struct ev_uring_wait {
+        unsigned nr;
+        long long ns;
+};
+struct ev_uring_wait ev_uring_wait_plan(int timeout_ms, unsigned expected, unsigned last_batch,
+                                        unsigned clients);
 #else
 static inline struct io_uring *ev_uring_ring(struct ev_loop *loop) { (void) loop; return NULL; }
 #endif

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "event.h"
+#include "ev_uring.h"
 
 #define LOOP_SETSIZE 1024
 #define MAX_TRACKED 1024
@@ -796,6 +797,54 @@ static void test_select_limit(void **state)
         ev_loop_free(loop);
 }
 
+#ifdef HAVE_LIBURING
+/* How long an io_uring wait waits, and for how many completions. */
+static void test_uring_wait_plan(void **state)
+{
+        struct ev_uring_wait w;
+
+        (void) state;
+        /* idle: one completion, as long as the caller allows */
+        w = ev_uring_wait_plan(-1, 0, 0, 0);
+        assert_int_equal(w.nr, 1);
+        assert_int_equal(w.ns, -1);
+        w = ev_uring_wait_plan(250, 0, 0, 0);
+        assert_int_equal(w.ns, 250000000ll);
+        /* sends submitted with the wait: one more than those, 1 ms at most */
+        w = ev_uring_wait_plan(-1, 3, 0, 0);
+        assert_int_equal(w.nr, 4);
+        assert_int_equal(w.ns, 1000000ll);
+        w = ev_uring_wait_plan(0, 3, 0, 0);             /* a timer due now wins */
+        assert_int_equal(w.ns, 0);
+        /* one busy client: no batching */
+        w = ev_uring_wait_plan(-1, 1, 1, 1);
+        assert_int_equal(w.nr, 2);
+        assert_int_equal(w.ns, 1000000ll);
+        /* ten clients all served last time: an eighth of ten is one, no batching */
+        w = ev_uring_wait_plan(-1, 10, 10, 10);
+        assert_int_equal(w.nr, 11);
+        assert_int_equal(w.ns, 1000000ll);
+        /* 100 clients, 20 served last time: as many as an eighth of them (12) */
+        w = ev_uring_wait_plan(-1, 20, 20, 100);
+        assert_int_equal(w.nr, 1 + 20 + 11);
+        assert_int_equal(w.ns, 50000ll);
+        /* 500 clients, 5 last time: 5 */
+        w = ev_uring_wait_plan(-1, 5, 5, 500);
+        assert_int_equal(w.nr, 1 + 5 + 4);
+        assert_int_equal(w.ns, 50000ll);
+        /* 5,000 clients, 900 last time: at most 32 */
+        w = ev_uring_wait_plan(-1, 900, 900, 5000);
+        assert_int_equal(w.nr, 1 + 900 + 31);
+        assert_int_equal(w.ns, 50000ll);
+        /* batching never waits longer than the caller's timeout */
+        w = ev_uring_wait_plan(0, 900, 900, 5000);
+        assert_int_equal(w.ns, 0);
+        w = ev_uring_wait_plan(-1, 0, 900, 5000);       /* nothing sent: still 50 us */
+        assert_int_equal(w.nr, 32);
+        assert_int_equal(w.ns, 50000ll);
+}
+#endif
+
 /* ---- one suite per backend ----------------------------------------------- */
 
 static struct fx fx_epoll = { .name = "epoll" };
@@ -839,6 +888,9 @@ int main(void)
         const struct CMUnitTest registry_tests[] = {
                 cmocka_unit_test(test_registry),
                 cmocka_unit_test(test_select_limit),
+#ifdef HAVE_LIBURING
+                cmocka_unit_test(test_uring_wait_plan),
+#endif
         };
         int failed = 0;
 
