@@ -769,6 +769,12 @@ class MuxdTestCase(unittest.TestCase):
         self.tmpdir = tempfile.mkdtemp(prefix="muxdtest-")
         self.addCleanup(shutil.rmtree, self.tmpdir, True)
 
+    def assertLogged(self, muxd, line, since=0, timeout=5.0):
+        """muxd logged exactly line (at index >= since). A thread reads
+        muxd's stderr, so a line muxd wrote before what the test just saw
+        (a reply, say) may not be in yet: wait for it, bounded."""
+        muxd.wait_log("^%s$" % re.escape(line), timeout=timeout, since=since)
+
     def write_file(self, name, text):
         path = os.path.join(self.tmpdir, name)
         tmp = path + ".tmp"

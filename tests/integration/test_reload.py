@@ -81,9 +81,6 @@ class ReloadHelpers:
                              muxd.log_tail())
         return since
 
-    def assertLogged(self, muxd, line, since=0):
-        self.assertIn(line, muxd.log_lines(since), "log line missing\n" + muxd.log_tail(40))
-
     def assertRefused(self, port):
         self.assertTrue(refused(port), "127.0.0.1:%d still accepts connections" % port)
 

@@ -103,10 +103,6 @@ class SystemdHelpers:
                       since=since)
         return since
 
-    def log_has(self, muxd, line, since=0):
-        lines = muxd.log_lines(since)
-        self.assertIn(line, lines, "log line missing\n" + muxd.log_tail(40))
-
 
 class SystemdCase(SystemdHelpers, mt.MuxdTestCase):
     backend = "epoll"
@@ -124,10 +120,10 @@ class SocketActivationMixin(SystemdHelpers):
             {"port": p1, "address": "127.0.0.1", "suffix": "A"},
             {"port": p2, "address": "127.0.0.1", "suffix": "B"},
         ])
-        self.log_has(m, "muxd: info: listening on 127.0.0.1:%d, passed by systemd "
+        self.assertLogged(m, "muxd: info: listening on 127.0.0.1:%d, passed by systemd "
                         "(echo, line framing)" % p1)
-        self.log_has(m, "muxd: info: listening on 127.0.0.1:%d (echo, line framing)" % p2)
-        self.log_has(m, "muxd: info: ready: 2 listeners, backend %s, max_connections 100%s"
+        self.assertLogged(m, "muxd: info: listening on 127.0.0.1:%d (echo, line framing)" % p2)
+        self.assertLogged(m, "muxd: info: ready: 2 listeners, backend %s, max_connections 100%s"
                      % (self.backend, mt.READY_SUFFIX))
         sa = self.client(m, port=p1)
         sb = self.client(m, port=p2)
@@ -145,9 +141,9 @@ class SocketActivationMixin(SystemdHelpers):
             {"port": p_entry, "address": "127.0.0.1", "name": "web", "suffix": "W",
              "greeting": "web\n"},
         ])
-        self.log_has(m, 'muxd: info: listening on 127.0.0.1:%d "web", passed by systemd '
+        self.assertLogged(m, 'muxd: info: listening on 127.0.0.1:%d "web", passed by systemd '
                         '(echo, line framing)' % p_web)
-        self.log_has(m, "muxd: info: ready: 1 listener, backend %s, max_connections 100%s"
+        self.assertLogged(m, "muxd: info: ready: 1 listener, backend %s, max_connections 100%s"
                      % (self.backend, mt.READY_SUFFIX))
         s = self.client(m, port=p_web, greeting=b"web\n")
         self.roundtrip(s, b"named\n", suffix=b"W")
@@ -162,7 +158,7 @@ class SocketActivationMixin(SystemdHelpers):
             {"port": p_a, "address": "127.0.0.1", "suffix": "EXACT"},
             {"port": mt.free_port(), "address": "127.0.0.1", "name": "api", "suffix": "NAMED"},
         ])
-        self.log_has(m, "muxd: info: ready: 2 listeners, backend %s, max_connections 100%s"
+        self.assertLogged(m, "muxd: info: ready: 2 listeners, backend %s, max_connections 100%s"
                      % (self.backend, mt.READY_SUFFIX))
         self.roundtrip(self.client(m, port=p_a), b"a\n", suffix=b"EXACT")
         self.roundtrip(self.client(m, port=p_b), b"b\n", suffix=b"NAMED")
@@ -190,8 +186,8 @@ class SocketActivationMixin(SystemdHelpers):
                                           "greeting": "E-hello\n"}])
         notice = ('muxd: notice: socket 127.0.0.1:%d ("extra") passed by systemd matches no '
                   'entry in %s: serving it with the global defaults' % (p_extra, m.config_path))
-        self.log_has(m, notice)
-        self.log_has(m, "muxd: info: ready: 2 listeners, backend %s, max_connections 100%s"
+        self.assertLogged(m, notice)
+        self.assertLogged(m, "muxd: info: ready: 2 listeners, backend %s, max_connections 100%s"
                      % (self.backend, mt.READY_SUFFIX))
         s = self.client(m, port=p_extra, greeting=b"G-hello\n")
         self.roundtrip(s, b"unclaimed\n", suffix=b"G")
@@ -201,7 +197,7 @@ class SocketActivationMixin(SystemdHelpers):
         with open(m.config_path) as f:
             same = f.read()
         since = self.reload(m, text=same)
-        self.log_has(m, notice, since)
+        self.assertLogged(m, notice, since)
         self.roundtrip(s, b"kept\n", suffix=b"G")
         self.roundtrip(self.client(m, port=p_extra, greeting=b"G-hello\n"), b"new\n", suffix=b"G")
 
@@ -222,16 +218,16 @@ class SocketActivationMixin(SystemdHelpers):
             names += ["dual", "v6only"]
             entries += [{"port": p6, "suffix": "DUAL"}, {"port": p6only, "suffix": "V6"}]
         m = self.start_activated(socks, names, listen=entries, log_level="debug")
-        self.log_has(m, "muxd: info: listening on 0.0.0.0:%d, passed by systemd "
+        self.assertLogged(m, "muxd: info: listening on 0.0.0.0:%d, passed by systemd "
                         "(echo, line framing)" % p4)
         self.roundtrip(self.client(m, port=p4), b"four\n", suffix=b"V4")
         if p6 is not None:
-            self.log_has(m, "muxd: info: listening on [::]:%d, passed by systemd "
+            self.assertLogged(m, "muxd: info: listening on [::]:%d, passed by systemd "
                             "(echo, line framing)" % p6)
             c4 = self.client(m, port=p6)
             self.roundtrip(c4, b"mapped\n", suffix=b"DUAL")
             self.roundtrip(self.client(m, host="::1", port=p6), b"six\n", suffix=b"DUAL")
-            self.log_has(m, "muxd: info: listening on [::]:%d, passed by systemd "
+            self.assertLogged(m, "muxd: info: listening on [::]:%d, passed by systemd "
                             "(echo, line framing)" % p6only)
             self.roundtrip(self.client(m, host="::1", port=p6only), b"v6\n", suffix=b"V6")
             cport = c4.getsockname()[1]
@@ -250,7 +246,7 @@ class SocketActivationMixin(SystemdHelpers):
         self.roundtrip(old, b"x\n", suffix=b"A")
         # the entry goes: the passed socket falls back to the defaults
         since = self.reload(m, mt.base_settings(self.backend, listen=[other]))
-        self.log_has(m, 'muxd: notice: socket 127.0.0.1:%d ("muxd.socket") passed by systemd '
+        self.assertLogged(m, 'muxd: notice: socket 127.0.0.1:%d ("muxd.socket") passed by systemd '
                         'matches no entry in %s: serving it with the global defaults'
                      % (p, m.config_path), since)
         self.assertFalse([l for l in m.log_lines(since) if "no longer listening" in l],
@@ -344,7 +340,7 @@ class SocketActivationOnce(SystemdCase):
         s = self.connect(port)      # this connect makes the tool exec muxd
         self.assertRecv(s, DEFAULT_GREETING, timeout=10)
         self.roundtrip(s, b"activated\n", suffix=b"S")
-        self.log_has(m, "muxd: info: listening on 127.0.0.1:%d, passed by systemd "
+        self.assertLogged(m, "muxd: info: listening on 127.0.0.1:%d, passed by systemd "
                         "(echo, line framing)" % port)
         self.roundtrip(self.client(m, port=port), b"second\n", suffix=b"S")
 
@@ -365,8 +361,8 @@ class DualStackLogging(SystemdCase):
         self.roundtrip(s, b"v4\n")
         s.close()
         m.wait_log("^muxd: debug: connection from 127.0.0.1:%d closed$" % cport)
-        self.log_has(m, "muxd: debug: connection from 127.0.0.1:%d on [::]:%d" % (cport, p))
-        self.log_has(m, 'muxd: debug: message from 127.0.0.1:%d: "v4\\n"' % cport)
+        self.assertLogged(m, "muxd: debug: connection from 127.0.0.1:%d on [::]:%d" % (cport, p))
+        self.assertLogged(m, 'muxd: debug: message from 127.0.0.1:%d: "v4\\n"' % cport)
         self.assertFalse([l for l in m.log_lines() if "::ffff:" in l], m.log_tail())
 
 
@@ -401,7 +397,7 @@ class Notify(SystemdCase):
         lsince = self.reload(m, text=bad, expect_ok=False)
         first_error = "%s:%d: max_connections: must be between 1 and 1000000, got 0" % (
             m.config_path, bad_line)
-        self.log_has(m, "muxd: err: " + first_error, lsince)
+        self.assertLogged(m, "muxd: err: " + first_error, lsince)
         i, _ = n.wait(re.compile(r"^RELOADING=1"), since=since)
         i, _ = n.wait("READY=1", since=i + 1)
         n.wait(status_text(1, 1, 1, failed=first_error), since=since)
