@@ -239,14 +239,19 @@ class OtherServers(unittest.TestCase):
 
 
 
+def bench_script(name, *args):
+    """Run bench/NAME with args; its exit status and output."""
+    return subprocess.run([os.path.join(mt.SRCDIR, "bench", name)] + list(args),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=30)
+
+
 @unittest.skipUnless(mt.SRCDIR, "MUXD_SRCDIR not set")
 class BenchRunOptions(unittest.TestCase):
     """bench/run refuses bad options before it measures or needs its tools."""
 
     def bench_run(self, *args):
-        return subprocess.run([os.path.join(mt.SRCDIR, "bench", "run")] + list(args),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, timeout=30)
+        return bench_script("run", *args)
 
     def test_unknown_server(self):
         p = self.bench_run("--servers", "muxd-epoll nginx")
@@ -263,13 +268,12 @@ class BenchRunOptions(unittest.TestCase):
         self.assertIn("--conns needs a list", p.stderr)
 
 
+@unittest.skipUnless(mt.SRCDIR, "MUXD_SRCDIR not set")
 class BenchProfileOptions(unittest.TestCase):
     """bench/profile refuses bad options before it profiles or needs perf."""
 
     def bench_profile(self, *args):
-        return subprocess.run([os.path.join(mt.SRCDIR, "bench", "profile")] + list(args),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, timeout=30)
+        return bench_script("profile", *args)
 
     def test_unknown_option_and_missing_value(self):
         p = self.bench_profile("--frobnicate")
