@@ -31,7 +31,9 @@ def run_json(testcase, *args, status=0):
     testcase.assertEqual(p.returncode, status, "muxbench %s: %r %r" % (args, p.stdout, p.stderr))
     lines = p.stdout.decode().splitlines()
     testcase.assertEqual(len(lines), 1, p.stdout)
-    return json.loads(lines[0])
+    r = json.loads(lines[0])
+    r["_stderr"] = p.stderr.decode()    # for failure messages
+    return r
 
 
 class LineServer:
@@ -83,12 +85,16 @@ class LineServer:
             return
 
     def close(self):
-        self.sock.close()
-        for c in self.conns:
+        # shutdown() first: it wakes the threads blocked in accept() and
+        # recv() on these sockets, which close() alone would leave blocked
+        # on sockets no descriptor names any more (still listening, still
+        # connected) while later tests run.
+        for s in [self.sock] + self.conns:
             try:
-                c.close()
+                s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            s.close()
 
 
 def echo(n, line):
@@ -156,15 +162,18 @@ class OtherServers(unittest.TestCase):
 
     def test_reply_to_the_wrong_request(self):
         # replies must follow the requests: an answer to an old line is wrong
+        # (the first one answers a line of the same length never sent, so
+        # that a single round trip in the window is enough on a busy machine)
         prev = {}
 
         def answer(n, line):
-            old = prev.get("line", line)
+            old = prev.get("line", b"x" * (len(line) - 1) + b"\n")
             prev["line"] = line
             return echo(n, old)
         s = self.server(answer)
-        r = run_json(self, "-c", 1, "-d", 0.2, "-w", 0, "127.0.0.1:%d" % s.port, status=1)
-        self.assertGreater(r["wrong_replies"], 0)
+        r = run_json(self, "-c", 1, "-d", 0.5, "-w", 0, "127.0.0.1:%d" % s.port, status=1)
+        self.assertGreater(r["wrong_replies"], 0, r)
+        self.assertEqual(r["requests"], 0, r)       # not one right
 
     def test_server_closing_is_counted(self):
         s = self.server(lambda n, line: None if n == 10 else echo(n, line))
@@ -175,7 +184,7 @@ class OtherServers(unittest.TestCase):
     def test_wrong_greeting(self):
         s = self.server(echo, greeting=b"welcome\n")
         r = run_json(self, "-c", 2, "-d", 0.2, "127.0.0.1:%d" % s.port, status=1)
-        self.assertEqual((r["wrong_greetings"], r["connect_errors"], r["connected"]), (2, 2, 0))
+        self.assertEqual((r["wrong_greetings"], r["connect_errors"], r["connected"]), (2, 2, 0), r)
 
     def test_request_and_reply_templates(self):
         # a redis-like server: PING\r\n -> +PONG\r\n, no greeting
