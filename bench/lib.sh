@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
-# Shared by bench/run and bench/profile (sourced): a free loopback port, and
-# waiting until a server started in the background listens on it.
-# The caller defines die().
+# Shared by bench/run and bench/profile (sourced): a free loopback port,
+# waiting until a server started in the background listens on it, and
+# stopping what was started. The caller defines die() and PIDS (the
+# background processes it started).
 
 # A free loopback port below the ephemeral range, so no client socket takes it.
 NEXT_PORT=$((20000 + RANDOM % 5000))
@@ -21,4 +22,14 @@ wait_listening() {      # PORT PID NAME [LOGDIR]
                 sleep 0.05
         done
         die "$3 does not listen on port $1"
+}
+
+stop_started() {        # kill and reap every process in PIDS
+        local p
+        for p in "${PIDS[@]}"; do
+                kill "$p" 2>/dev/null || true
+        done
+        for p in "${PIDS[@]}"; do
+                wait "$p" 2>/dev/null || true
+        done
 }
