@@ -11,6 +11,13 @@
 
 #define LISTENER_BACKLOG 4096
 
+static uint64_t listener_next_serial(void)
+{
+        static uint64_t serial;
+
+        return __atomic_add_fetch(&serial, 1, __ATOMIC_RELAXED);
+}
+
 struct lsettings *lsettings_new(const struct listen_opts *o)
 {
         struct lsettings *s = calloc(1, sizeof(*s));
@@ -137,6 +144,7 @@ int listener_adopt(int fd, const char *name, struct listener **ret)
         if (!l)
                 return -ENOMEM;
         l->fd = fd;
+        l->serial = listener_next_serial();
         l->passed = true;
         r = listener_describe(l, &ss);
         if (r < 0)
@@ -202,6 +210,7 @@ int listener_open(const struct listen_key *k, struct listener **ret)
                 return -ENOMEM;
         l->key = *k;
         l->fd = -1;
+        l->serial = listener_next_serial();
         r = listener_bind(k, &l->fd);
         if (r < 0)
                 goto fail;

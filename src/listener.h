@@ -31,6 +31,7 @@ struct listen_key {
 struct listener {
         struct listener *next;
         int fd;
+        uint64_t serial;        /* unique for the process's lifetime (per-listener counts) */
         struct listen_key key;
         uint16_t bound_port;    /* the port actually bound (differs when key.port is 0) */
         bool passed;            /* passed by systemd: never closed by muxd */

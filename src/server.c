@@ -31,14 +31,17 @@ static uint64_t server_now(const struct server *s)
         return s->workers[0]->now_ms;   /* the main thread's loop time */
 }
 
-struct source *server_source_hold(struct server *s, const struct sockaddr *sa)
+struct source *server_source_hold(struct server *s, const struct listener *l,
+                                  const struct sockaddr *sa, uint32_t *ret_count)
 {
         struct source *src;
 
         pthread_mutex_lock(&s->sources_lock);
-        src = source_get(&s->sources, sa);
-        if (src)
+        src = source_get(&s->sources, l->serial, sa);
+        if (src) {
                 source_hold(src);
+                *ret_count = src->count;        /* read under the lock: others change it */
+        }
         pthread_mutex_unlock(&s->sources_lock);
         return src;
 }

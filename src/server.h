@@ -66,6 +66,8 @@ void server_free(struct server *s);             /* accepts NULL */
 /* Reload the configuration file (SIGHUP): all or nothing. */
 void server_reload(struct server *s);
 
-/* max_per_source bookkeeping, shared by all workers. */
-struct source *server_source_hold(struct server *s, const struct sockaddr *sa);
+/* max_per_source bookkeeping, shared by all workers: connections per
+ * (listener, client address). *ret_count is the count including this one. */
+struct source *server_source_hold(struct server *s, const struct listener *l,
+                                  const struct sockaddr *sa, uint32_t *ret_count);
 void server_source_release(struct server *s, struct source *src);

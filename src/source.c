@@ -25,12 +25,14 @@ static int source_key(const struct sockaddr *sa, uint8_t addr[16])
         return AF_UNSPEC;
 }
 
-static uint32_t source_hash(int family, const uint8_t addr[16])
+static uint32_t source_hash(uint64_t owner, int family, const uint8_t addr[16])
 {
         uint32_t h = 2166136261u ^ (uint32_t) family;     /* FNV-1a */
 
         for (int i = 0; i < 16; i++)
                 h = (h ^ addr[i]) * 16777619u;
+        for (int i = 0; i < 64; i += 8)
+                h = (h ^ (uint8_t) (owner >> i)) * 16777619u;
         return h;
 }
 
@@ -43,7 +45,7 @@ static int source_grow(struct source_table *t)
                 return -1;
         for (uint32_t i = 0; i < t->n_buckets; i++)
                 for (struct source *s = t->buckets[i], *next; s; s = next) {
-                        uint32_t h = source_hash(s->family, s->addr) & (n - 1);
+                        uint32_t h = source_hash(s->owner, s->family, s->addr) & (n - 1);
 
                         next = s->next;
                         s->next = b[h];
@@ -55,7 +57,7 @@ static int source_grow(struct source_table *t)
         return 0;
 }
 
-struct source *source_get(struct source_table *t, const struct sockaddr *sa)
+struct source *source_get(struct source_table *t, uint64_t owner, const struct sockaddr *sa)
 {
         uint8_t addr[16];
         int family = source_key(sa, addr);
@@ -64,13 +66,14 @@ struct source *source_get(struct source_table *t, const struct sockaddr *sa)
 
         if (t->n_sources >= t->n_buckets && source_grow(t) < 0 && t->n_buckets == 0)
                 return NULL;
-        h = source_hash(family, addr) & (t->n_buckets - 1);
+        h = source_hash(owner, family, addr) & (t->n_buckets - 1);
         for (s = t->buckets[h]; s; s = s->next)
-                if (s->family == family && memcmp(s->addr, addr, 16) == 0)
+                if (s->owner == owner && s->family == family && memcmp(s->addr, addr, 16) == 0)
                         return s;
         s = calloc(1, sizeof(*s));
         if (!s)
                 return NULL;
+        s->owner = owner;
         s->family = (uint8_t) family;
         memcpy(s->addr, addr, 16);
         s->next = t->buckets[h];
@@ -90,7 +93,7 @@ void source_release(struct source_table *t, struct source *s)
 
         if (--s->count > 0)
                 return;
-        p = &t->buckets[source_hash(s->family, s->addr) & (t->n_buckets - 1)];
+        p = &t->buckets[source_hash(s->owner, s->family, s->addr) & (t->n_buckets - 1)];
         while (*p != s)
                 p = &(*p)->next;
         *p = s->next;

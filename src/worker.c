@@ -106,7 +106,7 @@ int worker_grow_wbuf(struct worker *w, size_t need)
 }
 
 static const char *worker_refusal(const struct listen_opts *o, const struct sockaddr_storage *ss,
-                                  const struct source *src)
+                                  uint32_t source_count)
 {
         const void *addr;
         int family = ss->ss_family;
@@ -121,7 +121,7 @@ static const char *worker_refusal(const struct listen_opts *o, const struct sock
                 return "denied";
         if (o->allow.n > 0 && !acl_match(&o->allow, family, addr))
                 return "not allowed";
-        if (o->max_per_source > 0 && src->count > o->max_per_source)
+        if (o->max_per_source > 0 && source_count > o->max_per_source)
                 return "too many connections from this address (max_per_source)";
         return NULL;
 }
@@ -172,6 +172,7 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                 struct sockaddr_storage ss;
                 socklen_t len = sizeof(ss);
                 struct source *src;
+                uint32_t source_count = 0;
                 const char *why;
                 int cfd, one = 1, r;
 
@@ -198,13 +199,13 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                                 worker_accept_failed(w, l, errno);
                         return;
                 }
-                src = server_source_hold(s, (struct sockaddr *) &ss);
+                src = server_source_hold(s, l, (struct sockaddr *) &ss, &source_count);
                 if (!src) {
                         close(cfd);
                         worker_accept_failed(w, l, ENOMEM);
                         return;
                 }
-                why = worker_refusal(&wl->set->o, &ss, src);
+                why = worker_refusal(&wl->set->o, &ss, source_count);
                 if (why) {
                         worker_refuse(w, l, cfd, &ss, len, why);
                         server_source_release(s, src);

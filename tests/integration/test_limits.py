@@ -220,6 +220,22 @@ class AccessMixin:
             s.close()                       # refused (EOF or reset): try again
             self.assertLess(time.monotonic(), deadline, "slot not freed after a client left")
 
+    def test_max_per_source_counts_per_listener(self):
+        # An entry's max_per_source limits the connections on that entry:
+        # clients on another listener do not count against it.
+        m = self.start_muxd(listen=[
+            {"port": 0, "address": "127.0.0.1"},
+            {"port": 0, "address": "127.0.0.1", "max_per_source": 2, "suffix": "B"}])
+        p_a, p_b = m.ports
+        on_a = [self.client(m, port=p_a) for _ in range(3)]
+        b1 = self.client(m, port=p_b)
+        b2 = self.client(m, port=p_b)
+        self.roundtrip(b1, b"b1\n", suffix=b"B")
+        self.roundtrip(b2, b"b2\n", suffix=b"B")
+        self.assertRefused(m, port=p_b)         # the third on B is one too many
+        for i, s in enumerate(on_a):
+            self.roundtrip(s, b"a%d\n" % i)
+
 
 mt.for_each_backend(MaxConnectionsMixin)
 mt.for_each_backend(AccessMixin)
