@@ -1293,9 +1293,9 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
         /* A backend with a descriptor limit of its own (select) must be able to
          * watch every client, every listener and muxd's own descriptors. */
         b = backend_ok ? ev_backend_find(c->backend) : NULL;
+        c->max_connections_set = max_conn != NULL;
         if (b && b->max_fds != 0 && max_conn_ok) {
-                size_t fixed = c->n_listeners + CONFIG_RESERVED_FDS;
-                size_t at_most = b->max_fds > fixed ? b->max_fds - fixed : 0;
+                size_t at_most = config_client_budget(b->max_fds, c->n_listeners, c->workers);
                 char limit[64];
 
                 if (strcmp(b->name, "select") == 0)
@@ -1306,13 +1306,15 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
                 if (max_conn) {
                         if (c->max_connections > at_most)
                                 error_at(p, max_conn, "max_connections: %u is more than backend \"%s\" "
-                                         "can watch (%s): at most %zu with %zu listener%s",
+                                         "can watch (%s): at most %zu with %zu listener%s and %u worker%s",
                                          c->max_connections, b->name, limit, at_most,
-                                         c->n_listeners, c->n_listeners == 1 ? "" : "s");
+                                         c->n_listeners, c->n_listeners == 1 ? "" : "s",
+                                         c->workers, c->workers == 1 ? "" : "s");
                 } else if (at_most == 0)
                         error_at(p, backend, "backend: \"%s\" can watch too few descriptors (%s) "
-                                 "for %zu listener%s", b->name, limit,
-                                 c->n_listeners, c->n_listeners == 1 ? "" : "s");
+                                 "for %zu listener%s and %u worker%s", b->name, limit,
+                                 c->n_listeners, c->n_listeners == 1 ? "" : "s",
+                                 c->workers, c->workers == 1 ? "" : "s");
                 else if (c->max_connections > at_most)
                         c->max_connections = (uint32_t) at_most;
         }
@@ -1334,6 +1336,13 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
                                  ", or allow io_uring in the unit (SystemCallFilter="
                                  "io_uring_setup io_uring_enter io_uring_register)" : "");
         }
+}
+
+size_t config_client_budget(size_t max_fds, size_t n_listeners, unsigned workers)
+{
+        size_t fixed = n_listeners + CONFIG_RESERVED_FDS + (size_t) workers * CONFIG_FDS_PER_WORKER;
+
+        return max_fds > fixed ? max_fds - fixed : 0;
 }
 
 static int config_new(const char *path, struct config **ret)

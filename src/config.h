@@ -26,8 +26,12 @@ enum log_level { LOG_LEVEL_ERR = 3, LOG_LEVEL_WARNING = 4, LOG_LEVEL_NOTICE = 5,
 #define CONFIG_MAX_PER_SOURCE_MAX   1000000u
 #define CONFIG_ACL_MAX              1024u       /* entries per allow/deny list */
 #define CONFIG_NAME_MAX             255u
-/* descriptors muxd needs besides clients and listeners (stdio, loop, signalfd, notify...) */
+/* descriptors muxd needs besides clients, listeners and workers (stdio,
+ * signalfd, notify and journal sockets, a file being read...) */
 #define CONFIG_RESERVED_FDS         16u
+/* descriptors each worker holds: its event loop (epoll, io_uring) and its
+ * wake-up eventfd */
+#define CONFIG_FDS_PER_WORKER       2u
 
 #define CONFIG_DEFAULT_TIMEOUT          60u
 #define CONFIG_DEFAULT_MAX_CONNECTIONS  10000u
@@ -72,6 +76,7 @@ struct config {
         uint32_t timeout;               /* seconds, 0: never */
         char *backend;                  /* a name from the event backend table */
         uint32_t max_connections;
+        bool max_connections_set;       /* written in the file (else the default, maybe lowered) */
         enum log_level log_level;
         uint32_t shutdown_timeout;      /* seconds */
         uint32_t workers;
@@ -96,6 +101,11 @@ int config_load_string(const char *text, const char *path, struct config **ret,
                        struct config_errors *errs);
 
 void config_free(struct config *c);             /* accepts NULL */
+
+/* How many clients a backend that watches descriptors below max_fds can
+ * serve next to n_listeners listeners and workers, counting every other
+ * descriptor muxd holds (0: none). */
+size_t config_client_budget(size_t max_fds, size_t n_listeners, unsigned workers);
 void config_errors_clear(struct config_errors *e);
 
 /* Deep copy / free of a listen_opts (used to share settings with connections). */

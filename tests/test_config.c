@@ -488,27 +488,29 @@ static void test_invalid_acl_count(void **state)
         free(text);
 }
 
-/* select can watch FD_SETSIZE descriptors: clients + listeners + reserved. */
+/* select can watch FD_SETSIZE descriptors: clients + listeners + reserved +
+ * each worker's own. */
+#define FDS1 (CONFIG_RESERVED_FDS + CONFIG_FDS_PER_WORKER)      /* one worker */
 static void test_invalid_select_capacity(void **state)
 {
-        unsigned at_most = FD_SETSIZE - 3 - CONFIG_RESERVED_FDS;
+        unsigned at_most = FD_SETSIZE - 3 - FDS1;
         struct config *c;
         char *text, *msg;
 
         text = xasprintf("backend = \"select\";\nmax_connections = 10000;\nports = [ 1, 2, 3 ];\n");
         msg = xasprintf("test.conf:2: max_connections: 10000 is more than backend \"select\" can "
-                        "watch (FD_SETSIZE %u): at most %u with 3 listeners", FD_SETSIZE, at_most);
+                        "watch (FD_SETSIZE %u): at most %u with 3 listeners and 1 worker", FD_SETSIZE, at_most);
         assert_invalid1(text, msg);
         free(text);
         free(msg);
 
         /* the order in the file does not matter */
         text = xasprintf("max_connections = %u;\nports = [ 1 ];\nbackend = \"select\";\n",
-                         FD_SETSIZE - 1 - CONFIG_RESERVED_FDS + 1);
+                         FD_SETSIZE - 1 - FDS1 + 1);
         msg = xasprintf("test.conf:1: max_connections: %u is more than backend \"select\" can "
-                        "watch (FD_SETSIZE %u): at most %u with 1 listener",
-                        FD_SETSIZE - 1 - CONFIG_RESERVED_FDS + 1, FD_SETSIZE,
-                        FD_SETSIZE - 1 - CONFIG_RESERVED_FDS);
+                        "watch (FD_SETSIZE %u): at most %u with 1 listener and 1 worker",
+                        FD_SETSIZE - 1 - FDS1 + 1, FD_SETSIZE,
+                        FD_SETSIZE - 1 - FDS1);
         assert_invalid1(text, msg);
         free(text);
         free(msg);
@@ -525,11 +527,27 @@ static void test_invalid_select_capacity(void **state)
         /* not set: the default is lowered to what fits */
         c = load_ok("backend = \"select\";\n");
         assert_string_equal(c->backend, "select");
-        assert_int_equal(c->max_connections, FD_SETSIZE - CONFIG_RESERVED_FDS);
+        assert_int_equal(c->max_connections, FD_SETSIZE - FDS1);
         config_free(c);
         c = load_ok("backend = \"select\";\nports = [ 0, 0, 8088 ];\n");
         assert_int_equal(c->max_connections, at_most);
         config_free(c);
+
+        /* every worker's loop and wake-up descriptors count too */
+        c = load_ok("backend = \"select\";\nworkers = 64;\nports = [ 8088 ];\n");
+        assert_int_equal(c->max_connections,
+                         FD_SETSIZE - 1 - CONFIG_RESERVED_FDS - 64 * CONFIG_FDS_PER_WORKER);
+        assert_false(c->max_connections_set);
+        config_free(c);
+        text = xasprintf("backend = \"select\";\nworkers = 64;\nports = [ 8088 ];\nmax_connections = %u;\n",
+                         FD_SETSIZE - 1 - CONFIG_RESERVED_FDS);
+        msg = xasprintf("test.conf:4: max_connections: %u is more than backend \"select\" can "
+                        "watch (FD_SETSIZE %u): at most %u with 1 listener and 64 workers",
+                        FD_SETSIZE - 1 - CONFIG_RESERVED_FDS, FD_SETSIZE,
+                        FD_SETSIZE - 1 - CONFIG_RESERVED_FDS - 64 * CONFIG_FDS_PER_WORKER);
+        assert_invalid1(text, msg);
+        free(text);
+        free(msg);
 
         /* other backends have no limit of their own */
         c = load_ok("backend = \"poll\";\nmax_connections = 1000000;\nports = [ 1, 2, 3 ];\n");

@@ -194,8 +194,8 @@ static void check_config(const struct config *c)
 
         /* a backend with a descriptor limit can watch every client */
         if (b->max_fds != 0)
-                CHECK((size_t) c->max_connections + c->n_listeners + CONFIG_RESERVED_FDS <=
-                      b->max_fds);
+                CHECK((size_t) c->max_connections + c->n_listeners + CONFIG_RESERVED_FDS +
+                      (size_t) c->workers * CONFIG_FDS_PER_WORKER <= b->max_fds);
 }
 
 static void check_errors(const struct config_errors *e)

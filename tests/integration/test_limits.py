@@ -2,6 +2,7 @@
 """Limits: max_connections pauses and resumes accepting; descriptor
 exhaustion (EMFILE) is handled the same way, without spinning the CPU."""
 
+import re
 import select
 import socket
 import time
@@ -235,6 +236,33 @@ class AccessMixin:
         self.assertRefused(m, port=p_b)         # the third on B is one too many
         for i, s in enumerate(on_a):
             self.roundtrip(s, b"a%d\n" % i)
+
+
+class SelectBudget(mt.MuxdTestCase):
+    """select watches descriptors below FD_SETSIZE: the default
+    max_connections must leave room for every descriptor muxd holds,
+    each worker's included, so that every client it accepts is served."""
+    backend = "select"
+
+    def test_default_max_connections_fits_every_worker(self):
+        if "select" not in mt.BACKENDS:
+            self.skipTest("select not built")
+        mt.raise_nofile(4096)
+        m = self.start_muxd(workers=64, max_connections=None, rlimit_nofile=4096)
+        _, match = m.wait_log(r"ready: .*max_connections (\d+)")
+        n = int(match.group(1))
+        self.assertLess(n, 1024)
+        socks = []
+        for i in range(n):
+            s = mt.connect(m.port)
+            self.addCleanup(s.close)
+            socks.append(s)
+        for i, s in enumerate(socks):
+            got = mt.recv_exact(s, len(DEFAULT_GREETING), timeout=10)
+            self.assertEqual(got, DEFAULT_GREETING, "client %d of %d not greeted" % (i + 1, n))
+        self.roundtrip(socks[-1], b"last\n")
+        for l in m.log_lines():
+            self.assertNotIn("beyond what backend", l)
 
 
 mt.for_each_backend(MaxConnectionsMixin)
