@@ -13,9 +13,9 @@
 
 static uint64_t listener_next_serial(void)
 {
-        static uint64_t serial;
+        static _Atomic uint64_t serial;
 
-        return __atomic_add_fetch(&serial, 1, __ATOMIC_RELAXED);
+        return atomic_fetch_add_explicit(&serial, 1, memory_order_relaxed) + 1;
 }
 
 struct lsettings *lsettings_new(const struct listen_opts *o)
@@ -34,13 +34,13 @@ struct lsettings *lsettings_new(const struct listen_opts *o)
 
 struct lsettings *lsettings_ref(struct lsettings *s)
 {
-        __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
         return s;
 }
 
 void lsettings_unref(struct lsettings *s)
 {
-        if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0)
+        if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) > 1)
                 return;
         listen_opts_done(&s->o);
         free(s);
@@ -197,6 +197,35 @@ bool listener_matches(const struct listener *l, const struct listen_key *k, bool
                 return false;
         /* an entry for all addresses may take a passed 0.0.0.0 or IPv6-only :: socket */
         return l->passed && memcmp(l->key.addr, zero, sizeof(zero)) == 0;
+}
+
+bool listener_overlaps(const struct listener *l, const struct listen_key *k)
+{
+        static const uint8_t zero[16];
+
+        if (k->port == 0 || l->bound_port != k->port)
+                return false;
+        if (l->key.family == AF_UNSPEC || k->family == AF_UNSPEC)
+                return true;    /* a dual-stack socket takes every address */
+        if (l->key.family != k->family)
+                return false;
+        return memcmp(l->key.addr, zero, sizeof(zero)) == 0 || memcmp(k->addr, zero, sizeof(zero)) == 0 ||
+                memcmp(l->key.addr, k->addr, sizeof(zero)) == 0;
+}
+
+int listener_reopen(struct listener *l)
+{
+        struct listen_key k = l->key;
+        int fd = -1, r;
+
+        k.port = l->bound_port;
+        r = listener_bind(&k, &fd);
+        if (r < 0)
+                return r;
+        if (l->fd >= 0)
+                close(l->fd);
+        l->fd = fd;
+        return 0;
 }
 
 int listener_open(const struct listen_key *k, struct listener **ret)

@@ -3,6 +3,7 @@
  * identified by (address, port) so a reload can keep unchanged ones. */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <netinet/in.h>
@@ -13,7 +14,7 @@
 /* Per-listener settings shared by the listener and every connection it
  * accepted: a reload gives the listener a new one, connections keep theirs. */
 struct lsettings {
-        unsigned refs;          /* atomic: connections of every worker hold references */
+        _Atomic unsigned refs;  /* connections of every worker hold references */
         struct listen_opts o;
 };
 
@@ -55,4 +56,10 @@ int listener_adopt(int fd, const char *name, struct listener **ret);
 /* May this listener serve an entry whose key is k? Exact (address, port) first;
  * an entry without address may also take a wildcard socket of either family. */
 bool listener_matches(const struct listener *l, const struct listen_key *k, bool exact);
+/* Would binding k fail with EADDRINUSE while l listens? (The same port, and
+ * the same address or a wildcard on either side; port 0 never does.) */
+bool listener_overlaps(const struct listener *l, const struct listen_key *k);
+/* Bind a new socket for l's address and the port it had, after its own was
+ * closed (undoing a reload). Returns 0 or -errno. */
+int listener_reopen(struct listener *l);
 void listener_free(struct listener *l);         /* closes the socket; accepts NULL */

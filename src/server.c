@@ -22,7 +22,7 @@
 #define SERVER_NOTIFY_RETRY_MS  100u
 #define SERVER_RETIRE_POLL_MS   20u     /* while workers drop removed listeners */
 
-static void server_resync_workers(struct server *s);
+static bool server_resync_workers(struct server *s);
 static void server_retire_listener(struct server *s, struct listener *l);
 static void server_free_retired(struct server *s, bool force);
 
@@ -56,9 +56,9 @@ void server_source_release(struct server *s, struct source *src)
 /* The settings workers read without the configuration itself. */
 static void server_publish_settings(struct server *s)
 {
-        __atomic_store_n(&s->max_connections, s->cfg->max_connections, __ATOMIC_RELEASE);
-        __atomic_store_n(&s->timeout_s, s->cfg->timeout, __ATOMIC_RELEASE);
-        __atomic_store_n(&s->shutdown_timeout_s, s->cfg->shutdown_timeout, __ATOMIC_RELEASE);
+        atomic_store(&s->max_connections, s->cfg->max_connections);
+        atomic_store(&s->timeout_s, s->cfg->timeout);
+        atomic_store(&s->shutdown_timeout_s, s->cfg->shutdown_timeout);
         log_set_level(s->cfg->log_level);
 }
 
@@ -69,7 +69,7 @@ static struct worker_stats server_stats(const struct server *s)
         for (unsigned i = 0; i < s->n_workers; i++) {
                 const struct worker_stats *st = &s->workers[i]->stats;
 
-#define SUM(f) t.f += __atomic_load_n(&st->f, __ATOMIC_RELAXED)
+#define SUM(f) t.f += atomic_load_explicit(&st->f, memory_order_relaxed)
                 SUM(accepted); SUM(refused); SUM(closed); SUM(messages);
                 SUM(timeouts); SUM(oversized); SUM(bytes_in); SUM(bytes_out);
 #undef SUM
@@ -83,7 +83,7 @@ static void server_log_stats(struct server *s)
 
         log_info("statistics: %u connections open, %zu listeners, %u workers, %llu accepted, %llu refused, "
                  "%llu closed, %llu messages, %llu timeouts, %llu oversized, %llu bytes in, %llu bytes out",
-                 __atomic_load_n(&s->n_conns_total, __ATOMIC_RELAXED), s->n_listeners, s->n_workers,
+                 atomic_load(&s->n_conns_total), s->n_listeners, s->n_workers,
                  (unsigned long long) st.accepted, (unsigned long long) st.refused,
                  (unsigned long long) st.closed, (unsigned long long) st.messages,
                  (unsigned long long) st.timeouts, (unsigned long long) st.oversized,
@@ -97,30 +97,36 @@ static void server_log_stats(struct server *s)
  * Workers answer within microseconds; a worker that does not within
  * SERVER_SYNC_WAIT_MS catches up on its own (its old listeners are retired,
  * not closed, until it has). */
-static void server_wait_synced(struct server *s)
+static bool server_wait_synced(struct server *s)
 {
         struct timespec deadline;
         uint64_t gen = s->listeners_gen;
+        bool synced = true;
 
-        clock_gettime(CLOCK_REALTIME, &deadline);
+        /* the condition variable runs on CLOCK_MONOTONIC (server_new): a
+         * clock step must not shorten or stretch the wait */
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
         deadline.tv_sec += SERVER_SYNC_WAIT_MS / 1000u;
         pthread_mutex_lock(&s->listeners_lock);
-        for (unsigned i = 1; i < s->n_workers; i++)
-                while (s->workers[i]->thread_started &&
-                       __atomic_load_n(&s->workers[i]->synced_gen, __ATOMIC_ACQUIRE) < gen)
-                        if (pthread_cond_timedwait(&s->synced_cond, &s->listeners_lock, &deadline) != 0)
-                                goto out;
-out:
+        for (unsigned i = 1; i < s->n_workers && synced; i++)
+                while (s->workers[i]->thread_started && !atomic_load(&s->workers[i]->exited) &&
+                       atomic_load(&s->workers[i]->synced_gen) < gen)
+                        if (pthread_cond_timedwait(&s->synced_cond, &s->listeners_lock, &deadline) != 0) {
+                                synced = false;
+                                break;
+                        }
         pthread_mutex_unlock(&s->listeners_lock);
         server_free_retired(s, false);
+        return synced;
 }
 
-static void server_resync_workers(struct server *s)
+/* Returns whether every worker took the new list in time. */
+static bool server_resync_workers(struct server *s)
 {
         for (unsigned i = 1; i < s->n_workers; i++)
                 worker_request(s->workers[i], WORKER_RESYNC);
         worker_resync(s->workers[0]);
-        server_wait_synced(s);
+        return server_wait_synced(s);
 }
 
 /* A removed listener is closed once no worker watches it any more: closing it
@@ -145,7 +151,8 @@ static void server_free_retired(struct server *s, bool force)
         if (!s->retired)
                 return;
         for (unsigned i = 0; !force && i < s->n_workers; i++)
-                if (__atomic_load_n(&s->workers[i]->synced_gen, __ATOMIC_ACQUIRE) < s->retired_gen)
+                if (atomic_load(&s->workers[i]->synced_gen) < s->retired_gen &&
+                    !atomic_load(&s->workers[i]->exited))      /* it watches nothing now */
                         return;
         for (l = s->retired; l; l = next) {
                 next = l->next;
@@ -175,7 +182,7 @@ static void server_stop(struct server *s, const char *why)
         worker_stop(s->workers[0]);
         server_wait_synced(s);
 
-        n = __atomic_load_n(&s->n_conns_total, __ATOMIC_RELAXED);
+        n = atomic_load(&s->n_conns_total);
         log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "stopping", .message_id = MUXD_MESSAGE_STOPPING },
                  "%s: stopping, draining %u connection%s (at most %us)", why, n, n == 1 ? "" : "s",
                  s->cfg->shutdown_timeout);
@@ -211,28 +218,160 @@ static struct listener *server_find_listener(struct server *s, const struct list
         return NULL;
 }
 
+/* "FILE:LINE: cannot listen on ADDRESS:PORT: WHY" for entry e. */
+static char *server_listen_error(const struct config *cfg, const struct listen_entry *e, const char *why)
+{
+        const char *a = e->address;
+        bool v6 = a && strchr(a, ':');
+        char *error;
+
+        if (asprintf(&error, "%s:%d: cannot listen on %s%s%s:%u: %s", cfg->path, e->line,
+                     v6 ? "[" : "", a ? a : "*", v6 ? "]" : "", e->port, why) < 0)
+                return NULL;
+        return error;
+}
+
+/* A listener the running backend cannot watch would be bound and never
+ * served (select: a descriptor at or above FD_SETSIZE). */
+static int server_check_watchable(struct server *s, const struct config *cfg,
+                                  const struct listen_entry *e, const struct listener *l, char **error)
+{
+        char why[128];
+
+        if (s->backend->max_fds == 0 || (size_t) l->fd < s->backend->max_fds)
+                return 0;
+        snprintf(why, sizeof(why), "descriptor %d is beyond what backend \"%s\" can watch (%zu)",
+                 l->fd, s->backend->name, s->backend->max_fds);
+        *error = server_listen_error(cfg, e, why);
+        return -EMFILE;
+}
+
+/* Entries whose port a listener going away in this reload still holds (an
+ * address changed from all addresses to 127.0.0.1, say): binding them fails
+ * with EADDRINUSE until that listener is closed. So: workers stop watching
+ * those old listeners, they are closed, the new ones are bound at once; the
+ * port refuses connections only for that swap. If a new one cannot be bound,
+ * the old ones are bound again and put back, and -errno is returned with
+ * *error set. The old listeners (fd -1 on success) stay in the caller's list
+ * of old ones, which retires them at the commit. */
+static int server_swap_listeners(struct server *s, const struct config *cfg, struct listener **match,
+                                 bool *opened, const bool *swap, char **error)
+{
+        struct listener *moved = NULL, **p, *l;
+        size_t n = cfg->n_listeners;
+        int r;
+
+        pthread_mutex_lock(&s->listeners_lock);
+        for (p = &s->listeners; (l = *p); ) {
+                bool take = false;
+
+                for (size_t i = 0; i < n && !take && !l->claimed && !l->passed; i++) {
+                        struct listen_key key;
+
+                        take = swap[i] && listen_key_from_entry(&cfg->listeners[i], &key) == 0 &&
+                                listener_overlaps(l, &key);
+                }
+                if (take) {
+                        *p = l->next;
+                        l->next = moved;
+                        moved = l;
+                        s->n_listeners--;
+                } else {
+                        p = &l->next;
+                }
+        }
+        s->listeners_gen++;
+        pthread_mutex_unlock(&s->listeners_lock);
+        if (!server_resync_workers(s)) {
+                r = -ETIMEDOUT;
+                if (asprintf(error, "a worker did not answer within %u ms: cannot close %s to listen anew",
+                             SERVER_SYNC_WAIT_MS, moved ? moved->addr_str : "?") < 0)
+                        *error = NULL;
+                goto put_back;
+        }
+
+        /* no worker watches them now */
+        for (l = moved; l; l = l->next) {
+                close(l->fd);
+                l->fd = -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const struct listen_entry *e = &cfg->listeners[i];
+                struct listen_key key;
+
+                if (!swap[i])
+                        continue;
+                r = listen_key_from_entry(e, &key);
+                if (r >= 0)
+                        r = listener_open(&key, &match[i]);
+                if (r < 0) {
+                        *error = server_listen_error(cfg, e, errno_text(-r));
+                        goto undo;
+                }
+                opened[i] = true;
+                r = server_check_watchable(s, cfg, e, match[i], error);
+                if (r < 0)
+                        goto undo;
+        }
+        return 0;
+
+undo:
+        for (size_t i = 0; i < n; i++)
+                if (swap[i] && opened[i]) {
+                        listener_free(match[i]);
+                        match[i] = NULL;
+                        opened[i] = false;
+                }
+        for (l = moved; l; l = l->next) {
+                int r2 = listener_reopen(l);
+
+                if (r2 < 0)
+                        log_err("cannot listen on %s again after a failed reload: %s",
+                                l->addr_str, errno_text(-r2));
+        }
+put_back:
+        pthread_mutex_lock(&s->listeners_lock);
+        while ((l = moved)) {
+                moved = l->next;
+                if (l->fd < 0) {
+                        server_retire_listener(s, l);   /* lost: reported above */
+                        continue;
+                }
+                l->next = s->listeners;
+                s->listeners = l;
+                s->n_listeners++;
+        }
+        s->listeners_gen++;
+        pthread_mutex_unlock(&s->listeners_lock);
+        server_resync_workers(s);
+        return r;
+}
+
 /* Make the listeners match cfg, all or nothing: listeners with the same
  * (address, port) keep their socket, new ones are bound, removed ones stop
  * accepting (passed sockets fall back to the global defaults). If a new
- * listener cannot be bound, the ones just opened are closed, nothing else
- * changed, and -errno is returned with *error set to a "FILE:LINE: ..." text. */
+ * listener cannot be bound or watched, or none would be left, the ones just
+ * opened are closed, nothing else changed, and -errno is returned with
+ * *error set to a "FILE:LINE: ..." text (NULL if out of memory). */
 static int server_apply_listeners(struct server *s, const struct config *cfg, bool starting,
                                   char **error)
 {
-        size_t n = cfg->n_listeners, n_old = s->n_listeners;
+        size_t n = cfg->n_listeners, n_old = s->n_listeners, n_kept = 0;
         struct listener **match = calloc(n + 1, sizeof(*match));
         struct listener **old = calloc(n_old + 1, sizeof(*old));
         struct lsettings **set = calloc(n + 1, sizeof(*set));
         bool *opened = calloc(n + 1, sizeof(*opened));
+        bool *swap = calloc(n + 1, sizeof(*swap));
         struct lsettings *defaults = lsettings_new(&cfg->defaults);
         struct listener *list = NULL, **tail = &list, *l;
+        bool any_swap = false;
         size_t k = 0;
         int r = -ENOMEM;
 
         *error = NULL;
         for (l = s->listeners; l; l = l->next)
                 l->claimed = false;
-        if (!match || !old || !set || !opened || !defaults)
+        if (!match || !old || !set || !opened || !swap || !defaults)
                 goto rollback;
         for (l = s->listeners; l; l = l->next)
                 old[k++] = l;
@@ -256,23 +395,51 @@ static int server_apply_listeners(struct server *s, const struct config *cfg, bo
                 struct listen_key key;
 
                 set[i] = lsettings_new(&e->opts);
-                if (!set[i])
+                if (!set[i]) {
+                        r = -ENOMEM;
                         goto rollback;
+                }
                 if (match[i])
                         continue;
                 r = listen_key_from_entry(e, &key);
                 if (r >= 0)
                         r = listener_open(&key, &match[i]);
+                if (r == -EADDRINUSE && !starting) {
+                        for (l = s->listeners; l && !swap[i]; l = l->next)
+                                swap[i] = !l->claimed && !l->passed && listener_overlaps(l, &key);
+                        if (swap[i]) {
+                                any_swap = true;
+                                continue;
+                        }
+                }
                 if (r < 0) {
-                        const char *a = e->address;
-                        bool v6 = a && strchr(a, ':');
-
-                        if (asprintf(error, "%s:%d: cannot listen on %s%s%s:%u: %s", cfg->path, e->line,
-                                     v6 ? "[" : "", a ? a : "*", v6 ? "]" : "", e->port, strerror(-r)) < 0)
-                                *error = NULL;
+                        *error = server_listen_error(cfg, e, errno_text(-r));
                         goto rollback;
                 }
                 opened[i] = true;
+                r = server_check_watchable(s, cfg, e, match[i], error);
+                if (r < 0)
+                        goto rollback;
+        }
+
+        /* muxd must be left with a listening socket (the file's own, or one
+         * systemd passed); the configuration refuses a file without
+         * listeners, so this only guards */
+        n_kept = n;
+        for (size_t j = 0; j < n_old; j++)
+                if (!old[j]->claimed && old[j]->passed)
+                        n_kept++;
+        if (n_kept == 0) {
+                r = -EINVAL;
+                if (asprintf(error, "%s: no listeners: set \"ports\" or \"listen\"", cfg->path) < 0)
+                        *error = NULL;
+                goto rollback;
+        }
+
+        if (any_swap) {
+                r = server_swap_listeners(s, cfg, match, opened, swap, error);
+                if (r < 0)
+                        goto rollback;
         }
 
         /* commit: nothing below can fail */
@@ -335,6 +502,7 @@ out:
         free(old);
         free(set);
         free(opened);
+        free(swap);
         return r;
 }
 
@@ -352,7 +520,7 @@ static int server_adopt_passed(struct server *s)
                 goto out;
         }
         if (r < 0) {
-                log_err("cannot take the sockets passed by systemd: %s", strerror(-r));
+                log_err("cannot take the sockets passed by systemd: %s", errno_text(-r));
                 return r;
         }
         for (size_t i = 0; i < n; i++) {
@@ -361,7 +529,7 @@ static int server_adopt_passed(struct server *s)
                 r = listener_adopt(p[i].fd, p[i].name, &l);
                 if (r < 0) {
                         log_err("cannot use descriptor %d (\"%s\") passed by systemd: %s",
-                                p[i].fd, p[i].name, strerror(-r));
+                                p[i].fd, p[i].name, errno_text(-r));
                         goto out;
                 }
                 *tail = l;
@@ -377,7 +545,7 @@ out:
 /* STATUS= text: what systemctl status shows. */
 static void server_status_text(struct server *s, char *buf, size_t size)
 {
-        uint32_t conns = __atomic_load_n(&s->n_conns_total, __ATOMIC_RELAXED);
+        uint32_t conns = atomic_load(&s->n_conns_total);
         uint64_t messages = server_stats(s).messages;
 
         snprintf(buf, size, "%s%s%s%s%zu listener%s, %u client%s, %llu message%s served",
@@ -412,6 +580,36 @@ static int server_update_status(struct server *s, bool force)
         return -1;
 }
 
+/* The limits of the backend and the workers that are running (a change of
+ * either waits for the next start), not of the ones the new file names: a
+ * select loop watches descriptors below FD_SETSIZE only. Lowers a default
+ * max_connections to fit; returns -EINVAL with *error set if the file's own
+ * value does not fit. */
+static int server_check_budget(struct server *s, struct config *cfg, char **error)
+{
+        size_t n_passed = 0, at_most;
+
+        if (s->backend->max_fds == 0)
+                return 0;
+        for (const struct listener *l = s->listeners; l; l = l->next)
+                n_passed += l->passed;
+        at_most = config_client_budget(s->backend->max_fds, cfg->n_listeners + n_passed, s->n_workers);
+        if (cfg->max_connections <= at_most)
+                return 0;
+        if (!cfg->max_connections_set && at_most > 0) {
+                cfg->max_connections = (uint32_t) at_most;
+                return 0;
+        }
+        if (asprintf(error, "%s: max_connections: %u is more than the running backend \"%s\" can watch "
+                     "(%zu descriptors): at most %zu with %zu listener%s and %u worker%s "
+                     "(a new backend takes effect at the next start)", cfg->path, cfg->max_connections,
+                     s->backend->name, s->backend->max_fds, at_most, cfg->n_listeners + n_passed,
+                     cfg->n_listeners + n_passed == 1 ? "" : "s", s->n_workers,
+                     s->n_workers == 1 ? "" : "s") < 0)
+                *error = NULL;
+        return -EINVAL;
+}
+
 static void server_reload_failed(struct server *s, const char *error)
 {
         free(s->reload_error);
@@ -438,15 +636,17 @@ void server_reload(struct server *s)
                                  "%s", errs.msgs[i]);
                 log_full(LOG_LEVEL_ERR, &(const struct log_fields) { .event = "reload-failed", .message_id = MUXD_MESSAGE_RELOAD_FAILED },
                          "reload failed: keeping the running configuration");
-                server_reload_failed(s, errs.n > 0 ? errs.msgs[0] : strerror(-r));
+                server_reload_failed(s, errs.n > 0 ? errs.msgs[0] : errno_text(-r));
                 config_errors_clear(&errs);
                 goto done;
         }
-        r = server_apply_listeners(s, cfg, false, &error);
+        r = server_check_budget(s, cfg, &error);
+        if (r >= 0)
+                r = server_apply_listeners(s, cfg, false, &error);
         if (r < 0) {
                 log_full(LOG_LEVEL_ERR, &(const struct log_fields) { .event = "reload-failed", .message_id = MUXD_MESSAGE_RELOAD_FAILED },
-                         "reload failed: %s; keeping the running configuration", error ? error : strerror(-r));
-                server_reload_failed(s, error ? error : strerror(-r));
+                         "reload failed: %s; keeping the running configuration", error ? error : errno_text(-r));
+                server_reload_failed(s, error ? error : errno_text(-r));
                 free(error);
                 config_free(cfg);
                 goto done;
@@ -540,6 +740,7 @@ static int server_fd_limit(void)
 
 int server_new(struct config *cfg, struct server **ret)
 {
+        pthread_condattr_t cattr;
         struct server *s;
         char *error = NULL;
         int setsize, r;
@@ -552,7 +753,10 @@ int server_new(struct config *cfg, struct server **ret)
         s->cfg = cfg;
         s->signal_fd = -1;
         pthread_mutex_init(&s->listeners_lock, NULL);
-        pthread_cond_init(&s->synced_cond, NULL);
+        pthread_condattr_init(&cattr);
+        pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->synced_cond, &cattr);
+        pthread_condattr_destroy(&cattr);
         pthread_mutex_init(&s->sources_lock, NULL);
         s->backend = ev_backend_find(cfg->backend);
         server_publish_settings(s);
@@ -567,7 +771,7 @@ int server_new(struct config *cfg, struct server **ret)
         for (unsigned i = 0; i < cfg->workers; i++) {
                 r = worker_new(s, i, setsize, &s->workers[i]);
                 if (r < 0) {
-                        log_err("cannot start the \"%s\" event loop: %s", cfg->backend, strerror(-r));
+                        log_err("cannot start the \"%s\" event loop: %s", cfg->backend, errno_text(-r));
                         goto fail;
                 }
                 s->n_workers++;
@@ -579,7 +783,7 @@ int server_new(struct config *cfg, struct server **ret)
 
         r = server_setup_signals(s);
         if (r < 0) {
-                log_err("cannot set up signal handling: %s", strerror(-r));
+                log_err("cannot set up signal handling: %s", errno_text(-r));
                 goto fail;
         }
         r = server_adopt_passed(s);
@@ -587,7 +791,7 @@ int server_new(struct config *cfg, struct server **ret)
                 goto fail;
         r = server_apply_listeners(s, cfg, true, &error);
         if (r < 0) {
-                log_err("%s", error ? error : strerror(-r));
+                log_err("%s", error ? error : errno_text(-r));
                 free(error);
                 goto fail;
         }
@@ -598,7 +802,7 @@ int server_new(struct config *cfg, struct server **ret)
         }
         r = notify_open(&s->notify);
         if (r < 0)
-                log_warning("NOTIFY_SOCKET is unusable: %s", strerror(-r));
+                log_warning("NOTIFY_SOCKET is unusable: %s", errno_text(-r));
         s->watchdog_interval_ms = systemd_watchdog_usec() / 2000u;
         *ret = s;
         return 0;
@@ -636,6 +840,8 @@ static void server_main_tick(struct server *s)
 {
         uint64_t now = server_now(s);
 
+        if (atomic_load(&s->worker_failed) && !s->stopping)
+                server_stop(s, "a worker failed");      /* exits with status 1 */
         if (s->watchdog_interval_ms && now >= s->watchdog_next_ms) {
                 notify_try(s->notify, "WATCHDOG=1");
                 s->watchdog_next_ms = now + s->watchdog_interval_ms;
@@ -653,7 +859,7 @@ int server_run(struct server *s)
         for (unsigned i = 1; i < s->n_workers; i++) {
                 r = worker_start_thread(s->workers[i]);
                 if (r < 0) {
-                        log_err("cannot start worker thread %u: %s", i, strerror(-r));
+                        log_err("cannot start worker thread %u: %s", i, errno_text(-r));
                         for (unsigned j = 1; j < i; j++)
                                 worker_request(s->workers[j], WORKER_EXIT);
                         return 1;
@@ -673,7 +879,7 @@ int server_run(struct server *s)
         for (unsigned i = 1; i < s->n_workers; i++)
                 worker_request(s->workers[i], WORKER_EXIT);
         if (r == 0)
-                r = __atomic_load_n(&s->exit_code, __ATOMIC_ACQUIRE);
+                r = atomic_load(&s->exit_code);
         log_info("stopped");
         return r;
 }

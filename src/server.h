@@ -5,6 +5,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -34,15 +35,19 @@ struct server {
 
         struct worker **workers;
         unsigned n_workers;
-        unsigned workers_running;       /* threads not yet finished, atomic */
+        _Atomic unsigned workers_running;       /* threads not yet finished */
 
-        /* shared with the workers (atomic) */
-        uint32_t max_connections;
-        uint32_t timeout_s;
-        uint32_t shutdown_timeout_s;
-        uint32_t n_conns_total;
-        bool accept_paused_any;
-        int exit_code;
+        /* shared with the workers */
+        _Atomic uint32_t max_connections;
+        _Atomic uint32_t timeout_s;
+        _Atomic uint32_t shutdown_timeout_s;
+        _Atomic uint32_t n_conns_total;
+        /* Some worker stopped accepting at max_connections. The pause and
+         * resume handshake (worker.c) needs sequentially consistent
+         * operations on this and n_conns_total: see worker_on_accept(). */
+        _Atomic bool accept_paused_any;
+        _Atomic int exit_code;
+        _Atomic bool worker_failed;     /* a worker's loop failed: stop (server_main_tick) */
 
         pthread_mutex_t sources_lock;
         struct source_table sources;    /* connections per client address */

@@ -219,3 +219,10 @@ int hostport_parse(const char *arg, struct hostport *ret, const char **why)
         ret->numeric_host = numeric;
         return 0;
 }
+
+const char *errno_text(int err)
+{
+        const char *t = strerrordesc_np(err);  /* constant strings: thread-safe */
+
+        return t ? t : "Unknown error";
+}

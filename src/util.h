@@ -15,6 +15,10 @@ static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
 #define _cleanup_free_ __attribute__((cleanup(freep)))
 #define _cleanup_close_ __attribute__((cleanup(closep)))
 
+/* strerror() for any thread: glibc's strerror() formats unknown numbers in a
+ * static buffer, and the workers log from their own threads. */
+const char *errno_text(int err);
+
 /* "[::1]:8088", "127.0.0.1:8088"; IPv4-mapped IPv6 shown as IPv4.
  * buf must hold SOCKADDR_STR_MAX bytes; returns buf. */
 #define SOCKADDR_STR_MAX 64

@@ -16,8 +16,8 @@
 #define WORKER_READ_SIZE        (64u * 1024u)
 #define WORKER_ACCEPT_BATCH     64      /* accepts per wakeup, so clients keep being served */
 #define WORKER_ACCEPT_RETRY_MS  1000u   /* retry after descriptor exhaustion */
+#define WORKER_TRANSIENT_MAX    1000u   /* transient loop errors in a row before giving up */
 
-#define LOAD(x)     __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
 
 static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask);
 
@@ -30,8 +30,22 @@ static void worker_watch_listeners(struct worker *w, bool on)
                 struct wlistener *wl = &w->listeners[i];
 
                 if (on && !wl->watched) {
-                        if (ev_add(w->loop, wl->l->fd, EV_READABLE | excl, worker_on_accept, wl) < 0)
-                                continue;       /* fd beyond the loop: reported at start */
+                        int r = ev_add(w->loop, wl->l->fd, EV_READABLE | excl, worker_on_accept, wl);
+
+                        if (r < 0) {
+                                /* The server checks that the running backend
+                                 * can watch a listener before it commits one;
+                                 * anything else (out of memory) is reported
+                                 * and tried again, never silently left. */
+                                unsigned suppressed;
+
+                                if (log_ratelimit_ok(&w->rl_watch, w->now_ms, &suppressed))
+                                        log_err("worker %u cannot watch %s: %s; trying again each second%s",
+                                                w->id, wl->l->addr_str, errno_text(-r),
+                                                suppressed ? " (similar messages suppressed)" : "");
+                                w->watch_retry_ms = w->now_ms + WORKER_ACCEPT_RETRY_MS;
+                                continue;
+                        }
                         wl->watched = true;
                 } else if (!on && wl->watched) {
                         ev_del(w->loop, wl->l->fd, EV_READABLE);
@@ -60,7 +74,7 @@ void worker_request(struct worker *w, unsigned what)
 {
         uint64_t one = 1;
 
-        __atomic_fetch_or(&w->requests, what, __ATOMIC_RELEASE);
+        atomic_fetch_or(&w->requests, what);
         if (write(w->wake_fd, &one, sizeof(one)) < 0) {
                 /* the counter is saturated: the worker is awake anyway */
         }
@@ -74,9 +88,9 @@ void worker_conn_closed(struct worker *w, struct source *src)
         server_source_release(s, src);
         w->n_conns--;
         WORKER_STAT_ADD(w, closed, 1);
-        total = __atomic_sub_fetch(&s->n_conns_total, 1, __ATOMIC_ACQ_REL);
-        if (total < LOAD(s->max_connections) &&
-            __atomic_exchange_n(&s->accept_paused_any, false, __ATOMIC_ACQ_REL)) {
+        /* the resume side of the handshake in worker_on_accept() */
+        total = atomic_fetch_sub(&s->n_conns_total, 1) - 1;
+        if (total < atomic_load(&s->max_connections) && atomic_exchange(&s->accept_paused_any, false)) {
                 /* room again: every worker that paused at the limit may accept */
                 for (unsigned i = 0; i < s->n_workers; i++)
                         if (s->workers[i] != w)
@@ -84,7 +98,7 @@ void worker_conn_closed(struct worker *w, struct source *src)
         }
         /* A descriptor was just freed: whether accepting paused at the limit
          * or on descriptor exhaustion, there is room for one more client. */
-        if (w->accept_paused && total < LOAD(s->max_connections))
+        if (w->accept_paused && total < atomic_load(&s->max_connections))
                 worker_resume_accept(w);
 }
 
@@ -137,10 +151,10 @@ static void worker_accept_failed(struct worker *w, const struct listener *l, int
                 worker_pause_accept(w, w->now_ms + WORKER_ACCEPT_RETRY_MS);
                 if (log_ratelimit_ok(&w->rl_accept, w->now_ms, &suppressed))
                         log_warning("cannot accept on %s: %s; pausing accepts (%u connections open)%s",
-                                    l->addr_str, strerror(err), LOAD(w->srv->n_conns_total),
+                                    l->addr_str, errno_text(err), atomic_load(&w->srv->n_conns_total),
                                     suppressed ? " (similar messages suppressed)" : "");
         } else if (log_ratelimit_ok(&w->rl_accept, w->now_ms, &suppressed)) {
-                log_warning("accept on %s failed: %s", l->addr_str, strerror(err));
+                log_warning("accept on %s failed: %s", l->addr_str, errno_text(err));
         }
 }
 
@@ -176,19 +190,26 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                 const char *why;
                 int cfd, one = 1, r;
 
-                if (LOAD(s->n_conns_total) >= LOAD(s->max_connections)) {
+                /* The pause side of a handshake with worker_conn_closed():
+                 * here, store accept_paused_any, then load n_conns_total; there,
+                 * decrement n_conns_total, then exchange accept_paused_any.
+                 * With sequentially consistent operations (the default of
+                 * atomic_*), at least one side sees the other's write: either
+                 * this worker sees room and resumes at once, or the closing
+                 * worker sees the flag and wakes every worker. Weaker orders
+                 * would let both miss, leaving this worker paused for good. */
+                if (atomic_load(&s->n_conns_total) >= atomic_load(&s->max_connections)) {
                         unsigned suppressed;
 
                         worker_pause_accept(w, 0);
-                        __atomic_store_n(&s->accept_paused_any, true, __ATOMIC_RELEASE);
-                        /* a client may have left just before the flag was set */
-                        if (LOAD(s->n_conns_total) < LOAD(s->max_connections)) {
+                        atomic_store(&s->accept_paused_any, true);
+                        if (atomic_load(&s->n_conns_total) < atomic_load(&s->max_connections)) {
                                 worker_resume_accept(w);
                                 continue;
                         }
                         if (log_ratelimit_ok(&w->rl_limit, w->now_ms, &suppressed))
                                 log_notice("max_connections (%u) reached: new clients wait until one leaves",
-                                           LOAD(s->max_connections));
+                                           atomic_load(&s->max_connections));
                         return;
                 }
                 cfd = accept4(fd, (struct sockaddr *) &ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -222,7 +243,7 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                                         .event = "connection", .listen = l->addr_str, .peer = peer },
                                  "connection from %s on %s", peer, l->addr_str);
                 }
-                __atomic_add_fetch(&s->n_conns_total, 1, __ATOMIC_ACQ_REL);
+                atomic_fetch_add(&s->n_conns_total, 1);
                 r = conn_start(w, cfd, wl->set, src);
                 if (r == -ERANGE) {
                         unsigned suppressed;
@@ -268,7 +289,7 @@ void worker_resync(struct worker *w)
         if (!w->accept_paused)
                 worker_watch_listeners(w, true);
         pthread_mutex_lock(&s->listeners_lock);
-        __atomic_store_n(&w->synced_gen, gen, __ATOMIC_RELEASE);
+        atomic_store(&w->synced_gen, gen);
         pthread_cond_broadcast(&s->synced_cond);
         pthread_mutex_unlock(&s->listeners_lock);
 }
@@ -288,7 +309,7 @@ void worker_stop(struct worker *w)
         struct idle_link *l, *next;
 
         w->stopping = true;
-        w->stop_deadline_ms = w->now_ms + (uint64_t) LOAD(w->srv->shutdown_timeout_s) * 1000u;
+        w->stop_deadline_ms = w->now_ms + (uint64_t) atomic_load(&w->srv->shutdown_timeout_s) * 1000u;
         worker_resync(w);       /* to no listener at all */
         for (l = w->conns.head.next; l != &w->conns.head; l = next) {
                 next = l->next;
@@ -305,7 +326,7 @@ static void worker_on_wake(struct ev_loop *loop, int fd, void *data, int mask)
         if (read(fd, &n, sizeof(n)) < 0) {
                 /* nothing to read: another wakeup took it */
         }
-        req = __atomic_exchange_n(&w->requests, 0, __ATOMIC_ACQ_REL);
+        req = atomic_exchange(&w->requests, 0);
         if (req & WORKER_EXIT)
                 w->exit_now = true;
         if ((req & WORKER_STOP) && !w->stopping)
@@ -314,6 +335,14 @@ static void worker_on_wake(struct ev_loop *loop, int fd, void *data, int mask)
                 worker_resync(w);
         if ((req & WORKER_RESUME) && w->accept_paused && w->accept_retry_ms == 0)
                 worker_resume_accept(w);
+}
+
+/* Errors a loop may see once and then not again (io_uring_enter's EBUSY
+ * and EAGAIN: completions or memory are short for a moment): the pass is
+ * tried again. Anything else means the loop itself is broken. */
+bool worker_loop_error_is_transient(int err)
+{
+        return err == EINTR || err == EAGAIN || err == EBUSY || err == ENOMEM;
 }
 
 static void worker_wait_until(int *wait, uint64_t deadline_ms, uint64_t now_ms)
@@ -327,18 +356,19 @@ static void worker_wait_until(int *wait, uint64_t deadline_ms, uint64_t now_ms)
 int worker_run(struct worker *w, int (*main_wait)(struct server *), void (*main_tick)(struct server *))
 {
         struct server *s = w->srv;
+        unsigned transient = 0;
         int exit_code = 0;
 
         w->now_ms = timer_now_ms();
         worker_resync(w);
         while (!w->exit_now) {
-                uint64_t timeout_ms = (uint64_t) LOAD(s->timeout_s) * 1000u;
+                uint64_t timeout_ms = (uint64_t) atomic_load(&s->timeout_s) * 1000u;
                 struct idle_link *l;
                 int wait, n;
 
                 /* the main thread stays until every other worker has finished */
                 if (w->stopping && w->n_conns == 0 &&
-                    (w->id != 0 || LOAD(s->workers_running) == 0))
+                    (w->id != 0 || atomic_load(&s->workers_running) == 0))
                         break;
 
                 wait = idle_next_timeout(&w->conns, w->now_ms, timeout_ms);
@@ -347,6 +377,8 @@ int worker_run(struct worker *w, int (*main_wait)(struct server *), void (*main_
                         worker_wait_until(&wait, w->now_ms + (uint64_t) n, w->now_ms);
                 if (w->accept_retry_ms)
                         worker_wait_until(&wait, w->accept_retry_ms, w->now_ms);
+                if (w->watch_retry_ms)
+                        worker_wait_until(&wait, w->watch_retry_ms, w->now_ms);
                 if (w->stopping)
                         worker_wait_until(&wait, w->stop_deadline_ms, w->now_ms);
                 if (main_wait) {
@@ -357,10 +389,21 @@ int worker_run(struct worker *w, int (*main_wait)(struct server *), void (*main_
 
                 n = ev_wait(w->loop, wait);
                 if (n < 0) {
-                        log_err("event loop failed: %s", strerror(-n));
+                        if (worker_loop_error_is_transient(-n) && ++transient < WORKER_TRANSIENT_MAX) {
+                                w->now_ms = timer_now_ms();
+                                continue;
+                        }
+                        /* Nothing this worker watches can be served any more:
+                         * the daemon stops (exit status 1, so that systemd's
+                         * Restart=on-failure starts it again) rather than
+                         * run on with part of its clients and listeners dead. */
+                        log_err("worker %u: the %s event loop failed: %s%s; stopping muxd",
+                                w->id, ev_loop_backend(w->loop)->name, errno_text(-n),
+                                transient ? " (again and again)" : "");
                         exit_code = 1;
                         break;
                 }
+                transient = 0;
                 w->now_ms = timer_now_ms();
                 ev_dispatch(w->loop, n);
 
@@ -374,13 +417,18 @@ int worker_run(struct worker *w, int (*main_wait)(struct server *), void (*main_
                         conn_close(conn_from_idle(l));
                 if (w->accept_retry_ms && w->now_ms >= w->accept_retry_ms)
                         worker_resume_accept(w);
+                if (w->watch_retry_ms && w->now_ms >= w->watch_retry_ms) {
+                        w->watch_retry_ms = 0;
+                        if (!w->accept_paused)
+                                worker_watch_listeners(w, true);
+                }
                 if (main_tick)
                         main_tick(s);
                 if (w->stopping && w->now_ms >= w->stop_deadline_ms) {
                         if (w->n_conns > 0)
                                 log_notice("shutdown_timeout reached: closing %u connection%s with unsent replies",
                                            w->n_conns, w->n_conns == 1 ? "" : "s");
-                        if (w->id != 0 || LOAD(s->workers_running) == 0)
+                        if (w->id != 0 || atomic_load(&s->workers_running) == 0)
                                 break;
                         worker_close_all(w);
                 }
@@ -395,9 +443,12 @@ static void *worker_thread(void *arg)
         struct worker *w = arg;
         struct server *s = w->srv;
 
-        if (worker_run(w, NULL, NULL) != 0)
-                __atomic_store_n(&s->exit_code, 1, __ATOMIC_RELEASE);
-        __atomic_sub_fetch(&s->workers_running, 1, __ATOMIC_ACQ_REL);
+        if (worker_run(w, NULL, NULL) != 0) {
+                atomic_store(&s->exit_code, 1);
+                atomic_store(&s->worker_failed, true);
+        }
+        atomic_store(&w->exited, true);
+        atomic_fetch_sub(&s->workers_running, 1);
         worker_request(s->workers[0], 0);       /* the main thread may be waiting for us */
         return NULL;
 }
@@ -406,10 +457,10 @@ int worker_start_thread(struct worker *w)
 {
         int r;
 
-        __atomic_add_fetch(&w->srv->workers_running, 1, __ATOMIC_ACQ_REL);
+        atomic_fetch_add(&w->srv->workers_running, 1);
         r = pthread_create(&w->thread, NULL, worker_thread, w);
         if (r != 0) {
-                __atomic_sub_fetch(&w->srv->workers_running, 1, __ATOMIC_ACQ_REL);
+                atomic_fetch_sub(&w->srv->workers_running, 1);
                 return -r;
         }
         w->thread_started = true;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -21,19 +22,22 @@ struct server;
 struct conn_uring;
 
 struct worker_stats {
-        uint64_t accepted;
-        uint64_t refused;       /* by allow/deny/max_per_source */
-        uint64_t closed;
-        uint64_t messages;
-        uint64_t timeouts;
-        uint64_t oversized;
-        uint64_t bytes_in;
-        uint64_t bytes_out;
+        _Atomic uint64_t accepted;
+        _Atomic uint64_t refused;       /* by allow/deny/max_per_source */
+        _Atomic uint64_t closed;
+        _Atomic uint64_t messages;
+        _Atomic uint64_t timeouts;
+        _Atomic uint64_t oversized;
+        _Atomic uint64_t bytes_in;
+        _Atomic uint64_t bytes_out;
 };
 
-/* Counters are written by their worker only and read by the main thread. */
+/* Counters are written by their worker only and read by the main thread:
+ * a relaxed load and store (no locked add) is enough. */
 #define WORKER_STAT_ADD(w, field, n) \
-        __atomic_store_n(&(w)->stats.field, (w)->stats.field + (uint64_t) (n), __ATOMIC_RELAXED)
+        atomic_store_explicit(&(w)->stats.field, \
+                              atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (uint64_t) (n), \
+                              memory_order_relaxed)
 
 /* What the server asks of a worker (bits of worker.requests). */
 enum {
@@ -59,11 +63,12 @@ struct worker {
         bool thread_started;
         struct ev_loop *loop;
         int wake_fd;                    /* eventfd, written after setting requests */
-        unsigned requests;              /* WORKER_* bits, atomic */
+        _Atomic unsigned requests;      /* WORKER_* bits */
+        _Atomic bool exited;            /* its thread has left its loop for good */
 
         struct wlistener *listeners;
         size_t n_listeners;
-        uint64_t synced_gen;            /* server listener generation seen, atomic */
+        _Atomic uint64_t synced_gen;    /* server listener generation seen */
 
         struct idle_queue conns;        /* every connection, least recently active first */
         struct idle_queue lingering;    /* half-closed ones, oldest first */
@@ -85,7 +90,9 @@ struct worker {
         uint64_t stop_deadline_ms;
         bool exit_now;
 
-        struct log_ratelimit rl_accept, rl_limit, rl_refused, rl_range;
+        uint64_t watch_retry_ms;        /* 0, or when to try watching listeners again */
+
+        struct log_ratelimit rl_accept, rl_limit, rl_refused, rl_range, rl_watch;
         struct worker_stats stats;
 };
 
@@ -103,6 +110,9 @@ int worker_start_thread(struct worker *w);
 /* Run the loop until stopped (worker 0: called by the main thread).
  * main_wait/main_tick let the main thread bound the wait and do its work. */
 int worker_run(struct worker *w, int (*main_wait)(struct server *), void (*main_tick)(struct server *));
+
+/* May the loop try again after ev_wait() returned -err? */
+bool worker_loop_error_is_transient(int err);
 
 /* Connections call these. */
 void worker_conn_closed(struct worker *w, struct source *src);

@@ -225,6 +225,41 @@ class ReloadMixin(ReloadHelpers):
             self.roundtrip(self.client(m, port=p), b"all\n", suffix=sfx)
         n.wait(re.compile(r"^STATUS=4 listeners, "), timeout=5)
 
+    def test_address_change_in_one_reload(self):
+        # All addresses -> 127.0.0.1 on the same port: the new socket cannot be
+        # bound while the old one listens, so the old one is closed first and
+        # the new one bound at once; connections on the old one stay.
+        p = free_ports(1)[0]
+        m = self.start_muxd(listen=[{"port": p}])
+        old = self.client(m, port=p)
+        since = self.reload(m, self.settings(listen=[entry(p, suffix="L")]))
+        self.assertLogged(m, "muxd: info: listening on 127.0.0.1:%d (echo, line framing)" % p, since)
+        self.assertLogged(m, "muxd: info: configuration reloaded from %s: 1 listener"
+                          % m.config_path, since)
+        self.roundtrip(self.client(m, port=p), b"swapped\n", suffix=b"L")
+        self.roundtrip(old, b"old\n")
+        if mt.have_ipv6():
+            s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            s.settimeout(5)
+            with self.assertRaises(ConnectionRefusedError):
+                s.connect(("::1", p))
+            s.close()
+        # and back: 127.0.0.1 -> all addresses
+        since = self.reload(m, self.settings(listen=[{"port": p, "suffix": "W"}]))
+        self.roundtrip(self.client(m, port=p), b"back\n", suffix=b"W")
+        self.roundtrip(old, b"still\n")
+
+    def test_no_listeners_refused(self):
+        # A file that would leave muxd listening on nothing is refused; the
+        # running listeners stay.
+        p = free_ports(1)[0]
+        m = self.start_muxd(listen=[entry(p)])
+        c = self.client(m, port=p)
+        since = self.reload(m, text="", expect_ok=False)
+        m.wait_log(r"no listeners", since=since)
+        self.roundtrip(self.client(m, port=p), b"still listening\n")
+        self.roundtrip(c, b"old\n")
+
     # ------------------------------------------------------------ settings
 
     def test_suffix_and_greeting_apply_to_new_connections(self):
@@ -390,6 +425,28 @@ class ReloadEdgeCases(ReloadHelpers, mt.MuxdTestCase):
     """Backend-independent cases, run once."""
 
     backend = "epoll"
+
+    def test_select_limits_of_the_running_backend(self):
+        # Running select: a file naming another backend takes effect at the
+        # next start only, so its max_connections must fit select's
+        # FD_SETSIZE now, or listeners and clients would land on descriptors
+        # select cannot watch.
+        if "select" not in mt.BUILT_BACKENDS:
+            self.skipTest("select not built")
+        p1, p2 = free_ports(2)
+        m = self.start_muxd(text=mt.render_config(
+            self.settings(backend="select", max_connections=500, listen=[entry(p1)])))
+        c = self.client(m, port=p1)
+        since = self.reload(m, self.settings(backend="epoll", max_connections=5000,
+                                             listen=[entry(p1), entry(p2)]), expect_ok=False)
+        m.wait_log(r'max_connections: 5000 is more than the running backend "select" can watch',
+                   since=since)
+        self.assertRefused(p2)
+        self.roundtrip(c, b"old\n")
+        # without max_connections the default is lowered to what select can watch
+        since = self.reload(m, self.settings(backend="epoll", max_connections=None,
+                                             listen=[entry(p1), entry(p2)]))
+        self.roundtrip(self.client(m, port=p2), b"new\n")
 
     def test_ephemeral_port_written_into_the_config(self):
         # Started with port = 0; the operator writes the port muxd got into the
