@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "notify.h"
@@ -17,6 +18,10 @@ struct notifier {
         socklen_t addr_len;
         char *queue[NOTIFY_QUEUE_MAX];  /* state changes waiting, oldest first */
         unsigned queued;
+        uint64_t head_failed_ms;        /* when queue[0] first failed, 0: not yet */
+        unsigned retry_ms;
+        int error;                      /* permanent: notifying stopped */
+        bool error_taken;
 };
 
 int notify_open(struct notifier **ret)
@@ -34,6 +39,7 @@ int notify_open(struct notifier **ret)
         n = calloc(1, sizeof(*n));
         if (!n)
                 return -ENOMEM;
+        n->retry_ms = NOTIFY_RETRY_MS;
         n->addr.sun_family = AF_UNIX;
         memcpy(n->addr.sun_path, path, len);
         if (path[0] == '@')
@@ -59,24 +65,75 @@ void notify_free(struct notifier *n)
         free(n);
 }
 
+/* A full socket buffer or a short moment without memory passes; anything
+ * else (ENOENT, ECONNREFUSED, EACCES, ...) is the same on every try. */
+static bool notify_error_is_transient(int err)
+{
+        return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ENOMEM || err == EINTR;
+}
+
+static uint64_t notify_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u + 1;    /* never 0 */
+}
+
+void notify_set_retry_ms(struct notifier *n, unsigned ms)
+{
+        if (n)
+                n->retry_ms = ms;
+}
+
+static void notify_drop_queue(struct notifier *n, unsigned count)
+{
+        for (unsigned i = 0; i < count; i++)
+                free(n->queue[i]);
+        memmove(n->queue, n->queue + count, (n->queued - count) * sizeof(n->queue[0]));
+        n->queued -= count;
+        n->head_failed_ms = 0;
+}
+
 static int notify_send(struct notifier *n, const char *msg)
 {
+        int r;
+
+        if (n->error)
+                return n->error;
         if (sendto(n->fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL,
-                   (struct sockaddr *) &n->addr, n->addr_len) < 0)
-                return -errno;
-        return 0;
+                   (struct sockaddr *) &n->addr, n->addr_len) >= 0)
+                return 0;
+        r = -errno;
+        if (!notify_error_is_transient(-r)) {
+                n->error = r;
+                notify_drop_queue(n, n->queued);
+        }
+        return r;
 }
 
 bool notify_flush(struct notifier *n)
 {
-        unsigned sent = 0;
-
         if (!n)
                 return false;
-        while (sent < n->queued && notify_send(n, n->queue[sent]) >= 0)
-                free(n->queue[sent++]);
-        memmove(n->queue, n->queue + sent, (n->queued - sent) * sizeof(n->queue[0]));
-        n->queued -= sent;
+        while (n->queued > 0) {
+                int r = notify_send(n, n->queue[0]);
+
+                if (r >= 0) {
+                        notify_drop_queue(n, 1);
+                        continue;
+                }
+                /* transient: try again later, but not forever */
+                if (n->queued > 0) {
+                        uint64_t now = notify_now_ms();
+
+                        if (!n->head_failed_ms)
+                                n->head_failed_ms = now;
+                        else if (now - n->head_failed_ms >= n->retry_ms)
+                                notify_drop_queue(n, 1);
+                }
+                break;
+        }
         return n->queued > 0;
 }
 
@@ -85,15 +142,32 @@ bool notify_pending(const struct notifier *n)
         return n && n->queued > 0;
 }
 
+int notify_take_error(struct notifier *n)
+{
+        if (!n || !n->error || n->error_taken)
+                return 0;
+        n->error_taken = true;
+        return n->error;
+}
+
+bool notify_disabled(const struct notifier *n)
+{
+        return n && n->error != 0;
+}
+
 int notify_state(struct notifier *n, const char *msg)
 {
         char *copy;
 
-        if (!n)
+        if (!n || n->error)
                 return 0;
         /* keep the order: never overtake a state change still waiting */
-        if (!notify_flush(n) && notify_send(n, msg) >= 0)
-                return 0;
+        if (!notify_flush(n)) {
+                int r = notify_send(n, msg);
+
+                if (r >= 0 || n->error)
+                        return 0;
+        }
         if (n->queued == NOTIFY_QUEUE_MAX)
                 return -ENOBUFS;
         copy = strdup(msg);
@@ -105,7 +179,7 @@ int notify_state(struct notifier *n, const char *msg)
 
 int notify_try(struct notifier *n, const char *msg)
 {
-        if (!n)
+        if (!n || n->error)
                 return 0;
         if (n->queued > 0)
                 return -EAGAIN;

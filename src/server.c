@@ -566,7 +566,7 @@ static int server_update_status(struct server *s, bool force)
         char text[sizeof(s->status_sent)], msg[sizeof(text) + 8];
         uint64_t now = server_now(s);
 
-        if (!s->notify)
+        if (!s->notify || notify_disabled(s->notify))
                 return -1;
         if (!force && s->status_checked_ms && now - s->status_checked_ms < SERVER_STATUS_MS)
                 return (int) (s->status_checked_ms + SERVER_STATUS_MS - now);
@@ -811,6 +811,17 @@ fail:
         return r;
 }
 
+/* Say once that the service manager cannot be told anything. */
+static void server_check_notify(struct server *s)
+{
+        int r = notify_take_error(s->notify);
+
+        if (r < 0)
+                log_warning("cannot notify the service manager (NOTIFY_SOCKET=%s): %s; "
+                            "no more notifications will be sent", getenv("NOTIFY_SOCKET"),
+                            errno_text(-r));
+}
+
 static void server_bound_wait(int *wait, int t)
 {
         if (t >= 0 && (*wait < 0 || t < *wait))
@@ -821,17 +832,23 @@ static void server_bound_wait(int *wait, int t)
 static int server_main_wait(struct server *s)
 {
         uint64_t now = server_now(s);
+        bool notifying;
         int wait = -1;
 
+        server_check_notify(s);         /* a send since the last pass may have failed for good */
+        notifying = s->notify && !notify_disabled(s->notify);
+
+        if (server_retired_pending(s))
+                server_bound_wait(&wait, SERVER_RETIRE_POLL_MS);
+        if (!notifying)
+                return wait;    /* nothing to send any more: no reason to wake for it */
         if (s->watchdog_interval_ms)
                 server_bound_wait(&wait, s->watchdog_next_ms > now ? (int) (s->watchdog_next_ms - now) : 0);
         if (notify_pending(s->notify))
                 server_bound_wait(&wait, SERVER_NOTIFY_RETRY_MS);
-        if (server_retired_pending(s))
-                server_bound_wait(&wait, SERVER_RETIRE_POLL_MS);
         server_bound_wait(&wait, server_update_status(s, false));
         /* other workers' clients do not wake this loop: look at them each second */
-        if (s->notify && s->n_workers > 1)
+        if (s->n_workers > 1)
                 server_bound_wait(&wait, SERVER_STATUS_MS);
         return wait;
 }
@@ -847,6 +864,7 @@ static void server_main_tick(struct server *s)
                 s->watchdog_next_ms = now + s->watchdog_interval_ms;
         }
         notify_flush(s->notify);
+        server_check_notify(s);
         server_free_retired(s, false);
 }
 

@@ -496,6 +496,42 @@ class Notify(SystemdCase):
         time.sleep(0.6)     # a silence check
         self.assertNotIn("WATCHDOG=1", n.texts())
 
+    def test_unusable_notify_socket_said_once_then_quiet(self):
+        # NOTIFY_SOCKET names a path nobody is bound to (ENOENT, and a stale
+        # socket file: ECONNREFUSED): said once, then muxd stops trying, so
+        # it does not wake up to retry while idle.
+        stale = os.path.join(self.tmpdir, "stale.sock")
+        gone = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        gone.bind(stale)
+        gone.close()
+        for path in (os.path.join(self.tmpdir, "missing", "notify"), stale):
+            m = self.start_muxd(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"},
+                                pid_env=["WATCHDOG_PID"])
+            m.wait_log(r"^muxd: warning: cannot notify the service manager \(NOTIFY_SOCKET=%s\): "
+                       r"(No such file or directory|Connection refused); no more notifications"
+                       % re.escape(path))
+            self.roundtrip(self.client(m), b"served\n")
+            before = self.wakeups(m)
+            time.sleep(1.0)     # an idle window: count wake-ups in it
+            woke = self.wakeups(m) - before
+            # retrying every 100 ms (or pinging a dead watchdog every 100 ms)
+            # would be about 10 here
+            self.assertLessEqual(woke, 3, "muxd woke %d times in 1 s while idle" % woke)
+            self.assertEqual(len([l for l in m.log_lines() if "cannot notify" in l]), 1,
+                             m.log_tail())
+            self.assertEqual(m.stop(), 0, m.log_tail())
+
+    @staticmethod
+    def wakeups(m):
+        """Context switches of every muxd thread so far (each wake-up is one)."""
+        total = 0
+        for tid in os.listdir("/proc/%d/task" % m.pid):
+            with open("/proc/%d/task/%s/status" % (m.pid, tid)) as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        total += int(line.split()[1])
+        return total
+
     def test_full_notify_socket_never_stalls(self):
         n = self.notify_socket(read=False)
         # fill its queue before muxd starts: nobody reads it
