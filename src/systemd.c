@@ -25,24 +25,31 @@ int systemd_listen_fds(struct passed_socket **ret, size_t *n, int *bad_fd)
         if (r <= 0)
                 return r;
         p = calloc((size_t) r, sizeof(*p));
-        if (!p) {
-                for (int i = 0; names && names[i]; i++)
-                        free(names[i]);
-                free(names);
-                return -ENOMEM;
-        }
-        for (int i = 0; i < r; i++) {
+        for (int i = 0; p && i < r; i++) {
                 p[i].fd = SD_LISTEN_FDS_START + i;
                 p[i].name = names && names[i] ? names[i] : strdup("unknown");
+                if (names)
+                        names[i] = NULL;        /* p owns it now */
         }
+        for (int i = 0; names && i < r; i++)
+                free(names[i]);                 /* those p did not take */
         free(names);
-        *ret = p;
-        *n = (size_t) r;
+        for (int i = 0; p && i < r; i++)
+                if (!p[i].name) {
+                        systemd_passed_sockets_free(p, (size_t) r);
+                        p = NULL;
+                }
+        if (!p)
+                return -ENOMEM;
         for (int i = 0; i < r; i++)
                 if (sd_is_socket_inet(p[i].fd, AF_UNSPEC, SOCK_STREAM, 1, 0) <= 0) {
+                        /* on failure the caller gets nothing to free */
                         *bad_fd = p[i].fd;
+                        systemd_passed_sockets_free(p, (size_t) r);
                         return -ENOTSOCK;
                 }
+        *ret = p;
+        *n = (size_t) r;
         return r;
 }
 

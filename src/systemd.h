@@ -15,7 +15,8 @@ struct passed_socket {
 /* Take the sockets systemd passed (LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES) and
  * unset those variables. Each must be a listening TCP socket: if one is not,
  * *bad_fd is set to it and -ENOTSOCK returned (all fds are left open for the
- * caller to report and exit). Returns the number of sockets (0 if none). */
+ * caller to report and exit). Returns the number of sockets (0 if none); on
+ * any failure *ret is NULL and *n 0, so the caller frees nothing. */
 int systemd_listen_fds(struct passed_socket **ret, size_t *n, int *bad_fd);
 void systemd_passed_sockets_free(struct passed_socket *p, size_t n);
 
