@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for src/server.c's reload: all or nothing, with allocation
+ * failures injected into every step that allocates a listener's settings
+ * (lsettings_new is wrapped with -Wl,--wrap: server.c's calls come here). */
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "server.h"
+
+struct lsettings *__real_lsettings_new(const struct listen_opts *o);
+struct lsettings *__wrap_lsettings_new(const struct listen_opts *o);
+
+static unsigned lsettings_calls;        /* since the counter was reset */
+static unsigned lsettings_fail_at;      /* 0: never; else fail that call */
+
+struct lsettings *__wrap_lsettings_new(const struct listen_opts *o)
+{
+        if (++lsettings_calls == lsettings_fail_at)
+                return NULL;
+        return __real_lsettings_new(o);
+}
+
+static char dir[64], path[128];
+
+static void write_config(const char *text)
+{
+        FILE *f = fopen(path, "w");
+
+        assert_non_null(f);
+        assert_int_equal(fputs(text, f) >= 0, 1);
+        assert_int_equal(fclose(f), 0);
+}
+
+static unsigned open_fds(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        unsigned n = 0;
+
+        assert_non_null(d);
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n;
+}
+
+static const char one_listener[] =
+        "listen = ( { address = \"127.0.0.1\"; port = 0; } );\n";
+/* The running listener is kept, 127.0.0.2 and 127.0.0.3 are new: the
+ * second new one's settings come after the first new socket is open. */
+static const char three_listeners[] =
+        "suffix = \"new\";\n"
+        "listen = ( { address = \"127.0.0.1\"; port = 0; },\n"
+        "           { address = \"127.0.0.2\"; port = 0; },\n"
+        "           { address = \"127.0.0.3\"; port = 0; } );\n";
+
+static void test_reload_allocation_failure_rolls_back(void **state)
+{
+        struct config_errors errs = { 0 };
+        struct config *cfg = NULL;
+        struct server *s = NULL;
+        unsigned fds, calls;
+
+        (void) state;
+        snprintf(dir, sizeof(dir), "/tmp/muxd-test-server-XXXXXX");
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/muxd.conf", dir);
+        write_config(one_listener);
+        assert_int_equal(config_load(path, &cfg, &errs), 0);
+        assert_int_equal(server_new(cfg, &s), 0);
+        assert_int_equal(s->n_listeners, 1);
+
+        /* how many settings a successful reload allocates */
+        write_config(three_listeners);
+        fds = open_fds();
+        lsettings_calls = 0;
+        lsettings_fail_at = 0;
+        server_reload(s);
+        calls = lsettings_calls;
+        assert_true(calls >= 4);        /* the defaults and one per entry */
+        assert_int_equal(s->n_listeners, 3);
+        assert_int_equal(s->cfg->n_listeners, 3);
+        assert_null(s->reload_error);
+
+        /* back to one listener, then fail each allocation in turn */
+        write_config(one_listener);
+        server_reload(s);
+        assert_int_equal(s->n_listeners, 1);
+        write_config(three_listeners);
+        for (unsigned k = 1; k <= calls; k++) {
+                lsettings_calls = 0;
+                lsettings_fail_at = k;
+                server_reload(s);
+                lsettings_fail_at = 0;
+                /* the running configuration stays, whole */
+                assert_non_null(s->reload_error);
+                assert_int_equal(s->cfg->n_listeners, 1);
+                assert_string_equal(s->cfg->defaults.suffix, "hi...");
+                assert_int_equal(s->n_listeners, 1);
+                /* nothing opened for the failed reload stays open */
+                assert_int_equal(open_fds(), fds);
+        }
+        /* and the same file loads once memory is there */
+        server_reload(s);
+        assert_null(s->reload_error);
+        assert_int_equal(s->n_listeners, 3);
+        assert_string_equal(s->cfg->defaults.suffix, "new");
+
+        server_free(s);
+        unlink(path);
+        rmdir(dir);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_reload_allocation_failure_rolls_back),
+        };
+
+        log_setup(LOG_TARGET_STDERR);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
