@@ -1184,6 +1184,12 @@ static void parse_listen(struct parser *p, struct config *c, const config_settin
         }
 }
 
+/* A "ports" or "listen" setting with entries (or not a list: already an error). */
+static bool listeners_written(const config_setting_t *s)
+{
+        return s && (!setting_is_sequence(s) || config_setting_length(s) > 0);
+}
+
 static void check_duplicates(struct parser *p, const struct config *c)
 {
         for (size_t i = 0; i < c->n_listeners; i++) {
@@ -1288,6 +1294,10 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
                 parse_listen(p, c, listen);
         if (p->oom)
                 return;
+        /* always an error, so that start, reload and -t agree on the file */
+        if (!listeners_written(ports) && !listeners_written(listen))
+                error_file_line(p, p->path, 0, "no listeners: set \"ports\" or \"listen\" (muxd needs "
+                                "at least one; sockets passed by systemd are matched to these entries)");
         check_duplicates(p, c);
 
         /* A backend with a descriptor limit of its own (select) must be able to

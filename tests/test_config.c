@@ -34,6 +34,9 @@
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 #define MAX_ERRORS 8
 
+#define NO_LISTENERS "test.conf: no listeners: set \"ports\" or \"listen\" (muxd needs at least " \
+        "one; sockets passed by systemd are matched to these entries)"
+
 /* ---- helpers --------------------------------------------------------------- */
 
 static void dump_errors(const struct config_errors *e)
@@ -184,87 +187,96 @@ struct invalid_case {
         const char *errors[MAX_ERRORS];
 };
 
+/* Most cases leave the listeners out to stay short: they end with NO_LISTENERS. */
 static struct invalid_case invalid_cases[] = {
         /* integers */
         { "timeout_string", "timeout = \"60\";\n",
-          { "test.conf:1: timeout: expected an integer" } },
+          { "test.conf:1: timeout: expected an integer", NO_LISTENERS } },
         { "timeout_negative", "# idle\ntimeout = -1;\n",
-          { "test.conf:2: timeout: must be between 0 and 2592000, got -1" } },
+          { "test.conf:2: timeout: must be between 0 and 2592000, got -1", NO_LISTENERS } },
         { "timeout_too_big", "timeout = 2592001;\n",
-          { "test.conf:1: timeout: must be between 0 and 2592000, got 2592001" } },
+          { "test.conf:1: timeout: must be between 0 and 2592000, got 2592001", NO_LISTENERS } },
         { "timeout_float", "timeout = 1.5;\n",
-          { "test.conf:1: timeout: expected an integer" } },
+          { "test.conf:1: timeout: expected an integer", NO_LISTENERS } },
         { "timeout_bool", "timeout = true;\n",
-          { "test.conf:1: timeout: expected an integer" } },
+          { "test.conf:1: timeout: expected an integer", NO_LISTENERS } },
         { "timeout_group", "timeout = { seconds = 5; };\n",
-          { "test.conf:1: timeout: expected an integer" } },
+          { "test.conf:1: timeout: expected an integer", NO_LISTENERS } },
         { "timeout_list", "timeout = [ 5 ];\n",
-          { "test.conf:1: timeout: expected an integer" } },
+          { "test.conf:1: timeout: expected an integer", NO_LISTENERS } },
         /* libconfig 1.5 would silently store these as 60 and 1 */
         { "timeout_wraps_32_bits", "\ntimeout = 4294967356;\n",
-          { "test.conf:2: timeout: must be between 0 and 2592000, got 4294967356" } },
+          { "test.conf:2: timeout: must be between 0 and 2592000, got 4294967356", NO_LISTENERS } },
         { "timeout_wraps_on_next_line", "timeout =\n  4294967356;\n",
-          { "test.conf:1: timeout: must be between 0 and 2592000, got 4294967356" } },
+          { "test.conf:1: timeout: must be between 0 and 2592000, got 4294967356", NO_LISTENERS } },
         /* wraps to 60, the value of timeout: only max_connections is wrong */
         { "wrapped_value_of_other_setting", "timeout = 60;\nmax_connections =\n 4294967356;\n",
-          { "test.conf:2: max_connections: must be between 1 and 1000000, got 4294967356" } },
+          { "test.conf:2: max_connections: must be between 1 and 1000000, got 4294967356",
+            NO_LISTENERS } },
         { "max_connections_hex_wraps", "max_connections = 0x100000001;\n",
-          { "test.conf:1: max_connections: must be between 1 and 1000000, got 0x100000001" } },
+          { "test.conf:1: max_connections: must be between 1 and 1000000, got 0x100000001",
+            NO_LISTENERS } },
         { "timeout_int64_too_big", "timeout = 5000000000L;\n",
-          { "test.conf:1: timeout: must be between 0 and 2592000, got 5000000000" } },
+          { "test.conf:1: timeout: must be between 0 and 2592000, got 5000000000", NO_LISTENERS } },
         { "max_connections_zero", "max_connections = 0;\n",
-          { "test.conf:1: max_connections: must be between 1 and 1000000, got 0" } },
+          { "test.conf:1: max_connections: must be between 1 and 1000000, got 0", NO_LISTENERS } },
         { "max_connections_too_big", "max_connections = 1000001;\n",
-          { "test.conf:1: max_connections: must be between 1 and 1000000, got 1000001" } },
+          { "test.conf:1: max_connections: must be between 1 and 1000000, got 1000001",
+            NO_LISTENERS } },
         { "shutdown_timeout_too_big", "shutdown_timeout = 3601;\n",
-          { "test.conf:1: shutdown_timeout: must be between 0 and 3600, got 3601" } },
+          { "test.conf:1: shutdown_timeout: must be between 0 and 3600, got 3601", NO_LISTENERS } },
         { "shutdown_timeout_negative", "shutdown_timeout = -5;\n",
-          { "test.conf:1: shutdown_timeout: must be between 0 and 3600, got -5" } },
+          { "test.conf:1: shutdown_timeout: must be between 0 and 3600, got -5", NO_LISTENERS } },
         { "workers_zero", "workers = 0;\n",
-          { "test.conf:1: workers: must be between 1 and 64, got 0" } },
+          { "test.conf:1: workers: must be between 1 and 64, got 0", NO_LISTENERS } },
         { "workers_too_many", "workers = 65;\n",
-          { "test.conf:1: workers: must be between 1 and 64, got 65" } },
+          { "test.conf:1: workers: must be between 1 and 64, got 65", NO_LISTENERS } },
         { "max_message_zero", "max_message = 0;\n",
-          { "test.conf:1: max_message: must be between 1 and 1048576, got 0" } },
+          { "test.conf:1: max_message: must be between 1 and 1048576, got 0", NO_LISTENERS } },
         { "max_message_too_big", "max_message = 1048577;\n",
-          { "test.conf:1: max_message: must be between 1 and 1048576, got 1048577" } },
+          { "test.conf:1: max_message: must be between 1 and 1048576, got 1048577",
+            NO_LISTENERS } },
         { "max_per_source_negative", "max_per_source = -1;\n",
-          { "test.conf:1: max_per_source: must be between 0 and 1000000, got -1" } },
+          { "test.conf:1: max_per_source: must be between 0 and 1000000, got -1", NO_LISTENERS } },
         { "max_per_source_string", "max_per_source = \"10\";\n",
-          { "test.conf:1: max_per_source: expected an integer" } },
+          { "test.conf:1: max_per_source: expected an integer", NO_LISTENERS } },
 
         /* strings and enumerations */
         { "backend_unknown", "\n\nbackend = \"kqueue\";\n",
-          { "test.conf:3: backend: unknown backend \"kqueue\" (valid: " BACKEND_NAMES ")" } },
+          { "test.conf:3: backend: unknown backend \"kqueue\" (valid: " BACKEND_NAMES ")",
+            NO_LISTENERS } },
         { "backend_not_string", "backend = 1;\n",
-          { "test.conf:1: backend: expected a string" } },
+          { "test.conf:1: backend: expected a string", NO_LISTENERS } },
         { "log_level_unknown", "\n\n\nlog_level = \"verbose\";\n",
-          { "test.conf:4: log_level: unknown level \"verbose\" (valid: debug, info, notice, warning, err)" } },
+          { "test.conf:4: log_level: unknown level \"verbose\" (valid: debug, info, notice, warning, err)",
+            NO_LISTENERS } },
         { "log_level_case", "log_level = \"INFO\";\n",
-          { "test.conf:1: log_level: unknown level \"INFO\" (valid: debug, info, notice, warning, err)" } },
+          { "test.conf:1: log_level: unknown level \"INFO\" (valid: debug, info, notice, warning, err)",
+            NO_LISTENERS } },
         { "log_level_number", "log_level = 7;\n",
-          { "test.conf:1: log_level: expected a string" } },
+          { "test.conf:1: log_level: expected a string", NO_LISTENERS } },
         { "mode_unknown", "\n\n\n\nmode = \"chat\";\n",
-          { "test.conf:5: mode: unknown mode \"chat\" (valid: echo, oneshot)" } },
+          { "test.conf:5: mode: unknown mode \"chat\" (valid: echo, oneshot)", NO_LISTENERS } },
         { "framing_unknown", "framing = \"bytes\";\n",
-          { "test.conf:1: framing: unknown framing \"bytes\" (valid: line, raw)" } },
+          { "test.conf:1: framing: unknown framing \"bytes\" (valid: line, raw)", NO_LISTENERS } },
         { "greeting_not_string", "greeting = 5;\n",
-          { "test.conf:1: greeting: expected a string" } },
+          { "test.conf:1: greeting: expected a string", NO_LISTENERS } },
         { "suffix_list", "suffix = ( \"hi\" );\n",
-          { "test.conf:1: suffix: expected a string" } },
+          { "test.conf:1: suffix: expected a string", NO_LISTENERS } },
         { "value_escaped_in_message", "mode = \"a\\tb\\n\\\"c\\\\\";\n",
-          { "test.conf:1: mode: unknown mode \"a\\tb\\n\\\"c\\\\\" (valid: echo, oneshot)" } },
+          { "test.conf:1: mode: unknown mode \"a\\tb\\n\\\"c\\\\\" (valid: echo, oneshot)",
+            NO_LISTENERS } },
 
         /* access control */
         { "allow_bad_prefix", "\n\n\n\n\n\nallow = [ \"127.0.0.0/8\", \"10.0.0.0/33\" ];\n",
-          { "test.conf:7: allow: invalid address or CIDR \"10.0.0.0/33\"" } },
+          { "test.conf:7: allow: invalid address or CIDR \"10.0.0.0/33\"", NO_LISTENERS } },
         { "deny_hostname", "deny = [\n  \"localhost\",\n  \"::1/129\"\n];\n",
           { "test.conf:2: deny: invalid address or CIDR \"localhost\"",
-            "test.conf:3: deny: invalid address or CIDR \"::1/129\"" } },
+            "test.conf:3: deny: invalid address or CIDR \"::1/129\"", NO_LISTENERS } },
         { "allow_scalar", "allow = \"10.0.0.0/8\";\n",
-          { "test.conf:1: allow: expected a list of addresses or CIDRs" } },
+          { "test.conf:1: allow: expected a list of addresses or CIDRs", NO_LISTENERS } },
         { "allow_number_element", "allow = ( \"10.0.0.0/8\",\n 10 );\n",
-          { "test.conf:2: allow: expected a list of addresses or CIDRs" } },
+          { "test.conf:2: allow: expected a list of addresses or CIDRs", NO_LISTENERS } },
         { "deny_in_listen_entry", "listen = (\n  { port = 1;\n    deny = [ \"1.2.3.4/\" ]; }\n);\n",
           { "test.conf:3: deny: invalid address or CIDR \"1.2.3.4/\"" } },
 
@@ -279,7 +291,7 @@ static struct invalid_case invalid_cases[] = {
           "];\n",
           { "test.conf:3: allow: invalid address or CIDR \"10.0.0.0/33\"",
             "test.conf:5: allow: invalid address or CIDR \"1.2.3.4/99\"",
-            "test.conf:7: allow: invalid address or CIDR \"x\"" } },
+            "test.conf:7: allow: invalid address or CIDR \"x\"", NO_LISTENERS } },
 
         /* ports */
         { "ports_scalar", "\nports = 8088;\n",
@@ -291,6 +303,14 @@ static struct invalid_case invalid_cases[] = {
             "test.conf:2: ports: must be between 0 and 65535, got -1" } },
         { "ports_duplicate", "ports = [ 8088, 8008,\n  8088 ];\n",
           { "test.conf:2: port 8088 on all addresses is already listed at line 1" } },
+
+        /* a file names at least one listener, so that start, reload and -t agree */
+        { "no_listeners_empty", "", { NO_LISTENERS } },
+        { "no_listeners_comment", "# nothing but a comment\n", { NO_LISTENERS } },
+        { "no_listeners_empty_lists", "timeout = 5;\nports = [];\nlisten = ( );\n", { NO_LISTENERS } },
+        /* invalid entries are not "no listeners" */
+        { "no_listeners_not_claimed_for_bad_ports", "ports = [ 70000 ];\n",
+          { "test.conf:1: ports: must be between 0 and 65535, got 70000" } },
 
         /* listen */
         { "listen_needs_port",
@@ -354,17 +374,18 @@ static struct invalid_case invalid_cases[] = {
           "/* 99999999999\n"
           "   \"not a string */ suffix = \"\\\\\";\n"
           "timeout = 99999999999;\n",
-          { "test.conf:5: timeout: must be between 0 and 2592000, got 99999999999" } },
+          { "test.conf:5: timeout: must be between 0 and 2592000, got 99999999999",
+            NO_LISTENERS } },
         { "wrapped_port_in_list", "ports = [ 1, 4294967297 ];\n",
           { "test.conf:1: ports: must be between 0 and 65535, got 4294967297" } },
         { "crlf_line_endings", "timeout = 5;\r\nmode = \"x\";\r\n",
-          { "test.conf:2: mode: unknown mode \"x\" (valid: echo, oneshot)" } },
+          { "test.conf:2: mode: unknown mode \"x\" (valid: echo, oneshot)", NO_LISTENERS } },
 
         /* unknown and misplaced settings */
         { "unknown_setting", "timeout = 1;\n\ntimout = 5;\n",
-          { "test.conf:3: unknown setting \"timout\"" } },
+          { "test.conf:3: unknown setting \"timout\"", NO_LISTENERS } },
         { "port_at_top_level", "port = 8088;\n",
-          { "test.conf:1: port: only allowed in a listen entry" } },
+          { "test.conf:1: port: only allowed in a listen entry", NO_LISTENERS } },
 
         /* libconfig's own errors come alone */
         { "syntax_error_alone", "timeout = ;\nbackend = \"kqueue\";\n",
@@ -412,13 +433,13 @@ static void test_invalid_lengths(void **state)
         struct config *c;
 
         s = repeat('x', CONFIG_GREETING_MAX);
-        text = xasprintf("greeting = \"%s\";\n", s);
+        text = xasprintf("greeting = \"%s\";\nports = [ 0 ];\n", s);
         c = load_ok(text);
         assert_int_equal(c->defaults.greeting_len, CONFIG_GREETING_MAX);
         assert_string_equal(c->defaults.greeting, s);
         config_free(c);
         free(text);
-        text = xasprintf("\ngreeting = \"%sx\";\n", s);
+        text = xasprintf("\ngreeting = \"%sx\";\nports = [ 0 ];\n", s);
         assert_invalid1(text, "test.conf:2: greeting: longer than 4096 bytes");
         free(text);
         text = xasprintf("listen = ( { port = 1;\n greeting = \"%s\" \"y\"; } );\n", s);
@@ -427,12 +448,12 @@ static void test_invalid_lengths(void **state)
         free(s);
 
         s = repeat('s', CONFIG_SUFFIX_MAX);
-        text = xasprintf("suffix = \"%s\";\n", s);
+        text = xasprintf("suffix = \"%s\";\nports = [ 0 ];\n", s);
         c = load_ok(text);
         assert_int_equal(c->defaults.suffix_len, CONFIG_SUFFIX_MAX);
         config_free(c);
         free(text);
-        text = xasprintf("suffix = \"%ss\";\n", s);
+        text = xasprintf("suffix = \"%ss\";\nports = [ 0 ];\n", s);
         assert_invalid1(text, "test.conf:1: suffix: longer than 1024 bytes");
         free(text);
         free(s);
@@ -460,7 +481,7 @@ static void test_invalid_lengths(void **state)
 
 static char *acl_text(const char *setting, size_t n)
 {
-        size_t size = 32 + n * 24, o;
+        size_t size = 48 + n * 24, o;
         char *t = malloc(size);
 
         assert_non_null(t);
@@ -468,7 +489,7 @@ static char *acl_text(const char *setting, size_t n)
         for (size_t i = 0; i < n; i++)
                 o += (size_t) snprintf(t + o, size - o, "%s\"10.%zu.%zu.0/24\"", i ? ", " : " ",
                                        i / 256, i % 256);
-        snprintf(t + o, size - o, " ];\n");
+        snprintf(t + o, size - o, " ];\nports = [ 0 ];\n");
         return t;
 }
 
@@ -523,9 +544,9 @@ static void test_invalid_select_capacity(void **state)
         free(text);
 
         /* not set: the default is lowered to what fits */
-        c = load_ok("backend = \"select\";\n");
+        c = load_ok("backend = \"select\";\nports = [ 0 ];\n");
         assert_string_equal(c->backend, "select");
-        assert_int_equal(c->max_connections, FD_SETSIZE - CONFIG_RESERVED_FDS);
+        assert_int_equal(c->max_connections, FD_SETSIZE - 1 - CONFIG_RESERVED_FDS);
         config_free(c);
         c = load_ok("backend = \"select\";\nports = [ 0, 0, 8088 ];\n");
         assert_int_equal(c->max_connections, at_most);
@@ -539,13 +560,15 @@ static void test_invalid_select_capacity(void **state)
 
 /* ---- valid configurations ---------------------------------------------------- */
 
+/* Every setting but a listener may be left out. */
 static void test_defaults(void **state)
 {
         static const char *const texts[] = {
-                "",
-                "# nothing but a comment\n",
-                "// a comment without a final newline",
-                "/* a block\n comment */\nports = [];\nlisten = ();\nallow = [];\ndeny = ( );\n",
+                "ports = [ 0 ];",
+                "# a comment\nports = [ 0 ];\n",
+                "ports = [ 0 ];\n// a comment without a final newline",
+                "/* a block\n comment */\nports = [];\nlisten = ( { port = 0; } );\nallow = [];\n"
+                "deny = ( );\n",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
@@ -558,8 +581,10 @@ static void test_defaults(void **state)
                 assert_int_equal(c->shutdown_timeout, 5);
                 assert_int_equal(c->workers, 1);
                 assert_default_opts(&c->defaults);
-                assert_int_equal(c->n_listeners, 0);
-                assert_null(c->listeners);
+                assert_int_equal(c->n_listeners, 1);
+                assert_null(c->listeners[0].address);
+                assert_int_equal(c->listeners[0].port, 0);
+                assert_default_opts(&c->listeners[0].opts);
                 config_free(c);
         }
 }
@@ -655,7 +680,8 @@ static void test_every_setting(void **state)
                     "max_message = 1048576;\n"
                     "allow = ( \"10.1.2.3/8\", \"192.168.1.7\", \"2001:db8:ffff::1/32\" );\n"
                     "deny = [ \"10.66.255.255/16\", \"::/0\" ];\n"
-                    "max_per_source = 1000000;\n");
+                    "max_per_source = 1000000;\n"
+                    "listen = ( { port = 0; } );\n");
         assert_int_equal(c->timeout, 0);
         assert_string_equal(c->backend, "poll");
         assert_int_equal(c->max_connections, 1000000);
@@ -672,13 +698,14 @@ static void test_every_setting(void **state)
         assert_acl(&c->defaults.allow, allow, 3);
         assert_acl(&c->defaults.deny, deny, 2);
         assert_int_equal(c->defaults.max_per_source, 1000000);
-        assert_int_equal(c->n_listeners, 0);
+        assert_int_equal(c->n_listeners, 1);
+        assert_true(listen_opts_equal(&c->listeners[0].opts, &c->defaults));
         config_free(c);
 
         /* the other ends of the ranges, and each remaining level and backend */
         c = load_ok("timeout = 2592000;\nmax_connections = 1;\nshutdown_timeout = 0;\n"
                     "max_message = 1;\nlog_level = \"err\";\nbackend = \"select\";\n"
-                    "workers = 64;\n");
+                    "workers = 64;\nports = [ 0 ];\n");
         assert_int_equal(c->timeout, 2592000);
         assert_int_equal(c->workers, 64);
         assert_int_equal(c->max_connections, 1);
@@ -688,14 +715,14 @@ static void test_every_setting(void **state)
         assert_string_equal(c->backend, "select");
         config_free(c);
 
-        c = load_ok("log_level = \"warning\";\nbackend = \"epoll\";\n");
+        c = load_ok("log_level = \"warning\";\nbackend = \"epoll\";\nports = [ 0 ];\n");
         assert_int_equal(c->log_level, LOG_LEVEL_WARNING);
         assert_string_equal(c->backend, "epoll");
         config_free(c);
-        c = load_ok("log_level = \"notice\";\n");
+        c = load_ok("log_level = \"notice\";\nports = [ 0 ];\n");
         assert_int_equal(c->log_level, LOG_LEVEL_NOTICE);
         config_free(c);
-        c = load_ok("log_level = \"info\";\n");
+        c = load_ok("log_level = \"info\";\nports = [ 0 ];\n");
         assert_int_equal(c->log_level, LOG_LEVEL_INFO);
         config_free(c);
 }
@@ -718,7 +745,7 @@ static void test_integer_forms_values(void **state)
 
         /* big literals in strings and comments are not numbers */
         c = load_ok("# 99999999999\ngreeting = \"99999999999\";\n/* 0x1FFFFFFFF */ timeout = 7;\n"
-                    "// 5000000000\n");
+                    "// 5000000000\nports = [ 0 ];\n");
         assert_string_equal(c->defaults.greeting, "99999999999");
         assert_int_equal(c->timeout, 7);
         config_free(c);
@@ -989,7 +1016,7 @@ static void test_load_include(void **state)
         free(inc);
 
         inc = write_file("bad.inc", "\nmode = \"chat\";\n");
-        path = write_file("main2.conf", "@include \"bad.inc\"\ntimeout = -2;\n");
+        path = write_file("main2.conf", "@include \"bad.inc\"\ntimeout = -2;\nports = [ 0 ];\n");
         r = config_load(path, &c, &e);
         assert_int_equal(r, -EINVAL);
         assert_null(c);
@@ -1006,7 +1033,8 @@ static void test_load_include(void **state)
 
 static void test_listen_opts_copy_equal(void **state)
 {
-        struct config *c = load_ok("allow = [ \"10.0.0.0/8\" ];\ndeny = [ \"10.1.0.0/16\" ];\n");
+        struct config *c = load_ok("allow = [ \"10.0.0.0/8\" ];\ndeny = [ \"10.1.0.0/16\" ];\n"
+                                   "ports = [ 0 ];\n");
         struct listen_opts a, b;
 
         assert_int_equal(listen_opts_copy(&a, &c->defaults), 0);
@@ -1225,7 +1253,8 @@ static void test_cidr_match(void **state)
 
 static void test_acl_match(void **state)
 {
-        struct config *c = load_ok("allow = [ \"10.0.0.0/8\", \"192.168.1.1\", \"2001:db8::/32\" ];\n");
+        struct config *c = load_ok("allow = [ \"10.0.0.0/8\", \"192.168.1.1\", \"2001:db8::/32\" ];\n"
+                                   "ports = [ 0 ];\n");
         const struct acl *a = &c->defaults.allow;
         struct acl empty = {};
         struct peer p;

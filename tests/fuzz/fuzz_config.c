@@ -160,7 +160,8 @@ static void check_config(const struct config *c)
         CHECK(c->workers >= 1 && c->workers <= CONFIG_WORKERS_MAX);
         check_opts(&c->defaults);
 
-        CHECK((c->n_listeners == 0) == (c->listeners == NULL));
+        /* a file names at least one listener */
+        CHECK(c->n_listeners >= 1 && c->listeners != NULL);
         for (size_t i = 0; i < c->n_listeners; i++) {
                 const struct listen_entry *l = &c->listeners[i];
                 int fam;

@@ -175,6 +175,23 @@ class CliMixin:
         self.assertEqual(rc, 1, err)
         self.assertRegex(err, r"(?m)^%s:\d+: " % re.escape(path))
 
+    def test_check_no_listeners(self):
+        # start, reload and -t agree: a file that names no listener is refused
+        texts = ("", "# nothing\n",
+                 "backend = \"%s\";\nports = [ ];\nlisten = ( );\n" % self.backend)
+        for i, text in enumerate(texts):
+            with self.subTest(text=text):
+                path = self.write_config(text=text, name="none%d.conf" % i)
+                msg = ('%s: no listeners: set "ports" or "listen" (muxd needs at least one; '
+                       'sockets passed by systemd are matched to these entries)' % path)
+                rc, out, err = run_muxd(["-t", "-c", path])
+                self.assertEqual((rc, err), (1, msg + "\n"))
+                self.assertEqual(out, "")
+                rc, out, err = run_muxd(["-c", path, "--log-target", "stderr"])
+                self.assertEqual(rc, 1, err)
+                self.assertIn(msg, err.splitlines())
+                self.assertNotRegex(err, r"\bready\b")
+
     def test_check_syntax_error(self):
         path = self.write_config(text="timeout = 5;\nbackend = \"%s\";\ntimeout = ;\n"
                                  % self.backend)
