@@ -24,6 +24,7 @@
 #define CONFIG_DEFAULT_BACKEND  "epoll"
 #define CONFIG_FILE_MAX         (16u << 20)     /* refuse to read bigger files */
 #define QUOTE_MAX               80              /* chars of a value shown in a message */
+#define INCLUDE_DEPTH_MAX       10              /* libconfig 1.5's own limit */
 
 /* Two things libconfig 1.5 gets wrong are corrected with a scan of the text
  * (see scan_literals()):
@@ -35,8 +36,11 @@
  * - a string element of a list gets the line of the token after it (the
  *   parser looks ahead for an adjacent literal to concatenate), so "bad" in
  *   [ "ok",\n "bad"\n ] would be reported at the line of "]". Such strings are
- *   matched back by that line and their value. */
+ *   matched back by that line and their value.
+ * Files read with @include are scanned too, and literals are matched by file
+ * as well (libconfig numbers the lines of each file from 1). */
 struct int_literal {
+        const char *file;       /* NULL: the main text; else the name libconfig gives */
         int line;
         int wrapped;            /* the value libconfig 1.5 stores */
         const char *text;       /* the literal as written */
@@ -48,6 +52,7 @@ struct int_literal {
 };
 
 struct str_literal {
+        const char *file;       /* as in struct int_literal */
         int line;               /* where the (first) literal starts */
         int next_line;          /* line of the next token: what libconfig reports */
         char *value;            /* decoded, adjacent literals concatenated */
@@ -56,6 +61,7 @@ struct str_literal {
 
 struct parser {
         const char *path;
+        const char *include_dir;        /* as given to libconfig, or NULL */
         struct config_errors *errs;     /* may be NULL */
         size_t n_errors;
         bool oom;
@@ -63,6 +69,8 @@ struct parser {
         size_t n_ints;
         struct str_literal *strs;
         size_t n_strs;
+        char **kept;                    /* included texts and names: literals point into them */
+        size_t n_kept;
 };
 
 /* ---- messages ------------------------------------------------------------ */
@@ -252,7 +260,7 @@ static int ints_add(struct parser *p, const struct int_literal *lit)
         return 0;
 }
 
-static int strs_add(struct parser *p, int line, int next_line, char *value)
+static int strs_add(struct parser *p, const char *file, int line, int next_line, char *value)
 {
         struct str_literal *l;
 
@@ -261,7 +269,7 @@ static int strs_add(struct parser *p, int line, int next_line, char *value)
                 return -ENOMEM;
         p->strs = l;
         p->strs[p->n_strs++] = (struct str_literal) {
-                .line = line, .next_line = next_line, .value = value,
+                .file = file, .line = line, .next_line = next_line, .value = value,
         };
         return 0;
 }
@@ -333,7 +341,7 @@ static void decode_string(const char *t, size_t *i, int *line, char *out, size_t
 }
 
 /* Adjacent string literals from t[*i] == '"', decoded into one value. */
-static int scan_string(struct parser *p, const char *t, size_t *i, int *line)
+static int scan_string(struct parser *p, const char *t, const char *file, size_t *i, int *line)
 {
         int first_line = *line, l = *line;
         size_t start = *i, o = 0;
@@ -358,7 +366,7 @@ static int scan_string(struct parser *p, const char *t, size_t *i, int *line)
                         break;
         }
         value[o] = '\0';
-        if (strs_add(p, first_line, *line, value) < 0) {
+        if (strs_add(p, file, first_line, *line, value) < 0) {
                 free(value);
                 return -ENOMEM;
         }
@@ -429,8 +437,111 @@ static int scan_number(struct parser *p, const char *t, size_t *i, struct int_li
         return 0;
 }
 
-/* Follows libconfig's scanner closely enough for a text it has accepted. */
-static int scan_literals(struct parser *p, const char *t)
+static int parser_keep(struct parser *p, char *buf)
+{
+        char **k;
+
+        k = realloc(p->kept, (p->n_kept + 1) * sizeof(char *));
+        if (!k)
+                return -ENOMEM;
+        p->kept = k;
+        p->kept[p->n_kept++] = buf;
+        return 0;
+}
+
+/* libconfig would silently stop at a NUL byte */
+static bool check_nul(struct parser *p, const char *file, const char *text, size_t len)
+{
+        const char *nul = memchr(text, '\0', len);
+        int line = 1;
+
+        if (!nul)
+                return false;
+        for (const char *t = text; t < nul; t++)
+                if (*t == '\n')
+                        line++;
+        error_file_line(p, file, line, "unexpected NUL byte");
+        return true;
+}
+
+static int read_file(const char *path, char **ret, size_t *ret_len);
+static int scan_literals(struct parser *p, const char *t, const char *file, int depth);
+
+/* t[*i] == '@': libconfig's "@include" at the start of a line. The file is
+ * scanned as well, so that it gets the checks of the main text. Returns 1 if
+ * t[*i] is not one. */
+static int scan_include(struct parser *p, const char *t, size_t *i, int *line, int depth)
+{
+        _cleanup_free_ char *full = NULL;
+        char *name, *text;
+        size_t j = *i, n = 0, len;
+        int r;
+
+        while (j > 0 && (t[j - 1] == ' ' || t[j - 1] == '\t'))
+                j--;
+        if ((j > 0 && t[j - 1] != '\n') || strncmp(t + *i, "@include", 8) != 0 ||
+            (t[*i + 8] != ' ' && t[*i + 8] != '\t'))
+                return 1;
+        for (j = *i + 8; t[j] == ' ' || t[j] == '\t'; j++)
+                ;
+        if (t[j] != '"')
+                return 1;
+
+        /* the name as libconfig reads it: \\ and \" are escapes, another
+         * backslash is dropped */
+        for (len = j + 1; t[len] && t[len] != '"'; len++)
+                if (t[len] == '\\' && t[len + 1])
+                        len++;
+        name = malloc(len - j);
+        if (!name)
+                return -ENOMEM;
+        for (j++; t[j] && t[j] != '"'; j++) {
+                if (t[j] == '\\') {
+                        if (t[j + 1] == '\\' || t[j + 1] == '"')
+                                name[n++] = t[++j];
+                        continue;
+                }
+                if (t[j] == '\n')
+                        (*line)++;
+                name[n++] = t[j];
+        }
+        name[n] = '\0';
+        *i = t[j] ? j + 1 : j;
+        r = parser_keep(p, name);
+        if (r < 0) {
+                free(name);
+                return r;
+        }
+        if (depth >= INCLUDE_DEPTH_MAX)
+                return 0;       /* libconfig has refused it already */
+
+        /* the file libconfig 1.5 opened: with an include directory, that
+         * directory and the name, even an absolute one */
+        if (p->include_dir) {
+                full = format("%s/%s", p->include_dir, name[0] == '/' ? name + 1 : name);
+                if (!full)
+                        return -ENOMEM;
+        }
+        r = read_file(full ? full : name, &text, &len);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                error_file_line(p, name, 0, "cannot read: %s", strerror(-r));
+                return 0;
+        }
+        r = parser_keep(p, text);
+        if (r < 0) {
+                free(text);
+                return r;
+        }
+        if (check_nul(p, name, text, len))
+                return 0;
+        return scan_literals(p, text, name, depth + 1);
+}
+
+/* Follows libconfig's scanner closely enough for a text it has accepted.
+ * file: NULL for the main text, else the name of an included file. */
+static int scan_literals(struct parser *p, const char *t, const char *file, int depth)
 {
         enum { NONE, NAME, NAME_EQUALS } state = NONE;
         const char *name = NULL;
@@ -446,7 +557,11 @@ static int scan_literals(struct parser *p, const char *t)
                 if (!c)
                         return 0;
                 if (c == '"') {
-                        r = scan_string(p, t, &i, &line);
+                        r = scan_string(p, t, file, &i, &line);
+                        if (r < 0)
+                                return r;
+                        state = NONE;
+                } else if (c == '@' && (r = scan_include(p, t, &i, &line, depth)) <= 0) {
                         if (r < 0)
                                 return r;
                         state = NONE;
@@ -458,12 +573,12 @@ static int scan_literals(struct parser *p, const char *t)
                         name_len = (size_t) (t + i - name);
                         state = NAME;
                 } else if (is_digit(c) || c == '.' || c == '-' || c == '+') {
-                        struct int_literal lit = { .line = line };
+                        struct int_literal lit = { .file = file, .line = line };
 
                         if (state == NAME_EQUALS)
                                 lit = (struct int_literal) {
-                                        .line = line, .name = name, .name_len = name_len,
-                                        .name_line = name_line,
+                                        .file = file, .line = line, .name = name,
+                                        .name_len = name_len, .name_line = name_line,
                                 };
                         r = scan_number(p, t, &i, &lit);
                         if (r < 0)
@@ -476,16 +591,21 @@ static int scan_literals(struct parser *p, const char *t)
         }
 }
 
+static bool same_file(const char *a, const char *b)
+{
+        return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 static const struct int_literal *ints_take(struct parser *p, const config_setting_t *s, long long v)
 {
-        const char *name = config_setting_name(s);
+        const char *name = config_setting_name(s), *file = config_setting_source_file(s);
 
-        if (config_setting_type(s) != CONFIG_TYPE_INT || config_setting_source_file(s))
+        if (config_setting_type(s) != CONFIG_TYPE_INT)
                 return NULL;
         for (size_t i = 0; i < p->n_ints; i++) {
                 struct int_literal *l = &p->ints[i];
 
-                if (l->used || l->wrapped != v)
+                if (l->used || l->wrapped != v || !same_file(l->file, file))
                         continue;
                 if (name ? !(l->name && l->name_line == setting_line(s) &&
                              l->name_len == strlen(name) && memcmp(l->name, name, l->name_len) == 0)
@@ -502,14 +622,14 @@ static int report_line(struct parser *p, const config_setting_t *s)
 {
         const char *v;
 
-        if (!s || config_setting_type(s) != CONFIG_TYPE_STRING || config_setting_name(s) ||
-            config_setting_source_file(s))
+        if (!s || config_setting_type(s) != CONFIG_TYPE_STRING || config_setting_name(s))
                 return setting_line(s);
         v = config_setting_get_string(s);
         for (size_t i = 0; i < p->n_strs; i++) {
                 struct str_literal *l = &p->strs[i];
 
-                if (!l->used && l->next_line == setting_line(s) && strcmp(l->value, v) == 0) {
+                if (!l->used && same_file(l->file, config_setting_source_file(s)) &&
+                    l->next_line == setting_line(s) && strcmp(l->value, v) == 0) {
                         l->used = true;
                         return l->line;
                 }
@@ -523,6 +643,9 @@ static void parser_done(struct parser *p)
                 free(p->strs[i].value);
         free(p->strs);
         free(p->ints);
+        for (size_t i = 0; i < p->n_kept; i++)
+                free(p->kept[i]);
+        free(p->kept);
 }
 
 /* ---- typed values ----------------------------------------------------------- */
@@ -1373,7 +1496,7 @@ static int config_new(const char *path, struct config **ret)
 static int load_text(const char *text, const char *path, const char *include_dir,
                      struct config **ret, struct config_errors *errs)
 {
-        struct parser p = { .path = path, .errs = errs };
+        struct parser p = { .path = path, .include_dir = include_dir, .errs = errs };
         _cleanup_free_ char *copy = NULL;
         struct config *c = NULL;
         size_t len = strlen(text);
@@ -1405,9 +1528,14 @@ static int load_text(const char *text, const char *path, const char *include_dir
                 goto finish;
         }
 
-        r = scan_literals(&p, text);
+        r = scan_literals(&p, text, NULL, 0);
         if (r < 0)
                 goto finish;
+        if (p.n_errors > 0) {
+                /* an included file unreadable or with a NUL byte: alone, as for the main file */
+                r = p.oom ? -ENOMEM : -EINVAL;
+                goto finish;
+        }
 
         r = config_new(path, &c);
         if (r < 0)
@@ -1486,7 +1614,7 @@ int config_load(const char *path, struct config **ret, struct config_errors *err
 {
         _cleanup_free_ char *text = NULL, *dir = NULL;
         struct parser p = { .path = path, .errs = errs };
-        const char *nul, *slash;
+        const char *slash;
         size_t len = 0;
         int r;
 
@@ -1499,17 +1627,8 @@ int config_load(const char *path, struct config **ret, struct config_errors *err
                 return r;
         }
 
-        /* libconfig would silently stop at a NUL byte */
-        nul = memchr(text, '\0', len);
-        if (nul) {
-                int line = 1;
-
-                for (const char *t = text; t < nul; t++)
-                        if (*t == '\n')
-                                line++;
-                error_file_line(&p, path, line, "unexpected NUL byte");
+        if (check_nul(&p, path, text, len))
                 return p.oom ? -ENOMEM : -EINVAL;
-        }
 
         /* relative @include paths are relative to the file's directory */
         slash = strrchr(path, '/');

@@ -1029,6 +1029,136 @@ static void test_load_include(void **state)
         free(inc);
 }
 
+/* config_load(path) fails with exactly these messages. */
+static void assert_load_invalid(const char *path, const char *const *expected, size_t n)
+{
+        struct config_errors e = {};
+        struct config *c = NULL;
+        int r;
+
+        r = config_load(path, &c, &e);
+        assert_errors(&e, expected, n);
+        assert_int_equal(r, -EINVAL);
+        assert_null(c);
+        config_errors_clear(&e);
+}
+
+/* Included files get the checks of the main file: integers libconfig 1.5
+ * wraps, the lines of string list elements, NUL bytes; nested, and matched by
+ * file as well as by line. */
+static void test_load_include_checked(void **state)
+{
+        char *path, *inc, *inc2, *msg, *sub, *cwd;
+        struct config *c;
+
+        /* 4294994298 and 4294967298 would become port 27002 and timeout 2 */
+        inc = write_file("wrap.inc", "ports = [ 4294994298 ];\ntimeout = 4294967298;\n"
+                         "max_connections = 4294967297;\n");
+        path = write_file("wrap.conf", "@include \"wrap.inc\"\n");
+        assert_load_invalid(path, (const char *const[]) {
+                "wrap.inc:2: timeout: must be between 0 and 2592000, got 4294967298",
+                "wrap.inc:3: max_connections: must be between 1 and 1000000, got 4294967297",
+                "wrap.inc:1: ports: must be between 0 and 65535, got 4294994298" }, 3);
+        free(path);
+
+        /* the same, without an include directory (config_load_string) */
+        {
+                char *text = xasprintf("@include \"%s\"\n", inc);
+                char *expected[] = {
+                        xasprintf("%s:2: timeout: must be between 0 and 2592000, got 4294967298", inc),
+                        xasprintf("%s:3: max_connections: must be between 1 and 1000000, got 4294967297",
+                                  inc),
+                        xasprintf("%s:1: ports: must be between 0 and 65535, got 4294994298", inc),
+                };
+
+                assert_invalid(text, (const char *const *) expected, ELEMENTSOF(expected));
+                for (size_t i = 0; i < ELEMENTSOF(expected); i++)
+                        free(expected[i]);
+                free(text);
+        }
+        free(inc);
+
+        /* nested: a file included by an included file (libconfig 1.5 takes
+         * every relative path from the main file's directory) */
+        sub = xasprintf("%s/sub", tmpdir);
+        assert_int_equal(mkdir(sub, 0700), 0);
+        inc2 = write_file("sub/inner.inc", "\n\nshutdown_timeout = 0x100000005;\n");
+        inc = write_file("sub/outer.inc", "workers = 1;\n@include \"sub/inner.inc\"\n"
+                         "max_message = 4294967396;\n");
+        path = write_file("nested.conf", "ports = [ 1 ];\n@include \"sub/outer.inc\"\n"
+                          "timeout = 4294967306;\n");
+        msg = xasprintf("%s:3: timeout: must be between 0 and 2592000, got 4294967306", path);
+        assert_load_invalid(path, (const char *const[]) {
+                "sub/inner.inc:3: shutdown_timeout: must be between 0 and 3600, got 0x100000005",
+                "sub/outer.inc:3: max_message: must be between 1 and 1048576, got 4294967396",
+                msg }, 3);
+        free(msg);
+        free(path);
+        free(inc);
+        free(inc2);
+
+        /* by file as well as by line: the included "port" wraps to 5 on line 2,
+         * like the main file's own "port = 5" on line 2, which is fine */
+        inc = write_file("entry.inc", "\nport = 4294967301;\n");
+        path = write_file("entry.conf", "listen = (\n  { port = 5; },\n  {\n"
+                          "@include \"entry.inc\"\n  }\n);\n");
+        assert_load_invalid(path, (const char *const[]) {
+                "entry.inc:2: port: must be between 0 and 65535, got 4294967301" }, 1);
+        free(path);
+        free(inc);
+
+        /* a string element is reported at its own line, not at the next token's */
+        inc = write_file("acl.inc", "allow = [\n  \"10.0.0.0/8\",\n  \"bad\"\n];\n");
+        path = write_file("acl.conf", "ports = [ 1 ];\n@include \"acl.inc\"\n");
+        assert_load_invalid(path, (const char *const[]) {
+                "acl.inc:3: allow: invalid address or CIDR \"bad\"" }, 1);
+        free(path);
+        free(inc);
+
+        /* libconfig would silently cut "echo\0" to "echo" in an included file too */
+        {
+                static const char nul[] = "ports = [ 1 ];\ngreeting = \"hi\0there\";\n";
+
+                inc = write_bytes("nul.inc", nul, sizeof(nul) - 1);
+        }
+        path = write_file("nul-inc.conf", "@include \"nul.inc\"\n");
+        assert_load_invalid(path, (const char *const[]) { "nul.inc:2: unexpected NUL byte" }, 1);
+        free(path);
+        free(inc);
+
+        /* a relative path to the main file: includes are read from its directory */
+        cwd = getcwd(NULL, 0);
+        assert_non_null(cwd);
+        assert_int_equal(chdir(tmpdir), 0);
+        inc = write_file("sub/rel.inc", "timeout = 4294967296;\n");
+        path = write_file("sub/rel.conf", "ports = [ 1 ];\n@include \"rel.inc\"\n");
+        assert_load_invalid("sub/rel.conf", (const char *const[]) {
+                "rel.inc:1: timeout: must be between 0 and 2592000, got 4294967296" }, 1);
+        assert_int_equal(chdir(cwd), 0);
+        free(cwd);
+        free(path);
+        free(inc);
+
+        /* and what fits is taken as written */
+        inc = write_file("fine.inc", "timeout = 0x10;\nports = [ 65535, 0x1F90 ];\n");
+        path = write_file("fine.conf", "@include \"fine.inc\"\n");
+        {
+                struct config_errors e = {};
+
+                c = NULL;
+                assert_int_equal(config_load(path, &c, &e), 0);
+                assert_int_equal(e.n, 0);
+        }
+        assert_int_equal(c->timeout, 16);
+        assert_int_equal(c->n_listeners, 2);
+        assert_int_equal(c->listeners[0].port, 65535);
+        assert_int_equal(c->listeners[1].port, 8080);
+        config_free(c);
+        free(path);
+        free(inc);
+        free(sub);
+}
+
 /* ---- listen_opts, log levels -------------------------------------------------- */
 
 static void test_listen_opts_copy_equal(void **state)
@@ -1303,6 +1433,7 @@ int main(void)
                 cmocka_unit_test(test_load_file),
                 cmocka_unit_test(test_load_file_unreadable),
                 cmocka_unit_test(test_load_include),
+                cmocka_unit_test(test_load_include_checked),
         };
         const struct CMUnitTest helpers[] = {
                 cmocka_unit_test(test_listen_opts_copy_equal),
