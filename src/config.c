@@ -981,6 +981,7 @@ void config_free(struct config *c)
         for (size_t i = 0; i < c->n_listeners; i++) {
                 free(c->listeners[i].name);
                 free(c->listeners[i].address);
+                free(c->listeners[i].file);
                 listen_opts_done(&c->listeners[i].opts);
         }
         free(c->listeners);
@@ -1150,6 +1151,11 @@ struct addr_key {
         uint8_t addr[16];
 };
 
+static bool addr_key_mapped(const struct addr_key *k)
+{
+        return k->family == AF_INET6 && memcmp(k->addr, v4mapped_prefix, 12) == 0;
+}
+
 static int addr_key(const char *address, struct addr_key *k)
 {
         *k = (struct addr_key) {};
@@ -1164,8 +1170,19 @@ static int addr_key(const char *address, struct addr_key *k)
         return 0;
 }
 
-static struct listen_entry *listeners_add(struct parser *p, struct config *c, int line)
+/* A new entry for the setting s (the group, or the element of "ports"). */
+/* Where e is, for a message about an entry written in file: "line N" in the
+ * same file, else "FILE:N". */
+static char *entry_where(const struct parser *p, const struct listen_entry *e, const char *file)
 {
+        if (same_file(e->file, file))
+                return format("line %d", e->line);
+        return format("%s:%d", e->file ? e->file : p->path, e->line);
+}
+
+static struct listen_entry *listeners_add(struct parser *p, struct config *c, const config_setting_t *s)
+{
+        const char *file = config_setting_source_file(s);
         struct listen_entry *l, *e;
 
         l = realloc(c->listeners, (c->n_listeners + 1) * sizeof(*l));
@@ -1175,8 +1192,9 @@ static struct listen_entry *listeners_add(struct parser *p, struct config *c, in
         }
         c->listeners = l;
         e = &l[c->n_listeners];
-        *e = (struct listen_entry) { .line = line };
-        if (listen_opts_copy(&e->opts, &c->defaults) < 0) {
+        *e = (struct listen_entry) { .line = setting_line(s) };
+        if ((file && !(e->file = strdup(file))) || listen_opts_copy(&e->opts, &c->defaults) < 0) {
+                free(e->file);
                 p->oom = true;
                 return NULL;
         }
@@ -1204,7 +1222,7 @@ static void parse_ports(struct parser *p, struct config *c, const config_setting
                 }
                 if (get_int_range(p, e, "ports", 0, 65535, &port) < 0)
                         continue;
-                l = listeners_add(p, c, setting_line(e));
+                l = listeners_add(p, c, e);
                 if (!l)
                         return;
                 l->port = (uint16_t) port;
@@ -1219,7 +1237,7 @@ static void parse_listen_entry(struct parser *p, struct config *c, const config_
         size_t self;
         int n;
 
-        l = listeners_add(p, c, setting_line(g));
+        l = listeners_add(p, c, g);
         if (!l)
                 return;
         self = c->n_listeners - 1;
@@ -1248,6 +1266,15 @@ static void parse_listen_entry(struct parser *p, struct config *c, const config_
                         if (addr_key(v, &k) < 0)
                                 error_at(p, s, "address: not a numeric IPv4 or IPv6 address: %s",
                                          quote(v, q));
+                        else if (addr_key_mapped(&k)) {
+                                /* bound IPV6_V6ONLY (see listener.c), it fails with EINVAL */
+                                char v4[INET_ADDRSTRLEN];
+
+                                inet_ntop(AF_INET, k.addr + 12, v4, sizeof(v4));
+                                error_at(p, s, "address: %s is an IPv4-mapped IPv6 address, which muxd "
+                                         "cannot listen on (IPv6 listeners are IPv6 only): write \"%s\"",
+                                         quote(v, q), v4);
+                        }
                         l->address = strdup(v);
                         if (!l->address)
                                 p->oom = true;
@@ -1263,8 +1290,14 @@ static void parse_listen_entry(struct parser *p, struct config *c, const config_
                         }
                         for (size_t j = first_listen; j < self; j++)
                                 if (c->listeners[j].name && strcmp(c->listeners[j].name, v) == 0) {
-                                        error_at(p, s, "name: %s is already used by the entry at line %d",
-                                                 quote(v, q), c->listeners[j].line);
+                                        _cleanup_free_ char *where =
+                                                entry_where(p, &c->listeners[j], l->file);
+
+                                        if (!where)
+                                                p->oom = true;
+                                        else
+                                                error_at(p, s, "name: %s is already used by the entry at %s",
+                                                         quote(v, q), where);
                                         goto next;
                                 }
                         l->name = strdup(v);
@@ -1313,30 +1346,57 @@ static bool listeners_written(const config_setting_t *s)
         return s && (!setting_is_sequence(s) || config_setting_length(s) > 0);
 }
 
+/* Why the kernel refuses to bind two different addresses on the same port
+ * (EADDRINUSE), or NULL if it does not: an entry for all addresses is one
+ * dual-stack socket, "0.0.0.0" takes every IPv4 address and an explicit "::"
+ * (bound IPv6 only) every IPv6 address. */
+static const char *addr_key_conflict(const struct addr_key *a, const struct addr_key *b)
+{
+        static const uint8_t any[16];
+
+        if (a->family == AF_UNSPEC || b->family == AF_UNSPEC)
+                return "all addresses is one dual-stack socket for every IPv4 and IPv6 address";
+        if (a->family != b->family ||
+            (memcmp(a->addr, any, sizeof(any)) != 0 && memcmp(b->addr, any, sizeof(any)) != 0))
+                return NULL;
+        return a->family == AF_INET ? "0.0.0.0 is every IPv4 address" : ":: is every IPv6 address";
+}
+
+/* Entries muxd could not bind together: the same address and port twice, or
+ * addresses that overlap on a port (see above). Port 0 never conflicts. */
 static void check_duplicates(struct parser *p, const struct config *c)
 {
         for (size_t i = 0; i < c->n_listeners; i++) {
                 const struct listen_entry *a = &c->listeners[i];
+                const char *file = a->file ? a->file : p->path;
+                const char *as = a->address ? a->address : "all addresses";
                 struct addr_key ka;
 
-                if (a->port == 0 || addr_key(a->address, &ka) < 0)
+                /* invalid and IPv4-mapped addresses have their error already */
+                if (a->port == 0 || addr_key(a->address, &ka) < 0 || addr_key_mapped(&ka))
                         continue;
                 for (size_t j = 0; j < i; j++) {
                         const struct listen_entry *b = &c->listeners[j];
+                        _cleanup_free_ char *where = NULL;
+                        const char *why = NULL;
                         struct addr_key kb;
+                        bool same;
 
-                        if (b->port != a->port || addr_key(b->address, &kb) < 0)
+                        if (b->port != a->port || addr_key(b->address, &kb) < 0 || addr_key_mapped(&kb))
                                 continue;
-                        if (memcmp(&ka, &kb, sizeof(ka)) != 0)
+                        same = memcmp(&ka, &kb, sizeof(ka)) == 0;
+                        if (!same && !(why = addr_key_conflict(&ka, &kb)))
                                 continue;
-                        if (a->address)
-                                error_file_line(p, p->path, a->line,
-                                                "port %u on %s is already listed at line %d",
-                                                a->port, a->address, b->line);
+                        where = entry_where(p, b, a->file);
+                        if (!where)
+                                p->oom = true;
+                        else if (same)
+                                error_file_line(p, file, a->line, "port %u on %s is already listed at %s",
+                                                a->port, as, where);
                         else
-                                error_file_line(p, p->path, a->line,
-                                                "port %u on all addresses is already listed at line %d",
-                                                a->port, b->line);
+                                error_file_line(p, file, a->line, "port %u on %s conflicts with port %u "
+                                                "on %s at %s (%s)", a->port, as, b->port,
+                                                b->address ? b->address : "all addresses", where, why);
                         break;
                 }
         }

@@ -334,6 +334,43 @@ static struct invalid_case invalid_cases[] = {
         { "listen_duplicate_of_ports",
           "ports = [ 8088 ];\nlisten = (\n  { port = 8088; name = \"x\"; }\n);\n",
           { "test.conf:3: port 8088 on all addresses is already listed at line 1" } },
+        /* what the kernel refuses to bind together on one port (EADDRINUSE):
+         * all addresses (one dual-stack socket) and anything else, 0.0.0.0 and
+         * an IPv4 address, :: (IPv6 only) and an IPv6 address */
+        { "listen_all_and_ipv4",
+          "ports = [ 8088 ];\nlisten = (\n  { port = 8088; address = \"127.0.0.1\"; }\n);\n",
+          { "test.conf:3: port 8088 on 127.0.0.1 conflicts with port 8088 on all addresses at line 1 "
+            "(all addresses is one dual-stack socket for every IPv4 and IPv6 address)" } },
+        { "listen_ipv6_then_all",
+          "listen = (\n  { port = 8088; address = \"::1\"; },\n  { port = 8088; name = \"any\"; }\n);\n",
+          { "test.conf:3: port 8088 on all addresses conflicts with port 8088 on ::1 at line 2 "
+            "(all addresses is one dual-stack socket for every IPv4 and IPv6 address)" } },
+        { "listen_all_and_wildcards",
+          "ports = [ 7, 8088 ];\nlisten = (\n  { port = 8088; address = \"::\"; },\n"
+          "  { port = 8088; address = \"0.0.0.0\"; }\n);\n",
+          { "test.conf:3: port 8088 on :: conflicts with port 8088 on all addresses at line 1 "
+            "(all addresses is one dual-stack socket for every IPv4 and IPv6 address)",
+            "test.conf:4: port 8088 on 0.0.0.0 conflicts with port 8088 on all addresses at line 1 "
+            "(all addresses is one dual-stack socket for every IPv4 and IPv6 address)" } },
+        { "listen_ipv4_wildcard_and_ipv4",
+          "listen = (\n  { port = 80; address = \"10.1.2.3\"; },\n  { port = 80; address = \"::1\"; },\n"
+          "  { port = 80; address = \"0.0.0.0\"; }\n);\n",
+          { "test.conf:4: port 80 on 0.0.0.0 conflicts with port 80 on 10.1.2.3 at line 2 "
+            "(0.0.0.0 is every IPv4 address)" } },
+        { "listen_ipv6_wildcard_and_ipv6",
+          "listen = (\n  { port = 80; address = \"0:0::0\"; },\n  { port = 80; address = \"127.0.0.1\"; },\n"
+          "  { port = 80; address = \"fd00::2\"; }\n);\n",
+          { "test.conf:4: port 80 on fd00::2 conflicts with port 80 on 0:0::0 at line 2 "
+            "(:: is every IPv6 address)" } },
+        /* bound IPv6 only, an IPv4-mapped address fails with EINVAL */
+        { "listen_ipv4_mapped",
+          "listen = (\n  { port = 80;\n    address = \"::ffff:127.0.0.1\"; },\n"
+          "  { port = 80; address = \"::\"; }\n);\n",
+          { "test.conf:3: address: \"::ffff:127.0.0.1\" is an IPv4-mapped IPv6 address, which muxd "
+            "cannot listen on (IPv6 listeners are IPv6 only): write \"127.0.0.1\"" } },
+        { "listen_ipv4_mapped_any", "listen = ( { port = 0; address = \"::FFFF:0.0.0.0\"; } );\n",
+          { "test.conf:1: address: \"::FFFF:0.0.0.0\" is an IPv4-mapped IPv6 address, which muxd "
+            "cannot listen on (IPv6 listeners are IPv6 only): write \"0.0.0.0\"" } },
         { "listen_invalid_address_not_a_duplicate",
           "listen = (\n  { port = 1; address = \"::1\"; },\n  { port = 1; address = \"::1x\"; }\n);\n",
           { "test.conf:3: address: not a numeric IPv4 or IPv6 address: \"::1x\"" } },
@@ -830,34 +867,45 @@ static void test_listen_addresses(void **state)
 {
         struct config *c;
 
-        /* all addresses, "::" and "0.0.0.0" are three different sockets;
-         * port 0 (ephemeral) is never a duplicate */
-        c = load_ok("ports = [ 8088, 0, 0 ];\n"
+        /* what the kernel binds together on one port: "::" (IPv6 only) and
+         * "0.0.0.0"; "::" and IPv4 addresses; "0.0.0.0" and IPv6 addresses;
+         * different addresses; port 0 (ephemeral) never conflicts */
+        c = load_ok("ports = [ 8090, 0, 0 ];\n"
                     "listen = (\n"
                     "  { port = 8088; address = \"::\"; },\n"
                     "  { port = 8088; address = \"0.0.0.0\"; },\n"
-                    "  { port = 8088; address = \"::1\"; },\n"
-                    "  { port = 8088; address = \"127.0.0.1\"; },\n"
-                    "  { port = 8088; address = \"::ffff:127.0.0.1\"; },\n"
-                    "  { port = 8089; address = \"0:0::1\"; },\n"
+                    "  { port = 8089; address = \"::1\"; },\n"
+                    "  { port = 8089; address = \"127.0.0.1\"; },\n"
+                    "  { port = 8089; address = \"127.0.0.2\"; },\n"
+                    "  { port = 8089; address = \"0:0::2\"; },\n"
+                    "  { port = 8091; address = \"::\"; },\n"
+                    "  { port = 8091; address = \"10.0.0.1\"; },\n"
+                    "  { port = 8092; address = \"0.0.0.0\"; },\n"
+                    "  { port = 8092; address = \"fd00::1\"; },\n"
                     "  { port = 0; address = \"::1\"; },\n"
-                    "  { port = 0; address = \"::1\"; },\n"
+                    "  { port = 0; address = \"::\"; },\n"
+                    "  { port = 0; address = \"127.0.0.1\"; },\n"
                     "  { port = 65535; address = \"2001:DB8::42\"; }\n"
                     ");\n");
-        assert_int_equal(c->n_listeners, 12);
-        assert_entry(&c->listeners[0], NULL, 8088, NULL, 1);
+        assert_int_equal(c->n_listeners, 17);
+        assert_entry(&c->listeners[0], NULL, 8090, NULL, 1);
         assert_entry(&c->listeners[1], NULL, 0, NULL, 1);
         assert_entry(&c->listeners[2], NULL, 0, NULL, 1);
         assert_entry(&c->listeners[3], "::", 8088, NULL, 3);
         assert_entry(&c->listeners[4], "0.0.0.0", 8088, NULL, 4);
-        assert_entry(&c->listeners[5], "::1", 8088, NULL, 5);
-        assert_entry(&c->listeners[6], "127.0.0.1", 8088, NULL, 6);
-        assert_entry(&c->listeners[7], "::ffff:127.0.0.1", 8088, NULL, 7);
+        assert_entry(&c->listeners[5], "::1", 8089, NULL, 5);
+        assert_entry(&c->listeners[6], "127.0.0.1", 8089, NULL, 6);
+        assert_entry(&c->listeners[7], "127.0.0.2", 8089, NULL, 7);
         /* stored as written */
-        assert_entry(&c->listeners[8], "0:0::1", 8089, NULL, 8);
-        assert_entry(&c->listeners[9], "::1", 0, NULL, 9);
-        assert_entry(&c->listeners[10], "::1", 0, NULL, 10);
-        assert_entry(&c->listeners[11], "2001:DB8::42", 65535, NULL, 11);
+        assert_entry(&c->listeners[8], "0:0::2", 8089, NULL, 8);
+        assert_entry(&c->listeners[9], "::", 8091, NULL, 9);
+        assert_entry(&c->listeners[10], "10.0.0.1", 8091, NULL, 10);
+        assert_entry(&c->listeners[11], "0.0.0.0", 8092, NULL, 11);
+        assert_entry(&c->listeners[12], "fd00::1", 8092, NULL, 12);
+        assert_entry(&c->listeners[13], "::1", 0, NULL, 13);
+        assert_entry(&c->listeners[14], "::", 0, NULL, 14);
+        assert_entry(&c->listeners[15], "127.0.0.1", 0, NULL, 15);
+        assert_entry(&c->listeners[16], "2001:DB8::42", 65535, NULL, 16);
         config_free(c);
 }
 
@@ -1159,6 +1207,27 @@ static void test_load_include_checked(void **state)
         free(sub);
 }
 
+/* Entries written in an included file are reported with its name and lines. */
+static void test_load_include_listeners(void **state)
+{
+        char *path, *inc, *msg;
+
+        inc = write_file("more.inc", "# more listeners\nlisten = (\n"
+                         "  { port = 8088; address = \"127.0.0.1\"; name = \"a\"; },\n"
+                         "  { port = 9; },\n  { port = 9; name = \"a\"; }\n);\n");
+        path = write_file("more.conf", "ports = [ 8088 ];\n@include \"more.inc\"\n");
+        msg = xasprintf("more.inc:3: port 8088 on 127.0.0.1 conflicts with port 8088 on all addresses "
+                        "at %s:1 (all addresses is one dual-stack socket for every IPv4 and IPv6 "
+                        "address)", path);
+        assert_load_invalid(path, (const char *const[]) {
+                "more.inc:5: name: \"a\" is already used by the entry at line 3",
+                msg,
+                "more.inc:5: port 9 on all addresses is already listed at line 4" }, 3);
+        free(msg);
+        free(path);
+        free(inc);
+}
+
 /* ---- listen_opts, log levels -------------------------------------------------- */
 
 static void test_listen_opts_copy_equal(void **state)
@@ -1434,6 +1503,7 @@ int main(void)
                 cmocka_unit_test(test_load_file_unreadable),
                 cmocka_unit_test(test_load_include),
                 cmocka_unit_test(test_load_include_checked),
+                cmocka_unit_test(test_load_include_listeners),
         };
         const struct CMUnitTest helpers[] = {
                 cmocka_unit_test(test_listen_opts_copy_equal),

@@ -192,6 +192,55 @@ class CliMixin:
                 self.assertIn(msg, err.splitlines())
                 self.assertNotRegex(err, r"\bready\b")
 
+    def test_check_conflicting_listeners(self):
+        # -t refuses what the kernel would refuse to bind (EADDRINUSE, EINVAL)
+        p = mt.free_port()
+        cases = [
+            ("all addresses and an IPv4 address",
+             ['port = %d;' % p, 'port = %d; address = "127.0.0.1";' % p],
+             r"4: port %d on 127\.0\.0\.1 conflicts with port %d on all addresses at line 3 " % (p, p)),
+            ("an IPv6 address and all addresses",
+             ['port = %d; address = "::1";' % p, 'port = %d;' % p],
+             r"4: port %d on all addresses conflicts with port %d on ::1 at line 3 " % (p, p)),
+            ("0.0.0.0 and an IPv4 address",
+             ['port = %d; address = "0.0.0.0";' % p, 'port = %d; address = "127.0.0.1";' % p],
+             r"4: port %d on 127\.0\.0\.1 conflicts with port %d on 0\.0\.0\.0 at line 3 " % (p, p)),
+            (":: and an IPv6 address",
+             ['port = %d; address = "::1";' % p, 'port = %d; address = "::";' % p],
+             r"4: port %d on :: conflicts with port %d on ::1 at line 3 " % (p, p)),
+            ("an IPv4-mapped address",
+             ['port = %d; address = "::ffff:127.0.0.1";' % p],
+             r'3: address: "::ffff:127\.0\.0\.1" is an IPv4-mapped IPv6 address, .*: '
+             r'write "127\.0\.0\.1"$'),
+        ]
+        for i, (what, entries, error) in enumerate(cases):
+            with self.subTest(what=what):
+                text = ('backend = "%s";\nlisten = (\n%s\n);\n'
+                        % (self.backend, ",\n".join("  { %s }" % e for e in entries)))
+                path = self.write_config(text=text, name="conflict%d.conf" % i)
+                rc, out, err = run_muxd(["-t", "-c", path])
+                self.assertEqual(rc, 1, "%s accepted: %s" % (what, err))
+                self.assertRegex(err, r"(?m)^%s:%s" % (re.escape(path), error))
+                self.assertEqual(len(err.splitlines()), 1, err)
+
+    @unittest.skipUnless(mt.have_ipv6(), "no IPv6 on this host")
+    def test_check_agrees_with_the_kernel(self):
+        # what -t accepts on one port, muxd binds: :: (IPv6 only) with 0.0.0.0,
+        # :: with an IPv4 address, 0.0.0.0 with an IPv6 address
+        p1, p2, p3 = mt.free_port(), mt.free_port(), mt.free_port()
+        entries = [{"port": p1, "address": "::"}, {"port": p1, "address": "0.0.0.0"},
+                   {"port": p2, "address": "::"}, {"port": p2, "address": "127.0.0.1"},
+                   {"port": p3, "address": "0.0.0.0"}, {"port": p3, "address": "::1"},
+                   {"port": 0}, {"port": 0, "address": "127.0.0.1"}]
+        path = self.write_config(mt.base_settings(self.backend, listen=entries))
+        rc, out, err = run_muxd(["-t", "-c", path])
+        self.assertEqual(rc, 0, err)
+        m = self.start_muxd(listen=entries)
+        self.assertEqual(len(m.listeners), len(entries), m.log_tail())
+        self.roundtrip(self.client(m, port=p2), b"v4\n")
+        self.roundtrip(self.client(m, host="::1", port=p3), b"v6\n")
+        self.assertEqual(m.stop(), 0)
+
     def test_check_syntax_error(self):
         path = self.write_config(text="timeout = 5;\nbackend = \"%s\";\ntimeout = ;\n"
                                  % self.backend)
