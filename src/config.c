@@ -36,7 +36,10 @@
  * - a string element of a list gets the line of the token after it (the
  *   parser looks ahead for an adjacent literal to concatenate), so "bad" in
  *   [ "ok",\n "bad"\n ] would be reported at the line of "]". Such strings are
- *   matched back by that line and their value.
+ *   matched back by that line and their value;
+ * - it drops a \x00 from a string ("ab\x00cd" becomes "abcd"). Strings are
+ *   matched back to their setting (as integers are, or as above for list
+ *   elements), so that one with a \x00 is refused.
  * Files read with @include are scanned too, and literals are matched by file
  * as well (libconfig numbers the lines of each file from 1). */
 struct int_literal {
@@ -55,8 +58,12 @@ struct str_literal {
         const char *file;       /* as in struct int_literal */
         int line;               /* where the (first) literal starts */
         int next_line;          /* line of the next token: what libconfig reports */
-        char *value;            /* decoded, adjacent literals concatenated */
-        bool used;
+        char *value;            /* decoded as libconfig does, adjacent literals concatenated */
+        bool nul;               /* a \x00 was dropped from it */
+        const char *name;       /* as in struct int_literal */
+        size_t name_len;
+        int name_line;
+        const config_setting_t *owner;  /* the setting matched to it, once found */
 };
 
 struct parser {
@@ -260,7 +267,7 @@ static int ints_add(struct parser *p, const struct int_literal *lit)
         return 0;
 }
 
-static int strs_add(struct parser *p, const char *file, int line, int next_line, char *value)
+static int strs_add(struct parser *p, const struct str_literal *lit)
 {
         struct str_literal *l;
 
@@ -268,9 +275,7 @@ static int strs_add(struct parser *p, const char *file, int line, int next_line,
         if (!l)
                 return -ENOMEM;
         p->strs = l;
-        p->strs[p->n_strs++] = (struct str_literal) {
-                .file = file, .line = line, .next_line = next_line, .value = value,
-        };
+        p->strs[p->n_strs++] = *lit;
         return 0;
 }
 
@@ -300,8 +305,9 @@ static void skip_blanks(const char *t, size_t *i, int *line)
 }
 
 /* One string literal at t[*i] == '"', decoded as libconfig does and appended
- * to out at *o; with out NULL, only *o counts the length. */
-static void decode_string(const char *t, size_t *i, int *line, char *out, size_t *o)
+ * to out at *o; with out NULL, only *o counts the length. *nul is set if a
+ * \x00 is dropped. */
+static void decode_string(const char *t, size_t *i, int *line, char *out, size_t *o, bool *nul)
 {
 #define PUT(ch) do { if (out) out[*o] = (ch); (*o)++; } while (0)
         for ((*i)++; t[*i] && t[*i] != '"'; ) {
@@ -324,7 +330,12 @@ static void decode_string(const char *t, size_t *i, int *line, char *out, size_t
                 case 'x':
                 case 'X':
                         if (is_xdigit(t[*i + 2]) && is_xdigit(t[*i + 3])) {
-                                PUT((char) (hex_value(t[*i + 2]) * 16 + hex_value(t[*i + 3])));
+                                char ch = (char) (hex_value(t[*i + 2]) * 16 + hex_value(t[*i + 3]));
+
+                                if (ch)
+                                        PUT(ch);
+                                else
+                                        *nul = true;
                                 *i += 4;
                                 break;
                         }
@@ -340,16 +351,18 @@ static void decode_string(const char *t, size_t *i, int *line, char *out, size_t
 #undef PUT
 }
 
-/* Adjacent string literals from t[*i] == '"', decoded into one value. */
-static int scan_string(struct parser *p, const char *t, const char *file, size_t *i, int *line)
+/* Adjacent string literals from t[*i] == '"', decoded into one value. lit
+ * has the file and the setting name, if any. */
+static int scan_string(struct parser *p, const char *t, size_t *i, int *line, struct str_literal *lit)
 {
-        int first_line = *line, l = *line;
+        int l = *line;
         size_t start = *i, o = 0;
         char *value;
 
+        lit->line = *line;
         /* once to measure, once to decode */
         for (;;) {
-                decode_string(t, i, &l, NULL, &o);
+                decode_string(t, i, &l, NULL, &o, &lit->nul);
                 skip_blanks(t, i, &l);
                 if (t[*i] != '"')
                         break;
@@ -360,13 +373,15 @@ static int scan_string(struct parser *p, const char *t, const char *file, size_t
         *i = start;
         o = 0;
         for (;;) {
-                decode_string(t, i, line, value, &o);
+                decode_string(t, i, line, value, &o, &lit->nul);
                 skip_blanks(t, i, line);
                 if (t[*i] != '"')
                         break;
         }
         value[o] = '\0';
-        if (strs_add(p, file, first_line, *line, value) < 0) {
+        lit->value = value;
+        lit->next_line = *line;
+        if (strs_add(p, lit) < 0) {
                 free(value);
                 return -ENOMEM;
         }
@@ -557,7 +572,14 @@ static int scan_literals(struct parser *p, const char *t, const char *file, int 
                 if (!c)
                         return 0;
                 if (c == '"') {
-                        r = scan_string(p, t, file, &i, &line);
+                        struct str_literal lit = { .file = file };
+
+                        if (state == NAME_EQUALS)
+                                lit = (struct str_literal) {
+                                        .file = file, .name = name, .name_len = name_len,
+                                        .name_line = name_line,
+                                };
+                        r = scan_string(p, t, &i, &line, &lit);
                         if (r < 0)
                                 return r;
                         state = NONE;
@@ -617,24 +639,44 @@ static const struct int_literal *ints_take(struct parser *p, const config_settin
         return NULL;
 }
 
-/* The line of s for a message: a string element's own line, see above. */
-static int report_line(struct parser *p, const config_setting_t *s)
+/* The literal the string setting s was written as (matched once, then
+ * remembered), or NULL. */
+static const struct str_literal *strs_find(struct parser *p, const config_setting_t *s)
 {
-        const char *v;
+        const char *name, *file, *v;
 
-        if (!s || config_setting_type(s) != CONFIG_TYPE_STRING || config_setting_name(s))
-                return setting_line(s);
+        if (!s || config_setting_type(s) != CONFIG_TYPE_STRING)
+                return NULL;
+        for (size_t i = 0; i < p->n_strs; i++)
+                if (p->strs[i].owner == s)
+                        return &p->strs[i];
+        name = config_setting_name(s);
+        file = config_setting_source_file(s);
         v = config_setting_get_string(s);
         for (size_t i = 0; i < p->n_strs; i++) {
                 struct str_literal *l = &p->strs[i];
 
-                if (!l->used && same_file(l->file, config_setting_source_file(s)) &&
-                    l->next_line == setting_line(s) && strcmp(l->value, v) == 0) {
-                        l->used = true;
-                        return l->line;
-                }
+                if (l->owner || !same_file(l->file, file) || strcmp(l->value, v) != 0)
+                        continue;
+                if (name ? !(l->name && l->name_line == setting_line(s) &&
+                             l->name_len == strlen(name) && memcmp(l->name, name, l->name_len) == 0)
+                         : (l->name || l->next_line != setting_line(s)))
+                        continue;
+                l->owner = s;
+                return l;
         }
-        return setting_line(s);
+        return NULL;
+}
+
+/* The line of s for a message: a string element's own line, see above. */
+static int report_line(struct parser *p, const config_setting_t *s)
+{
+        const struct str_literal *l;
+
+        if (!s || config_setting_name(s))
+                return setting_line(s);
+        l = strs_find(p, s);
+        return l ? l->line : setting_line(s);
 }
 
 static void parser_done(struct parser *p)
@@ -696,12 +738,25 @@ static int get_u32(struct parser *p, const config_setting_t *s, long long min, l
         return 0;
 }
 
+/* A string written with \x00 is refused: libconfig has dropped the NUL. */
+static bool string_has_nul(struct parser *p, const config_setting_t *s, const char *name)
+{
+        const struct str_literal *l = strs_find(p, s);
+
+        if (!l || !l->nul)
+                return false;
+        error_at(p, s, "%s: \\x00 (a NUL byte) is not allowed in a string", name);
+        return true;
+}
+
 static const char *get_string(struct parser *p, const config_setting_t *s)
 {
         if (config_setting_type(s) != CONFIG_TYPE_STRING) {
                 error_at(p, s, "%s: expected a string", config_setting_name(s));
                 return NULL;
         }
+        if (string_has_nul(p, s, config_setting_name(s)))
+                return NULL;
         return config_setting_get_string(s);
 }
 
@@ -1071,6 +1126,10 @@ static void parse_acl(struct parser *p, const config_setting_t *s, struct acl *d
                         error_at(p, e, "%s: expected a list of addresses or CIDRs", name);
                         bad = true;
                         break;
+                }
+                if (string_has_nul(p, e, name)) {
+                        bad = true;
+                        continue;
                 }
                 v = config_setting_get_string(e);
                 if (cidr_parse(v, &a.entries[a.n]) < 0) {
@@ -1602,6 +1661,13 @@ static int load_text(const char *text, const char *path, const char *include_dir
                 goto finish;
 
         parse_root(&p, c, config_root_setting(&cfg));
+
+        /* a \x00 in a string no setting was matched to: refused all the same
+         * (when nothing else is wrong, since it may belong to a setting in error) */
+        for (size_t i = 0, n_errors = p.n_errors; i < p.n_strs && n_errors == 0; i++)
+                if (p.strs[i].nul && !p.strs[i].owner)
+                        error_file_line(&p, p.strs[i].file ? p.strs[i].file : path, p.strs[i].line,
+                                        "\\x00 (a NUL byte) is not allowed in a string");
 
         if (p.oom)
                 r = -ENOMEM;

@@ -418,6 +418,34 @@ static struct invalid_case invalid_cases[] = {
         { "crlf_line_endings", "timeout = 5;\r\nmode = \"x\";\r\n",
           { "test.conf:2: mode: unknown mode \"x\" (valid: echo, oneshot)", NO_LISTENERS } },
 
+        /* libconfig 1.5 drops a \x00 ("ab\x00cd\n" would greet with "abcd\n") */
+        { "nul_escape_greeting", "ports = [ 1 ];\ngreeting = \"ab\\x00cd\\n\";\n",
+          { "test.conf:2: greeting: \\x00 (a NUL byte) is not allowed in a string" } },
+        { "nul_escape_every_string",
+          "ports = [ 1 ];\n"
+          "suffix = \"a\" \"\\X00\";\n"
+          "mode = \"echo\\x00\";\n"
+          "framing =\n  \"\\x00line\";\n"
+          "backend = \"\\x00\";\n"
+          "log_level = \"info\\x00\";\n"
+          "listen = (\n"
+          "  { port = 2; address = \"127.0.0.1\\x00\"; },\n"
+          "  { port = 3; name = \"a\\x00\";\n"
+          "    greeting = \"\\x00\"; }\n"
+          ");\n",
+          { "test.conf:2: suffix: \\x00 (a NUL byte) is not allowed in a string",
+            "test.conf:3: mode: \\x00 (a NUL byte) is not allowed in a string",
+            "test.conf:4: framing: \\x00 (a NUL byte) is not allowed in a string",
+            "test.conf:6: backend: \\x00 (a NUL byte) is not allowed in a string",
+            "test.conf:7: log_level: \\x00 (a NUL byte) is not allowed in a string",
+            "test.conf:9: address: \\x00 (a NUL byte) is not allowed in a string",
+            "test.conf:10: name: \\x00 (a NUL byte) is not allowed in a string",
+            "test.conf:11: greeting: \\x00 (a NUL byte) is not allowed in a string" } },
+        { "nul_escape_list_element",
+          "ports = [ 1 ];\nallow = [\n  \"1.2.3.4\",\n  \"1.2.3.4\\x00\"\n];\ndeny = ( \"\\x00\" );\n",
+          { "test.conf:4: allow: \\x00 (a NUL byte) is not allowed in a string",
+            "test.conf:6: deny: \\x00 (a NUL byte) is not allowed in a string" } },
+
         /* unknown and misplaced settings */
         { "unknown_setting", "timeout = 1;\n\ntimout = 5;\n",
           { "test.conf:3: unknown setting \"timout\"", NO_LISTENERS } },
@@ -778,6 +806,12 @@ static void test_integer_forms_values(void **state)
         assert_int_equal(c->n_listeners, 2);
         assert_entry(&c->listeners[0], NULL, 8080, NULL, 4);
         assert_entry(&c->listeners[1], NULL, 8009, NULL, 4);
+        config_free(c);
+
+        /* every byte but NUL may be written as \xHH; "\\x00" is a backslash and "x00" */
+        c = load_ok("greeting = \"\\x01\\xff\\\\x00\";\nsuffix = \"\\x0\";\nports = [ 0 ];\n");
+        assert_string_equal(c->defaults.greeting, "\x01\xff\\x00");
+        assert_string_equal(c->defaults.suffix, "\\x0");
         config_free(c);
 
         /* big literals in strings and comments are not numbers */
@@ -1171,6 +1205,15 @@ static void test_load_include_checked(void **state)
         }
         path = write_file("nul-inc.conf", "@include \"nul.inc\"\n");
         assert_load_invalid(path, (const char *const[]) { "nul.inc:2: unexpected NUL byte" }, 1);
+        free(path);
+        free(inc);
+
+        /* \x00 is refused in an included file too */
+        inc = write_file("nul-escape.inc", "\nsuffix = \"\\x00\";\nallow = [ \"::1\",\n  \"\\x00\" ];\n");
+        path = write_file("nul-escape.conf", "ports = [ 1 ];\n@include \"nul-escape.inc\"\n");
+        assert_load_invalid(path, (const char *const[]) {
+                "nul-escape.inc:2: suffix: \\x00 (a NUL byte) is not allowed in a string",
+                "nul-escape.inc:4: allow: \\x00 (a NUL byte) is not allowed in a string" }, 2);
         free(path);
         free(inc);
 

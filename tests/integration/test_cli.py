@@ -241,6 +241,14 @@ class CliMixin:
         self.roundtrip(self.client(m, host="::1", port=p3), b"v6\n")
         self.assertEqual(m.stop(), 0)
 
+    def test_check_nul_escape(self):
+        # libconfig 1.5 would drop the \x00: the greeting would be "abcd\n"
+        path = self.write_config(text='backend = "%s";\nports = [ 0 ];\ngreeting = "ab\\x00cd\\n";\n'
+                                 % self.backend)
+        rc, out, err = run_muxd(["-t", "-c", path])
+        self.assertEqual((rc, err), (1, "%s:3: greeting: \\x00 (a NUL byte) is not allowed in a "
+                                        "string\n" % path))
+
     def test_check_syntax_error(self):
         path = self.write_config(text="timeout = 5;\nbackend = \"%s\";\ntimeout = ;\n"
                                  % self.backend)
