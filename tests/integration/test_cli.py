@@ -76,6 +76,28 @@ class CliMixin:
     def test_long_config_without_argument(self):
         self.assertUsageError(["--config"])
 
+    def test_usage_error_names_the_option(self):
+        # a short option by its letter, even inside "-xt" or "-tc"; a long
+        # option as written
+        cases = [
+            (["-xt"], "unknown option '-x'"),
+            (["-tx"], "unknown option '-x'"),
+            (["--check-config", "-xt"], "unknown option '-x'"),
+            (["-t", "-Z"], "unknown option '-Z'"),
+            (["--bogus"], "unknown option '--bogus'"),
+            (["--bogus=1", "-t"], "unknown option '--bogus=1'"),
+            (["--check-config=yes"], "option '--check-config' takes no argument"),
+            (["-tc"], "missing argument for option '-c'"),
+            (["-t", "-c"], "missing argument for option '-c'"),
+            (["--config"], "missing argument for option '--config'"),
+            (["-t", "--log-target"], "missing argument for option '--log-target'"),
+        ]
+        for args, msg in cases:
+            with self.subTest(args=args):
+                rc, out, err = run_muxd(args)
+                self.assertEqual(rc, 2, err)
+                self.assertEqual(err, "muxd: %s\nTry 'muxd --help' for more information.\n" % msg)
+
     def test_positional_argument(self):
         self.assertUsageError(["-c", self.good_config(), "extra"])
 
