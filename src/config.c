@@ -26,7 +26,7 @@
 #define QUOTE_MAX               80              /* chars of a value shown in a message */
 #define INCLUDE_DEPTH_MAX       10              /* libconfig 1.5's own limit */
 
-/* Two things libconfig 1.5 gets wrong are corrected with a scan of the text
+/* Three things libconfig 1.5 gets wrong are corrected with a scan of the text
  * (see scan_literals()):
  * - it reads a decimal integer that does not fit in 32 bits with atoi() and a
  *   hex one with strtoul() cast to int: 5000000000 silently becomes 705032704.
