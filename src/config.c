@@ -24,8 +24,9 @@
 #define CONFIG_DEFAULT_BACKEND  "epoll"
 #define CONFIG_FILE_MAX         (16u << 20)     /* refuse to read bigger files */
 #define QUOTE_MAX               80              /* chars of a value shown in a message */
+#define INCLUDE_DEPTH_MAX       10              /* libconfig 1.5's own limit */
 
-/* Two things libconfig 1.5 gets wrong are corrected with a scan of the text
+/* Three things libconfig 1.5 gets wrong are corrected with a scan of the text
  * (see scan_literals()):
  * - it reads a decimal integer that does not fit in 32 bits with atoi() and a
  *   hex one with strtoul() cast to int: 5000000000 silently becomes 705032704.
@@ -35,8 +36,14 @@
  * - a string element of a list gets the line of the token after it (the
  *   parser looks ahead for an adjacent literal to concatenate), so "bad" in
  *   [ "ok",\n "bad"\n ] would be reported at the line of "]". Such strings are
- *   matched back by that line and their value. */
+ *   matched back by that line and their value;
+ * - it drops a \x00 from a string ("ab\x00cd" becomes "abcd"). Strings are
+ *   matched back to their setting (as integers are, or as above for list
+ *   elements), so that one with a \x00 is refused.
+ * Files read with @include are scanned too, and literals are matched by file
+ * as well (libconfig numbers the lines of each file from 1). */
 struct int_literal {
+        const char *file;       /* NULL: the main text; else the name libconfig gives */
         int line;
         int wrapped;            /* the value libconfig 1.5 stores */
         const char *text;       /* the literal as written */
@@ -48,14 +55,20 @@ struct int_literal {
 };
 
 struct str_literal {
+        const char *file;       /* as in struct int_literal */
         int line;               /* where the (first) literal starts */
         int next_line;          /* line of the next token: what libconfig reports */
-        char *value;            /* decoded, adjacent literals concatenated */
-        bool used;
+        char *value;            /* decoded as libconfig does, adjacent literals concatenated */
+        bool nul;               /* a \x00 was dropped from it */
+        const char *name;       /* as in struct int_literal */
+        size_t name_len;
+        int name_line;
+        const config_setting_t *owner;  /* the setting matched to it, once found */
 };
 
 struct parser {
         const char *path;
+        const char *include_dir;        /* as given to libconfig, or NULL */
         struct config_errors *errs;     /* may be NULL */
         size_t n_errors;
         bool oom;
@@ -63,6 +76,8 @@ struct parser {
         size_t n_ints;
         struct str_literal *strs;
         size_t n_strs;
+        char **kept;                    /* included texts and names: literals point into them */
+        size_t n_kept;
 };
 
 /* ---- messages ------------------------------------------------------------ */
@@ -252,7 +267,7 @@ static int ints_add(struct parser *p, const struct int_literal *lit)
         return 0;
 }
 
-static int strs_add(struct parser *p, int line, int next_line, char *value)
+static int strs_add(struct parser *p, const struct str_literal *lit)
 {
         struct str_literal *l;
 
@@ -260,9 +275,7 @@ static int strs_add(struct parser *p, int line, int next_line, char *value)
         if (!l)
                 return -ENOMEM;
         p->strs = l;
-        p->strs[p->n_strs++] = (struct str_literal) {
-                .line = line, .next_line = next_line, .value = value,
-        };
+        p->strs[p->n_strs++] = *lit;
         return 0;
 }
 
@@ -292,8 +305,9 @@ static void skip_blanks(const char *t, size_t *i, int *line)
 }
 
 /* One string literal at t[*i] == '"', decoded as libconfig does and appended
- * to out at *o; with out NULL, only *o counts the length. */
-static void decode_string(const char *t, size_t *i, int *line, char *out, size_t *o)
+ * to out at *o; with out NULL, only *o counts the length. *nul is set if a
+ * \x00 is dropped. */
+static void decode_string(const char *t, size_t *i, int *line, char *out, size_t *o, bool *nul)
 {
 #define PUT(ch) do { if (out) out[*o] = (ch); (*o)++; } while (0)
         for ((*i)++; t[*i] && t[*i] != '"'; ) {
@@ -316,7 +330,12 @@ static void decode_string(const char *t, size_t *i, int *line, char *out, size_t
                 case 'x':
                 case 'X':
                         if (is_xdigit(t[*i + 2]) && is_xdigit(t[*i + 3])) {
-                                PUT((char) (hex_value(t[*i + 2]) * 16 + hex_value(t[*i + 3])));
+                                char ch = (char) (hex_value(t[*i + 2]) * 16 + hex_value(t[*i + 3]));
+
+                                if (ch)
+                                        PUT(ch);
+                                else
+                                        *nul = true;
                                 *i += 4;
                                 break;
                         }
@@ -332,16 +351,18 @@ static void decode_string(const char *t, size_t *i, int *line, char *out, size_t
 #undef PUT
 }
 
-/* Adjacent string literals from t[*i] == '"', decoded into one value. */
-static int scan_string(struct parser *p, const char *t, size_t *i, int *line)
+/* Adjacent string literals from t[*i] == '"', decoded into one value. lit
+ * has the file and the setting name, if any. */
+static int scan_string(struct parser *p, const char *t, size_t *i, int *line, struct str_literal *lit)
 {
-        int first_line = *line, l = *line;
+        int l = *line;
         size_t start = *i, o = 0;
         char *value;
 
+        lit->line = *line;
         /* once to measure, once to decode */
         for (;;) {
-                decode_string(t, i, &l, NULL, &o);
+                decode_string(t, i, &l, NULL, &o, &lit->nul);
                 skip_blanks(t, i, &l);
                 if (t[*i] != '"')
                         break;
@@ -352,13 +373,15 @@ static int scan_string(struct parser *p, const char *t, size_t *i, int *line)
         *i = start;
         o = 0;
         for (;;) {
-                decode_string(t, i, line, value, &o);
+                decode_string(t, i, line, value, &o, &lit->nul);
                 skip_blanks(t, i, line);
                 if (t[*i] != '"')
                         break;
         }
         value[o] = '\0';
-        if (strs_add(p, first_line, *line, value) < 0) {
+        lit->value = value;
+        lit->next_line = *line;
+        if (strs_add(p, lit) < 0) {
                 free(value);
                 return -ENOMEM;
         }
@@ -429,8 +452,111 @@ static int scan_number(struct parser *p, const char *t, size_t *i, struct int_li
         return 0;
 }
 
-/* Follows libconfig's scanner closely enough for a text it has accepted. */
-static int scan_literals(struct parser *p, const char *t)
+static int parser_keep(struct parser *p, char *buf)
+{
+        char **k;
+
+        k = realloc(p->kept, (p->n_kept + 1) * sizeof(char *));
+        if (!k)
+                return -ENOMEM;
+        p->kept = k;
+        p->kept[p->n_kept++] = buf;
+        return 0;
+}
+
+/* libconfig would silently stop at a NUL byte */
+static bool check_nul(struct parser *p, const char *file, const char *text, size_t len)
+{
+        const char *nul = memchr(text, '\0', len);
+        int line = 1;
+
+        if (!nul)
+                return false;
+        for (const char *t = text; t < nul; t++)
+                if (*t == '\n')
+                        line++;
+        error_file_line(p, file, line, "unexpected NUL byte");
+        return true;
+}
+
+static int read_file(const char *path, char **ret, size_t *ret_len);
+static int scan_literals(struct parser *p, const char *t, const char *file, int depth);
+
+/* t[*i] == '@': libconfig's "@include" at the start of a line. The file is
+ * scanned as well, so that it gets the checks of the main text. Returns 1 if
+ * t[*i] is not one. */
+static int scan_include(struct parser *p, const char *t, size_t *i, int *line, int depth)
+{
+        _cleanup_free_ char *full = NULL;
+        char *name, *text;
+        size_t j = *i, n = 0, len;
+        int r;
+
+        while (j > 0 && (t[j - 1] == ' ' || t[j - 1] == '\t'))
+                j--;
+        if ((j > 0 && t[j - 1] != '\n') || strncmp(t + *i, "@include", 8) != 0 ||
+            (t[*i + 8] != ' ' && t[*i + 8] != '\t'))
+                return 1;
+        for (j = *i + 8; t[j] == ' ' || t[j] == '\t'; j++)
+                ;
+        if (t[j] != '"')
+                return 1;
+
+        /* the name as libconfig reads it: \\ and \" are escapes, another
+         * backslash is dropped */
+        for (len = j + 1; t[len] && t[len] != '"'; len++)
+                if (t[len] == '\\' && t[len + 1])
+                        len++;
+        name = malloc(len - j);
+        if (!name)
+                return -ENOMEM;
+        for (j++; t[j] && t[j] != '"'; j++) {
+                if (t[j] == '\\') {
+                        if (t[j + 1] == '\\' || t[j + 1] == '"')
+                                name[n++] = t[++j];
+                        continue;
+                }
+                if (t[j] == '\n')
+                        (*line)++;
+                name[n++] = t[j];
+        }
+        name[n] = '\0';
+        *i = t[j] ? j + 1 : j;
+        r = parser_keep(p, name);
+        if (r < 0) {
+                free(name);
+                return r;
+        }
+        if (depth >= INCLUDE_DEPTH_MAX)
+                return 0;       /* libconfig has refused it already */
+
+        /* the file libconfig 1.5 opened: with an include directory, that
+         * directory and the name, even an absolute one */
+        if (p->include_dir) {
+                full = format("%s/%s", p->include_dir, name[0] == '/' ? name + 1 : name);
+                if (!full)
+                        return -ENOMEM;
+        }
+        r = read_file(full ? full : name, &text, &len);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                error_file_line(p, name, 0, "cannot read: %s", strerror(-r));
+                return 0;
+        }
+        r = parser_keep(p, text);
+        if (r < 0) {
+                free(text);
+                return r;
+        }
+        if (check_nul(p, name, text, len))
+                return 0;
+        return scan_literals(p, text, name, depth + 1);
+}
+
+/* Follows libconfig's scanner closely enough for a text it has accepted.
+ * file: NULL for the main text, else the name of an included file. */
+static int scan_literals(struct parser *p, const char *t, const char *file, int depth)
 {
         enum { NONE, NAME, NAME_EQUALS } state = NONE;
         const char *name = NULL;
@@ -446,7 +572,18 @@ static int scan_literals(struct parser *p, const char *t)
                 if (!c)
                         return 0;
                 if (c == '"') {
-                        r = scan_string(p, t, &i, &line);
+                        struct str_literal lit = { .file = file };
+
+                        if (state == NAME_EQUALS)
+                                lit = (struct str_literal) {
+                                        .file = file, .name = name, .name_len = name_len,
+                                        .name_line = name_line,
+                                };
+                        r = scan_string(p, t, &i, &line, &lit);
+                        if (r < 0)
+                                return r;
+                        state = NONE;
+                } else if (c == '@' && (r = scan_include(p, t, &i, &line, depth)) <= 0) {
                         if (r < 0)
                                 return r;
                         state = NONE;
@@ -458,12 +595,12 @@ static int scan_literals(struct parser *p, const char *t)
                         name_len = (size_t) (t + i - name);
                         state = NAME;
                 } else if (is_digit(c) || c == '.' || c == '-' || c == '+') {
-                        struct int_literal lit = { .line = line };
+                        struct int_literal lit = { .file = file, .line = line };
 
                         if (state == NAME_EQUALS)
                                 lit = (struct int_literal) {
-                                        .line = line, .name = name, .name_len = name_len,
-                                        .name_line = name_line,
+                                        .file = file, .line = line, .name = name,
+                                        .name_len = name_len, .name_line = name_line,
                                 };
                         r = scan_number(p, t, &i, &lit);
                         if (r < 0)
@@ -476,16 +613,21 @@ static int scan_literals(struct parser *p, const char *t)
         }
 }
 
+static bool same_file(const char *a, const char *b)
+{
+        return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 static const struct int_literal *ints_take(struct parser *p, const config_setting_t *s, long long v)
 {
-        const char *name = config_setting_name(s);
+        const char *name = config_setting_name(s), *file = config_setting_source_file(s);
 
-        if (config_setting_type(s) != CONFIG_TYPE_INT || config_setting_source_file(s))
+        if (config_setting_type(s) != CONFIG_TYPE_INT)
                 return NULL;
         for (size_t i = 0; i < p->n_ints; i++) {
                 struct int_literal *l = &p->ints[i];
 
-                if (l->used || l->wrapped != v)
+                if (l->used || l->wrapped != v || !same_file(l->file, file))
                         continue;
                 if (name ? !(l->name && l->name_line == setting_line(s) &&
                              l->name_len == strlen(name) && memcmp(l->name, name, l->name_len) == 0)
@@ -497,24 +639,44 @@ static const struct int_literal *ints_take(struct parser *p, const config_settin
         return NULL;
 }
 
-/* The line of s for a message: a string element's own line, see above. */
-static int report_line(struct parser *p, const config_setting_t *s)
+/* The literal the string setting s was written as (matched once, then
+ * remembered), or NULL. */
+static const struct str_literal *strs_find(struct parser *p, const config_setting_t *s)
 {
-        const char *v;
+        const char *name, *file, *v;
 
-        if (!s || config_setting_type(s) != CONFIG_TYPE_STRING || config_setting_name(s) ||
-            config_setting_source_file(s))
-                return setting_line(s);
+        if (!s || config_setting_type(s) != CONFIG_TYPE_STRING)
+                return NULL;
+        for (size_t i = 0; i < p->n_strs; i++)
+                if (p->strs[i].owner == s)
+                        return &p->strs[i];
+        name = config_setting_name(s);
+        file = config_setting_source_file(s);
         v = config_setting_get_string(s);
         for (size_t i = 0; i < p->n_strs; i++) {
                 struct str_literal *l = &p->strs[i];
 
-                if (!l->used && l->next_line == setting_line(s) && strcmp(l->value, v) == 0) {
-                        l->used = true;
-                        return l->line;
-                }
+                if (l->owner || !same_file(l->file, file) || strcmp(l->value, v) != 0)
+                        continue;
+                if (name ? !(l->name && l->name_line == setting_line(s) &&
+                             l->name_len == strlen(name) && memcmp(l->name, name, l->name_len) == 0)
+                         : (l->name || l->next_line != setting_line(s)))
+                        continue;
+                l->owner = s;
+                return l;
         }
-        return setting_line(s);
+        return NULL;
+}
+
+/* The line of s for a message: a string element's own line, see above. */
+static int report_line(struct parser *p, const config_setting_t *s)
+{
+        const struct str_literal *l;
+
+        if (!s || config_setting_name(s))
+                return setting_line(s);
+        l = strs_find(p, s);
+        return l ? l->line : setting_line(s);
 }
 
 static void parser_done(struct parser *p)
@@ -523,6 +685,9 @@ static void parser_done(struct parser *p)
                 free(p->strs[i].value);
         free(p->strs);
         free(p->ints);
+        for (size_t i = 0; i < p->n_kept; i++)
+                free(p->kept[i]);
+        free(p->kept);
 }
 
 /* ---- typed values ----------------------------------------------------------- */
@@ -573,12 +738,25 @@ static int get_u32(struct parser *p, const config_setting_t *s, long long min, l
         return 0;
 }
 
+/* A string written with \x00 is refused: libconfig has dropped the NUL. */
+static bool string_has_nul(struct parser *p, const config_setting_t *s, const char *name)
+{
+        const struct str_literal *l = strs_find(p, s);
+
+        if (!l || !l->nul)
+                return false;
+        error_at(p, s, "%s: \\x00 (a NUL byte) is not allowed in a string", name);
+        return true;
+}
+
 static const char *get_string(struct parser *p, const config_setting_t *s)
 {
         if (config_setting_type(s) != CONFIG_TYPE_STRING) {
                 error_at(p, s, "%s: expected a string", config_setting_name(s));
                 return NULL;
         }
+        if (string_has_nul(p, s, config_setting_name(s)))
+                return NULL;
         return config_setting_get_string(s);
 }
 
@@ -858,6 +1036,7 @@ void config_free(struct config *c)
         for (size_t i = 0; i < c->n_listeners; i++) {
                 free(c->listeners[i].name);
                 free(c->listeners[i].address);
+                free(c->listeners[i].file);
                 listen_opts_done(&c->listeners[i].opts);
         }
         free(c->listeners);
@@ -948,6 +1127,10 @@ static void parse_acl(struct parser *p, const config_setting_t *s, struct acl *d
                         bad = true;
                         break;
                 }
+                if (string_has_nul(p, e, name)) {
+                        bad = true;
+                        continue;
+                }
                 v = config_setting_get_string(e);
                 if (cidr_parse(v, &a.entries[a.n]) < 0) {
                         error_at(p, e, "%s: invalid address or CIDR %s", name, quote(v, q));
@@ -1027,6 +1210,11 @@ struct addr_key {
         uint8_t addr[16];
 };
 
+static bool addr_key_mapped(const struct addr_key *k)
+{
+        return k->family == AF_INET6 && memcmp(k->addr, v4mapped_prefix, 12) == 0;
+}
+
 static int addr_key(const char *address, struct addr_key *k)
 {
         *k = (struct addr_key) {};
@@ -1041,8 +1229,19 @@ static int addr_key(const char *address, struct addr_key *k)
         return 0;
 }
 
-static struct listen_entry *listeners_add(struct parser *p, struct config *c, int line)
+/* A new entry for the setting s (the group, or the element of "ports"). */
+/* Where e is, for a message about an entry written in file: "line N" in the
+ * same file, else "FILE:N". */
+static char *entry_where(const struct parser *p, const struct listen_entry *e, const char *file)
 {
+        if (same_file(e->file, file))
+                return format("line %d", e->line);
+        return format("%s:%d", e->file ? e->file : p->path, e->line);
+}
+
+static struct listen_entry *listeners_add(struct parser *p, struct config *c, const config_setting_t *s)
+{
+        const char *file = config_setting_source_file(s);
         struct listen_entry *l, *e;
 
         l = realloc(c->listeners, (c->n_listeners + 1) * sizeof(*l));
@@ -1052,8 +1251,9 @@ static struct listen_entry *listeners_add(struct parser *p, struct config *c, in
         }
         c->listeners = l;
         e = &l[c->n_listeners];
-        *e = (struct listen_entry) { .line = line };
-        if (listen_opts_copy(&e->opts, &c->defaults) < 0) {
+        *e = (struct listen_entry) { .line = setting_line(s) };
+        if ((file && !(e->file = strdup(file))) || listen_opts_copy(&e->opts, &c->defaults) < 0) {
+                free(e->file);
                 p->oom = true;
                 return NULL;
         }
@@ -1081,7 +1281,7 @@ static void parse_ports(struct parser *p, struct config *c, const config_setting
                 }
                 if (get_int_range(p, e, "ports", 0, 65535, &port) < 0)
                         continue;
-                l = listeners_add(p, c, setting_line(e));
+                l = listeners_add(p, c, e);
                 if (!l)
                         return;
                 l->port = (uint16_t) port;
@@ -1096,7 +1296,7 @@ static void parse_listen_entry(struct parser *p, struct config *c, const config_
         size_t self;
         int n;
 
-        l = listeners_add(p, c, setting_line(g));
+        l = listeners_add(p, c, g);
         if (!l)
                 return;
         self = c->n_listeners - 1;
@@ -1125,6 +1325,15 @@ static void parse_listen_entry(struct parser *p, struct config *c, const config_
                         if (addr_key(v, &k) < 0)
                                 error_at(p, s, "address: not a numeric IPv4 or IPv6 address: %s",
                                          quote(v, q));
+                        else if (addr_key_mapped(&k)) {
+                                /* bound IPV6_V6ONLY (see listener.c), it fails with EINVAL */
+                                char v4[INET_ADDRSTRLEN];
+
+                                inet_ntop(AF_INET, k.addr + 12, v4, sizeof(v4));
+                                error_at(p, s, "address: %s is an IPv4-mapped IPv6 address, which muxd "
+                                         "cannot listen on (IPv6 listeners are IPv6 only): write \"%s\"",
+                                         quote(v, q), v4);
+                        }
                         l->address = strdup(v);
                         if (!l->address)
                                 p->oom = true;
@@ -1140,8 +1349,14 @@ static void parse_listen_entry(struct parser *p, struct config *c, const config_
                         }
                         for (size_t j = first_listen; j < self; j++)
                                 if (c->listeners[j].name && strcmp(c->listeners[j].name, v) == 0) {
-                                        error_at(p, s, "name: %s is already used by the entry at line %d",
-                                                 quote(v, q), c->listeners[j].line);
+                                        _cleanup_free_ char *where =
+                                                entry_where(p, &c->listeners[j], l->file);
+
+                                        if (!where)
+                                                p->oom = true;
+                                        else
+                                                error_at(p, s, "name: %s is already used by the entry at %s",
+                                                         quote(v, q), where);
                                         goto next;
                                 }
                         l->name = strdup(v);
@@ -1184,30 +1399,63 @@ static void parse_listen(struct parser *p, struct config *c, const config_settin
         }
 }
 
+/* A "ports" or "listen" setting with entries (or not a list: already an error). */
+static bool listeners_written(const config_setting_t *s)
+{
+        return s && (!setting_is_sequence(s) || config_setting_length(s) > 0);
+}
+
+/* Why the kernel refuses to bind two different addresses on the same port
+ * (EADDRINUSE), or NULL if it does not: an entry for all addresses is one
+ * dual-stack socket, "0.0.0.0" takes every IPv4 address and an explicit "::"
+ * (bound IPv6 only) every IPv6 address. */
+static const char *addr_key_conflict(const struct addr_key *a, const struct addr_key *b)
+{
+        static const uint8_t any[16];
+
+        if (a->family == AF_UNSPEC || b->family == AF_UNSPEC)
+                return "all addresses is one dual-stack socket for every IPv4 and IPv6 address";
+        if (a->family != b->family ||
+            (memcmp(a->addr, any, sizeof(any)) != 0 && memcmp(b->addr, any, sizeof(any)) != 0))
+                return NULL;
+        return a->family == AF_INET ? "0.0.0.0 is every IPv4 address" : ":: is every IPv6 address";
+}
+
+/* Entries muxd could not bind together: the same address and port twice, or
+ * addresses that overlap on a port (see above). Port 0 never conflicts. */
 static void check_duplicates(struct parser *p, const struct config *c)
 {
         for (size_t i = 0; i < c->n_listeners; i++) {
                 const struct listen_entry *a = &c->listeners[i];
+                const char *file = a->file ? a->file : p->path;
+                const char *as = a->address ? a->address : "all addresses";
                 struct addr_key ka;
 
-                if (a->port == 0 || addr_key(a->address, &ka) < 0)
+                /* invalid and IPv4-mapped addresses have their error already */
+                if (a->port == 0 || addr_key(a->address, &ka) < 0 || addr_key_mapped(&ka))
                         continue;
                 for (size_t j = 0; j < i; j++) {
                         const struct listen_entry *b = &c->listeners[j];
+                        _cleanup_free_ char *where = NULL;
+                        const char *why = NULL;
                         struct addr_key kb;
+                        bool same;
 
-                        if (b->port != a->port || addr_key(b->address, &kb) < 0)
+                        if (b->port != a->port || addr_key(b->address, &kb) < 0 || addr_key_mapped(&kb))
                                 continue;
-                        if (memcmp(&ka, &kb, sizeof(ka)) != 0)
+                        same = memcmp(&ka, &kb, sizeof(ka)) == 0;
+                        if (!same && !(why = addr_key_conflict(&ka, &kb)))
                                 continue;
-                        if (a->address)
-                                error_file_line(p, p->path, a->line,
-                                                "port %u on %s is already listed at line %d",
-                                                a->port, a->address, b->line);
+                        where = entry_where(p, b, a->file);
+                        if (!where)
+                                p->oom = true;
+                        else if (same)
+                                error_file_line(p, file, a->line, "port %u on %s is already listed at %s",
+                                                a->port, as, where);
                         else
-                                error_file_line(p, p->path, a->line,
-                                                "port %u on all addresses is already listed at line %d",
-                                                a->port, b->line);
+                                error_file_line(p, file, a->line, "port %u on %s conflicts with port %u "
+                                                "on %s at %s (%s)", a->port, as, b->port,
+                                                b->address ? b->address : "all addresses", where, why);
                         break;
                 }
         }
@@ -1288,6 +1536,10 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
                 parse_listen(p, c, listen);
         if (p->oom)
                 return;
+        /* always an error, so that start, reload and -t agree on the file */
+        if (!listeners_written(ports) && !listeners_written(listen))
+                error_file_line(p, p->path, 0, "no listeners: set \"ports\" or \"listen\" (muxd needs "
+                                "at least one; sockets passed by systemd are matched to these entries)");
         check_duplicates(p, c);
 
         /* A backend with a descriptor limit of its own (select) must be able to
@@ -1372,7 +1624,7 @@ static int config_new(const char *path, struct config **ret)
 static int load_text(const char *text, const char *path, const char *include_dir,
                      struct config **ret, struct config_errors *errs)
 {
-        struct parser p = { .path = path, .errs = errs };
+        struct parser p = { .path = path, .include_dir = include_dir, .errs = errs };
         _cleanup_free_ char *copy = NULL;
         struct config *c = NULL;
         size_t len = strlen(text);
@@ -1404,15 +1656,27 @@ static int load_text(const char *text, const char *path, const char *include_dir
                 goto finish;
         }
 
-        r = scan_literals(&p, text);
+        r = scan_literals(&p, text, NULL, 0);
         if (r < 0)
                 goto finish;
+        if (p.n_errors > 0) {
+                /* an included file unreadable or with a NUL byte: alone, as for the main file */
+                r = p.oom ? -ENOMEM : -EINVAL;
+                goto finish;
+        }
 
         r = config_new(path, &c);
         if (r < 0)
                 goto finish;
 
         parse_root(&p, c, config_root_setting(&cfg));
+
+        /* a \x00 in a string no setting was matched to: refused all the same
+         * (when nothing else is wrong, since it may belong to a setting in error) */
+        for (size_t i = 0, n_errors = p.n_errors; i < p.n_strs && n_errors == 0; i++)
+                if (p.strs[i].nul && !p.strs[i].owner)
+                        error_file_line(&p, p.strs[i].file ? p.strs[i].file : path, p.strs[i].line,
+                                        "\\x00 (a NUL byte) is not allowed in a string");
 
         if (p.oom)
                 r = -ENOMEM;
@@ -1485,7 +1749,7 @@ int config_load(const char *path, struct config **ret, struct config_errors *err
 {
         _cleanup_free_ char *text = NULL, *dir = NULL;
         struct parser p = { .path = path, .errs = errs };
-        const char *nul, *slash;
+        const char *slash;
         size_t len = 0;
         int r;
 
@@ -1498,17 +1762,8 @@ int config_load(const char *path, struct config **ret, struct config_errors *err
                 return r;
         }
 
-        /* libconfig would silently stop at a NUL byte */
-        nul = memchr(text, '\0', len);
-        if (nul) {
-                int line = 1;
-
-                for (const char *t = text; t < nul; t++)
-                        if (*t == '\n')
-                                line++;
-                error_file_line(&p, path, line, "unexpected NUL byte");
+        if (check_nul(&p, path, text, len))
                 return p.oom ? -ENOMEM : -EINVAL;
-        }
 
         /* relative @include paths are relative to the file's directory */
         slash = strrchr(path, '/');

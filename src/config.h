@@ -67,7 +67,9 @@ struct listen_entry {
         char *name;             /* NULL when not given */
         char *address;          /* NULL: all addresses (dual-stack); else a numeric literal */
         uint16_t port;          /* 0: an ephemeral port chosen by the kernel */
-        int line;               /* line of the entry in the file, for messages */
+        char *file;             /* NULL: written in the main file (path); else the
+                                 * @include'd file it is written in */
+        int line;               /* line of the entry in its file, for messages */
         struct listen_opts opts;
 };
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +30,16 @@ static void main_usage(FILE *f)
                 DEFAULT_CONFIG);
 }
 
-static int main_usage_error(const char *what, const char *arg)
+static int main_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int main_usage_error(const char *fmt, ...)
 {
-        fprintf(stderr, "muxd: %s '%s'\nTry 'muxd --help' for more information.\n", what, arg);
+        char msg[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "muxd: %s\nTry 'muxd --help' for more information.\n", msg);
         return 2;
 }
 
@@ -77,8 +85,8 @@ int main(int argc, char **argv)
                         else if (strcmp(optarg, "stderr") == 0)
                                 target = LOG_TARGET_STDERR;
                         else
-                                return main_usage_error("invalid log target (valid: auto, journal, stderr):",
-                                                        optarg);
+                                return main_usage_error("invalid log target (valid: auto, journal, "
+                                                        "stderr): '%s'", optarg);
                         break;
                 case 'V':
                         printf("muxd %s\n", PACKAGE_VERSION);
@@ -86,14 +94,27 @@ int main(int argc, char **argv)
                 case 'h':
                         main_usage(stdout);
                         return 0;
+                /* A short option is named by optopt: it may sit inside "-xt"
+                 * or "-tc", where argv[optind - 1] is another element. A long
+                 * one as written: getopt_long() has always moved past it (an
+                 * unknown one has optopt 0). */
                 case ':':
-                        return main_usage_error("missing argument for option", argv[optind - 1]);
+                        if (strncmp(argv[optind - 1], "--", 2) == 0)
+                                return main_usage_error("missing argument for option '%s'",
+                                                        argv[optind - 1]);
+                        return main_usage_error("missing argument for option '-%c'", optopt);
                 default:
-                        return main_usage_error("unknown option", argv[optind - 1]);
+                        if (optopt == 0)
+                                return main_usage_error("unknown option '%s'", argv[optind - 1]);
+                        if (optopt < 0x100 && strchr("tVh", optopt))    /* so --check-config=... */
+                                return main_usage_error("option '%.*s' takes no argument",
+                                                        (int) strcspn(argv[optind - 1], "="),
+                                                        argv[optind - 1]);
+                        return main_usage_error("unknown option '-%c'", optopt);
                 }
         }
         if (optind < argc)
-                return main_usage_error("unexpected argument", argv[optind]);
+                return main_usage_error("unexpected argument '%s'", argv[optind]);
 
         r = config_load(path, &cfg, &errs);
         if (r < 0) {

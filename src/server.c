@@ -225,7 +225,7 @@ static char *server_listen_error(const struct config *cfg, const struct listen_e
         bool v6 = a && strchr(a, ':');
         char *error;
 
-        if (asprintf(&error, "%s:%d: cannot listen on %s%s%s:%u: %s", cfg->path, e->line,
+        if (asprintf(&error, "%s:%d: cannot listen on %s%s%s:%u: %s", e->file ? e->file : cfg->path, e->line,
                      v6 ? "[" : "", a ? a : "*", v6 ? "]" : "", e->port, why) < 0)
                 return NULL;
         return error;

@@ -34,6 +34,9 @@
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 #define MAX_ERRORS 8
 
+#define NO_LISTENERS "test.conf: no listeners: set \"ports\" or \"listen\" (muxd needs at least " \
+        "one; sockets passed by systemd are matched to these entries)"
+
 /* ---- helpers --------------------------------------------------------------- */
 
 static void dump_errors(const struct config_errors *e)
@@ -184,87 +187,96 @@ struct invalid_case {
         const char *errors[MAX_ERRORS];
 };
 
+/* Most cases leave the listeners out to stay short: they end with NO_LISTENERS. */
 static struct invalid_case invalid_cases[] = {
         /* integers */
         { "timeout_string", "timeout = \"60\";\n",
-          { "test.conf:1: timeout: expected an integer" } },
+          { "test.conf:1: timeout: expected an integer", NO_LISTENERS } },
         { "timeout_negative", "# idle\ntimeout = -1;\n",
-          { "test.conf:2: timeout: must be between 0 and 2592000, got -1" } },
+          { "test.conf:2: timeout: must be between 0 and 2592000, got -1", NO_LISTENERS } },
         { "timeout_too_big", "timeout = 2592001;\n",
-          { "test.conf:1: timeout: must be between 0 and 2592000, got 2592001" } },
+          { "test.conf:1: timeout: must be between 0 and 2592000, got 2592001", NO_LISTENERS } },
         { "timeout_float", "timeout = 1.5;\n",
-          { "test.conf:1: timeout: expected an integer" } },
+          { "test.conf:1: timeout: expected an integer", NO_LISTENERS } },
         { "timeout_bool", "timeout = true;\n",
-          { "test.conf:1: timeout: expected an integer" } },
+          { "test.conf:1: timeout: expected an integer", NO_LISTENERS } },
         { "timeout_group", "timeout = { seconds = 5; };\n",
-          { "test.conf:1: timeout: expected an integer" } },
+          { "test.conf:1: timeout: expected an integer", NO_LISTENERS } },
         { "timeout_list", "timeout = [ 5 ];\n",
-          { "test.conf:1: timeout: expected an integer" } },
+          { "test.conf:1: timeout: expected an integer", NO_LISTENERS } },
         /* libconfig 1.5 would silently store these as 60 and 1 */
         { "timeout_wraps_32_bits", "\ntimeout = 4294967356;\n",
-          { "test.conf:2: timeout: must be between 0 and 2592000, got 4294967356" } },
+          { "test.conf:2: timeout: must be between 0 and 2592000, got 4294967356", NO_LISTENERS } },
         { "timeout_wraps_on_next_line", "timeout =\n  4294967356;\n",
-          { "test.conf:1: timeout: must be between 0 and 2592000, got 4294967356" } },
+          { "test.conf:1: timeout: must be between 0 and 2592000, got 4294967356", NO_LISTENERS } },
         /* wraps to 60, the value of timeout: only max_connections is wrong */
         { "wrapped_value_of_other_setting", "timeout = 60;\nmax_connections =\n 4294967356;\n",
-          { "test.conf:2: max_connections: must be between 1 and 1000000, got 4294967356" } },
+          { "test.conf:2: max_connections: must be between 1 and 1000000, got 4294967356",
+            NO_LISTENERS } },
         { "max_connections_hex_wraps", "max_connections = 0x100000001;\n",
-          { "test.conf:1: max_connections: must be between 1 and 1000000, got 0x100000001" } },
+          { "test.conf:1: max_connections: must be between 1 and 1000000, got 0x100000001",
+            NO_LISTENERS } },
         { "timeout_int64_too_big", "timeout = 5000000000L;\n",
-          { "test.conf:1: timeout: must be between 0 and 2592000, got 5000000000" } },
+          { "test.conf:1: timeout: must be between 0 and 2592000, got 5000000000", NO_LISTENERS } },
         { "max_connections_zero", "max_connections = 0;\n",
-          { "test.conf:1: max_connections: must be between 1 and 1000000, got 0" } },
+          { "test.conf:1: max_connections: must be between 1 and 1000000, got 0", NO_LISTENERS } },
         { "max_connections_too_big", "max_connections = 1000001;\n",
-          { "test.conf:1: max_connections: must be between 1 and 1000000, got 1000001" } },
+          { "test.conf:1: max_connections: must be between 1 and 1000000, got 1000001",
+            NO_LISTENERS } },
         { "shutdown_timeout_too_big", "shutdown_timeout = 3601;\n",
-          { "test.conf:1: shutdown_timeout: must be between 0 and 3600, got 3601" } },
+          { "test.conf:1: shutdown_timeout: must be between 0 and 3600, got 3601", NO_LISTENERS } },
         { "shutdown_timeout_negative", "shutdown_timeout = -5;\n",
-          { "test.conf:1: shutdown_timeout: must be between 0 and 3600, got -5" } },
+          { "test.conf:1: shutdown_timeout: must be between 0 and 3600, got -5", NO_LISTENERS } },
         { "workers_zero", "workers = 0;\n",
-          { "test.conf:1: workers: must be between 1 and 64, got 0" } },
+          { "test.conf:1: workers: must be between 1 and 64, got 0", NO_LISTENERS } },
         { "workers_too_many", "workers = 65;\n",
-          { "test.conf:1: workers: must be between 1 and 64, got 65" } },
+          { "test.conf:1: workers: must be between 1 and 64, got 65", NO_LISTENERS } },
         { "max_message_zero", "max_message = 0;\n",
-          { "test.conf:1: max_message: must be between 1 and 1048576, got 0" } },
+          { "test.conf:1: max_message: must be between 1 and 1048576, got 0", NO_LISTENERS } },
         { "max_message_too_big", "max_message = 1048577;\n",
-          { "test.conf:1: max_message: must be between 1 and 1048576, got 1048577" } },
+          { "test.conf:1: max_message: must be between 1 and 1048576, got 1048577",
+            NO_LISTENERS } },
         { "max_per_source_negative", "max_per_source = -1;\n",
-          { "test.conf:1: max_per_source: must be between 0 and 1000000, got -1" } },
+          { "test.conf:1: max_per_source: must be between 0 and 1000000, got -1", NO_LISTENERS } },
         { "max_per_source_string", "max_per_source = \"10\";\n",
-          { "test.conf:1: max_per_source: expected an integer" } },
+          { "test.conf:1: max_per_source: expected an integer", NO_LISTENERS } },
 
         /* strings and enumerations */
         { "backend_unknown", "\n\nbackend = \"kqueue\";\n",
-          { "test.conf:3: backend: unknown backend \"kqueue\" (valid: " BACKEND_NAMES ")" } },
+          { "test.conf:3: backend: unknown backend \"kqueue\" (valid: " BACKEND_NAMES ")",
+            NO_LISTENERS } },
         { "backend_not_string", "backend = 1;\n",
-          { "test.conf:1: backend: expected a string" } },
+          { "test.conf:1: backend: expected a string", NO_LISTENERS } },
         { "log_level_unknown", "\n\n\nlog_level = \"verbose\";\n",
-          { "test.conf:4: log_level: unknown level \"verbose\" (valid: debug, info, notice, warning, err)" } },
+          { "test.conf:4: log_level: unknown level \"verbose\" (valid: debug, info, notice, warning, err)",
+            NO_LISTENERS } },
         { "log_level_case", "log_level = \"INFO\";\n",
-          { "test.conf:1: log_level: unknown level \"INFO\" (valid: debug, info, notice, warning, err)" } },
+          { "test.conf:1: log_level: unknown level \"INFO\" (valid: debug, info, notice, warning, err)",
+            NO_LISTENERS } },
         { "log_level_number", "log_level = 7;\n",
-          { "test.conf:1: log_level: expected a string" } },
+          { "test.conf:1: log_level: expected a string", NO_LISTENERS } },
         { "mode_unknown", "\n\n\n\nmode = \"chat\";\n",
-          { "test.conf:5: mode: unknown mode \"chat\" (valid: echo, oneshot)" } },
+          { "test.conf:5: mode: unknown mode \"chat\" (valid: echo, oneshot)", NO_LISTENERS } },
         { "framing_unknown", "framing = \"bytes\";\n",
-          { "test.conf:1: framing: unknown framing \"bytes\" (valid: line, raw)" } },
+          { "test.conf:1: framing: unknown framing \"bytes\" (valid: line, raw)", NO_LISTENERS } },
         { "greeting_not_string", "greeting = 5;\n",
-          { "test.conf:1: greeting: expected a string" } },
+          { "test.conf:1: greeting: expected a string", NO_LISTENERS } },
         { "suffix_list", "suffix = ( \"hi\" );\n",
-          { "test.conf:1: suffix: expected a string" } },
+          { "test.conf:1: suffix: expected a string", NO_LISTENERS } },
         { "value_escaped_in_message", "mode = \"a\\tb\\n\\\"c\\\\\";\n",
-          { "test.conf:1: mode: unknown mode \"a\\tb\\n\\\"c\\\\\" (valid: echo, oneshot)" } },
+          { "test.conf:1: mode: unknown mode \"a\\tb\\n\\\"c\\\\\" (valid: echo, oneshot)",
+            NO_LISTENERS } },
 
         /* access control */
         { "allow_bad_prefix", "\n\n\n\n\n\nallow = [ \"127.0.0.0/8\", \"10.0.0.0/33\" ];\n",
-          { "test.conf:7: allow: invalid address or CIDR \"10.0.0.0/33\"" } },
+          { "test.conf:7: allow: invalid address or CIDR \"10.0.0.0/33\"", NO_LISTENERS } },
         { "deny_hostname", "deny = [\n  \"localhost\",\n  \"::1/129\"\n];\n",
           { "test.conf:2: deny: invalid address or CIDR \"localhost\"",
-            "test.conf:3: deny: invalid address or CIDR \"::1/129\"" } },
+            "test.conf:3: deny: invalid address or CIDR \"::1/129\"", NO_LISTENERS } },
         { "allow_scalar", "allow = \"10.0.0.0/8\";\n",
-          { "test.conf:1: allow: expected a list of addresses or CIDRs" } },
+          { "test.conf:1: allow: expected a list of addresses or CIDRs", NO_LISTENERS } },
         { "allow_number_element", "allow = ( \"10.0.0.0/8\",\n 10 );\n",
-          { "test.conf:2: allow: expected a list of addresses or CIDRs" } },
+          { "test.conf:2: allow: expected a list of addresses or CIDRs", NO_LISTENERS } },
         { "deny_in_listen_entry", "listen = (\n  { port = 1;\n    deny = [ \"1.2.3.4/\" ]; }\n);\n",
           { "test.conf:3: deny: invalid address or CIDR \"1.2.3.4/\"" } },
 
@@ -279,7 +291,7 @@ static struct invalid_case invalid_cases[] = {
           "];\n",
           { "test.conf:3: allow: invalid address or CIDR \"10.0.0.0/33\"",
             "test.conf:5: allow: invalid address or CIDR \"1.2.3.4/99\"",
-            "test.conf:7: allow: invalid address or CIDR \"x\"" } },
+            "test.conf:7: allow: invalid address or CIDR \"x\"", NO_LISTENERS } },
 
         /* ports */
         { "ports_scalar", "\nports = 8088;\n",
@@ -291,6 +303,14 @@ static struct invalid_case invalid_cases[] = {
             "test.conf:2: ports: must be between 0 and 65535, got -1" } },
         { "ports_duplicate", "ports = [ 8088, 8008,\n  8088 ];\n",
           { "test.conf:2: port 8088 on all addresses is already listed at line 1" } },
+
+        /* a file names at least one listener, so that start, reload and -t agree */
+        { "no_listeners_empty", "", { NO_LISTENERS } },
+        { "no_listeners_comment", "# nothing but a comment\n", { NO_LISTENERS } },
+        { "no_listeners_empty_lists", "timeout = 5;\nports = [];\nlisten = ( );\n", { NO_LISTENERS } },
+        /* invalid entries are not "no listeners" */
+        { "no_listeners_not_claimed_for_bad_ports", "ports = [ 70000 ];\n",
+          { "test.conf:1: ports: must be between 0 and 65535, got 70000" } },
 
         /* listen */
         { "listen_needs_port",
@@ -314,6 +334,43 @@ static struct invalid_case invalid_cases[] = {
         { "listen_duplicate_of_ports",
           "ports = [ 8088 ];\nlisten = (\n  { port = 8088; name = \"x\"; }\n);\n",
           { "test.conf:3: port 8088 on all addresses is already listed at line 1" } },
+        /* what the kernel refuses to bind together on one port (EADDRINUSE):
+         * all addresses (one dual-stack socket) and anything else, 0.0.0.0 and
+         * an IPv4 address, :: (IPv6 only) and an IPv6 address */
+        { "listen_all_and_ipv4",
+          "ports = [ 8088 ];\nlisten = (\n  { port = 8088; address = \"127.0.0.1\"; }\n);\n",
+          { "test.conf:3: port 8088 on 127.0.0.1 conflicts with port 8088 on all addresses at line 1 "
+            "(all addresses is one dual-stack socket for every IPv4 and IPv6 address)" } },
+        { "listen_ipv6_then_all",
+          "listen = (\n  { port = 8088; address = \"::1\"; },\n  { port = 8088; name = \"any\"; }\n);\n",
+          { "test.conf:3: port 8088 on all addresses conflicts with port 8088 on ::1 at line 2 "
+            "(all addresses is one dual-stack socket for every IPv4 and IPv6 address)" } },
+        { "listen_all_and_wildcards",
+          "ports = [ 7, 8088 ];\nlisten = (\n  { port = 8088; address = \"::\"; },\n"
+          "  { port = 8088; address = \"0.0.0.0\"; }\n);\n",
+          { "test.conf:3: port 8088 on :: conflicts with port 8088 on all addresses at line 1 "
+            "(all addresses is one dual-stack socket for every IPv4 and IPv6 address)",
+            "test.conf:4: port 8088 on 0.0.0.0 conflicts with port 8088 on all addresses at line 1 "
+            "(all addresses is one dual-stack socket for every IPv4 and IPv6 address)" } },
+        { "listen_ipv4_wildcard_and_ipv4",
+          "listen = (\n  { port = 80; address = \"10.1.2.3\"; },\n  { port = 80; address = \"::1\"; },\n"
+          "  { port = 80; address = \"0.0.0.0\"; }\n);\n",
+          { "test.conf:4: port 80 on 0.0.0.0 conflicts with port 80 on 10.1.2.3 at line 2 "
+            "(0.0.0.0 is every IPv4 address)" } },
+        { "listen_ipv6_wildcard_and_ipv6",
+          "listen = (\n  { port = 80; address = \"0:0::0\"; },\n  { port = 80; address = \"127.0.0.1\"; },\n"
+          "  { port = 80; address = \"fd00::2\"; }\n);\n",
+          { "test.conf:4: port 80 on fd00::2 conflicts with port 80 on 0:0::0 at line 2 "
+            "(:: is every IPv6 address)" } },
+        /* bound IPv6 only, an IPv4-mapped address fails with EINVAL */
+        { "listen_ipv4_mapped",
+          "listen = (\n  { port = 80;\n    address = \"::ffff:127.0.0.1\"; },\n"
+          "  { port = 80; address = \"::\"; }\n);\n",
+          { "test.conf:3: address: \"::ffff:127.0.0.1\" is an IPv4-mapped IPv6 address, which muxd "
+            "cannot listen on (IPv6 listeners are IPv6 only): write \"127.0.0.1\"" } },
+        { "listen_ipv4_mapped_any", "listen = ( { port = 0; address = \"::FFFF:0.0.0.0\"; } );\n",
+          { "test.conf:1: address: \"::FFFF:0.0.0.0\" is an IPv4-mapped IPv6 address, which muxd "
+            "cannot listen on (IPv6 listeners are IPv6 only): write \"0.0.0.0\"" } },
         { "listen_invalid_address_not_a_duplicate",
           "listen = (\n  { port = 1; address = \"::1\"; },\n  { port = 1; address = \"::1x\"; }\n);\n",
           { "test.conf:3: address: not a numeric IPv4 or IPv6 address: \"::1x\"" } },
@@ -354,17 +411,46 @@ static struct invalid_case invalid_cases[] = {
           "/* 99999999999\n"
           "   \"not a string */ suffix = \"\\\\\";\n"
           "timeout = 99999999999;\n",
-          { "test.conf:5: timeout: must be between 0 and 2592000, got 99999999999" } },
+          { "test.conf:5: timeout: must be between 0 and 2592000, got 99999999999",
+            NO_LISTENERS } },
         { "wrapped_port_in_list", "ports = [ 1, 4294967297 ];\n",
           { "test.conf:1: ports: must be between 0 and 65535, got 4294967297" } },
         { "crlf_line_endings", "timeout = 5;\r\nmode = \"x\";\r\n",
-          { "test.conf:2: mode: unknown mode \"x\" (valid: echo, oneshot)" } },
+          { "test.conf:2: mode: unknown mode \"x\" (valid: echo, oneshot)", NO_LISTENERS } },
+
+        /* libconfig 1.5 drops a \x00 ("ab\x00cd\n" would greet with "abcd\n") */
+        { "nul_escape_greeting", "ports = [ 1 ];\ngreeting = \"ab\\x00cd\\n\";\n",
+          { "test.conf:2: greeting: \\x00 (a NUL byte) is not allowed in a string" } },
+        { "nul_escape_every_string",
+          "ports = [ 1 ];\n"
+          "suffix = \"a\" \"\\X00\";\n"
+          "mode = \"echo\\x00\";\n"
+          "framing =\n  \"\\x00line\";\n"
+          "backend = \"\\x00\";\n"
+          "log_level = \"info\\x00\";\n"
+          "listen = (\n"
+          "  { port = 2; address = \"127.0.0.1\\x00\"; },\n"
+          "  { port = 3; name = \"a\\x00\";\n"
+          "    greeting = \"\\x00\"; }\n"
+          ");\n",
+          { "test.conf:2: suffix: \\x00 (a NUL byte) is not allowed in a string",
+            "test.conf:3: mode: \\x00 (a NUL byte) is not allowed in a string",
+            "test.conf:4: framing: \\x00 (a NUL byte) is not allowed in a string",
+            "test.conf:6: backend: \\x00 (a NUL byte) is not allowed in a string",
+            "test.conf:7: log_level: \\x00 (a NUL byte) is not allowed in a string",
+            "test.conf:9: address: \\x00 (a NUL byte) is not allowed in a string",
+            "test.conf:10: name: \\x00 (a NUL byte) is not allowed in a string",
+            "test.conf:11: greeting: \\x00 (a NUL byte) is not allowed in a string" } },
+        { "nul_escape_list_element",
+          "ports = [ 1 ];\nallow = [\n  \"1.2.3.4\",\n  \"1.2.3.4\\x00\"\n];\ndeny = ( \"\\x00\" );\n",
+          { "test.conf:4: allow: \\x00 (a NUL byte) is not allowed in a string",
+            "test.conf:6: deny: \\x00 (a NUL byte) is not allowed in a string" } },
 
         /* unknown and misplaced settings */
         { "unknown_setting", "timeout = 1;\n\ntimout = 5;\n",
-          { "test.conf:3: unknown setting \"timout\"" } },
+          { "test.conf:3: unknown setting \"timout\"", NO_LISTENERS } },
         { "port_at_top_level", "port = 8088;\n",
-          { "test.conf:1: port: only allowed in a listen entry" } },
+          { "test.conf:1: port: only allowed in a listen entry", NO_LISTENERS } },
 
         /* libconfig's own errors come alone */
         { "syntax_error_alone", "timeout = ;\nbackend = \"kqueue\";\n",
@@ -412,13 +498,13 @@ static void test_invalid_lengths(void **state)
         struct config *c;
 
         s = repeat('x', CONFIG_GREETING_MAX);
-        text = xasprintf("greeting = \"%s\";\n", s);
+        text = xasprintf("greeting = \"%s\";\nports = [ 0 ];\n", s);
         c = load_ok(text);
         assert_int_equal(c->defaults.greeting_len, CONFIG_GREETING_MAX);
         assert_string_equal(c->defaults.greeting, s);
         config_free(c);
         free(text);
-        text = xasprintf("\ngreeting = \"%sx\";\n", s);
+        text = xasprintf("\ngreeting = \"%sx\";\nports = [ 0 ];\n", s);
         assert_invalid1(text, "test.conf:2: greeting: longer than 4096 bytes");
         free(text);
         text = xasprintf("listen = ( { port = 1;\n greeting = \"%s\" \"y\"; } );\n", s);
@@ -427,12 +513,12 @@ static void test_invalid_lengths(void **state)
         free(s);
 
         s = repeat('s', CONFIG_SUFFIX_MAX);
-        text = xasprintf("suffix = \"%s\";\n", s);
+        text = xasprintf("suffix = \"%s\";\nports = [ 0 ];\n", s);
         c = load_ok(text);
         assert_int_equal(c->defaults.suffix_len, CONFIG_SUFFIX_MAX);
         config_free(c);
         free(text);
-        text = xasprintf("suffix = \"%ss\";\n", s);
+        text = xasprintf("suffix = \"%ss\";\nports = [ 0 ];\n", s);
         assert_invalid1(text, "test.conf:1: suffix: longer than 1024 bytes");
         free(text);
         free(s);
@@ -460,7 +546,7 @@ static void test_invalid_lengths(void **state)
 
 static char *acl_text(const char *setting, size_t n)
 {
-        size_t size = 32 + n * 24, o;
+        size_t size = 48 + n * 24, o;
         char *t = malloc(size);
 
         assert_non_null(t);
@@ -468,7 +554,7 @@ static char *acl_text(const char *setting, size_t n)
         for (size_t i = 0; i < n; i++)
                 o += (size_t) snprintf(t + o, size - o, "%s\"10.%zu.%zu.0/24\"", i ? ", " : " ",
                                        i / 256, i % 256);
-        snprintf(t + o, size - o, " ];\n");
+        snprintf(t + o, size - o, " ];\nports = [ 0 ];\n");
         return t;
 }
 
@@ -525,9 +611,9 @@ static void test_invalid_select_capacity(void **state)
         free(text);
 
         /* not set: the default is lowered to what fits */
-        c = load_ok("backend = \"select\";\n");
+        c = load_ok("backend = \"select\";\nports = [ 0 ];\n");
         assert_string_equal(c->backend, "select");
-        assert_int_equal(c->max_connections, FD_SETSIZE - FDS1);
+        assert_int_equal(c->max_connections, FD_SETSIZE - 1 - FDS1);
         config_free(c);
         c = load_ok("backend = \"select\";\nports = [ 0, 0, 8088 ];\n");
         assert_int_equal(c->max_connections, at_most);
@@ -557,13 +643,15 @@ static void test_invalid_select_capacity(void **state)
 
 /* ---- valid configurations ---------------------------------------------------- */
 
+/* Every setting but a listener may be left out. */
 static void test_defaults(void **state)
 {
         static const char *const texts[] = {
-                "",
-                "# nothing but a comment\n",
-                "// a comment without a final newline",
-                "/* a block\n comment */\nports = [];\nlisten = ();\nallow = [];\ndeny = ( );\n",
+                "ports = [ 0 ];",
+                "# a comment\nports = [ 0 ];\n",
+                "ports = [ 0 ];\n// a comment without a final newline",
+                "/* a block\n comment */\nports = [];\nlisten = ( { port = 0; } );\nallow = [];\n"
+                "deny = ( );\n",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
@@ -576,8 +664,10 @@ static void test_defaults(void **state)
                 assert_int_equal(c->shutdown_timeout, 5);
                 assert_int_equal(c->workers, 1);
                 assert_default_opts(&c->defaults);
-                assert_int_equal(c->n_listeners, 0);
-                assert_null(c->listeners);
+                assert_int_equal(c->n_listeners, 1);
+                assert_null(c->listeners[0].address);
+                assert_int_equal(c->listeners[0].port, 0);
+                assert_default_opts(&c->listeners[0].opts);
                 config_free(c);
         }
 }
@@ -673,7 +763,8 @@ static void test_every_setting(void **state)
                     "max_message = 1048576;\n"
                     "allow = ( \"10.1.2.3/8\", \"192.168.1.7\", \"2001:db8:ffff::1/32\" );\n"
                     "deny = [ \"10.66.255.255/16\", \"::/0\" ];\n"
-                    "max_per_source = 1000000;\n");
+                    "max_per_source = 1000000;\n"
+                    "listen = ( { port = 0; } );\n");
         assert_int_equal(c->timeout, 0);
         assert_string_equal(c->backend, "poll");
         assert_int_equal(c->max_connections, 1000000);
@@ -690,13 +781,14 @@ static void test_every_setting(void **state)
         assert_acl(&c->defaults.allow, allow, 3);
         assert_acl(&c->defaults.deny, deny, 2);
         assert_int_equal(c->defaults.max_per_source, 1000000);
-        assert_int_equal(c->n_listeners, 0);
+        assert_int_equal(c->n_listeners, 1);
+        assert_true(listen_opts_equal(&c->listeners[0].opts, &c->defaults));
         config_free(c);
 
         /* the other ends of the ranges, and each remaining level and backend */
         c = load_ok("timeout = 2592000;\nmax_connections = 1;\nshutdown_timeout = 0;\n"
                     "max_message = 1;\nlog_level = \"err\";\nbackend = \"select\";\n"
-                    "workers = 64;\n");
+                    "workers = 64;\nports = [ 0 ];\n");
         assert_int_equal(c->timeout, 2592000);
         assert_int_equal(c->workers, 64);
         assert_int_equal(c->max_connections, 1);
@@ -706,14 +798,14 @@ static void test_every_setting(void **state)
         assert_string_equal(c->backend, "select");
         config_free(c);
 
-        c = load_ok("log_level = \"warning\";\nbackend = \"epoll\";\n");
+        c = load_ok("log_level = \"warning\";\nbackend = \"epoll\";\nports = [ 0 ];\n");
         assert_int_equal(c->log_level, LOG_LEVEL_WARNING);
         assert_string_equal(c->backend, "epoll");
         config_free(c);
-        c = load_ok("log_level = \"notice\";\n");
+        c = load_ok("log_level = \"notice\";\nports = [ 0 ];\n");
         assert_int_equal(c->log_level, LOG_LEVEL_NOTICE);
         config_free(c);
-        c = load_ok("log_level = \"info\";\n");
+        c = load_ok("log_level = \"info\";\nports = [ 0 ];\n");
         assert_int_equal(c->log_level, LOG_LEVEL_INFO);
         config_free(c);
 }
@@ -734,9 +826,15 @@ static void test_integer_forms_values(void **state)
         assert_entry(&c->listeners[1], NULL, 8009, NULL, 4);
         config_free(c);
 
+        /* every byte but NUL may be written as \xHH; "\\x00" is a backslash and "x00" */
+        c = load_ok("greeting = \"\\x01\\xff\\\\x00\";\nsuffix = \"\\x0\";\nports = [ 0 ];\n");
+        assert_string_equal(c->defaults.greeting, "\x01\xff\\x00");
+        assert_string_equal(c->defaults.suffix, "\\x0");
+        config_free(c);
+
         /* big literals in strings and comments are not numbers */
         c = load_ok("# 99999999999\ngreeting = \"99999999999\";\n/* 0x1FFFFFFFF */ timeout = 7;\n"
-                    "// 5000000000\n");
+                    "// 5000000000\nports = [ 0 ];\n");
         assert_string_equal(c->defaults.greeting, "99999999999");
         assert_int_equal(c->timeout, 7);
         config_free(c);
@@ -821,34 +919,45 @@ static void test_listen_addresses(void **state)
 {
         struct config *c;
 
-        /* all addresses, "::" and "0.0.0.0" are three different sockets;
-         * port 0 (ephemeral) is never a duplicate */
-        c = load_ok("ports = [ 8088, 0, 0 ];\n"
+        /* what the kernel binds together on one port: "::" (IPv6 only) and
+         * "0.0.0.0"; "::" and IPv4 addresses; "0.0.0.0" and IPv6 addresses;
+         * different addresses; port 0 (ephemeral) never conflicts */
+        c = load_ok("ports = [ 8090, 0, 0 ];\n"
                     "listen = (\n"
                     "  { port = 8088; address = \"::\"; },\n"
                     "  { port = 8088; address = \"0.0.0.0\"; },\n"
-                    "  { port = 8088; address = \"::1\"; },\n"
-                    "  { port = 8088; address = \"127.0.0.1\"; },\n"
-                    "  { port = 8088; address = \"::ffff:127.0.0.1\"; },\n"
-                    "  { port = 8089; address = \"0:0::1\"; },\n"
+                    "  { port = 8089; address = \"::1\"; },\n"
+                    "  { port = 8089; address = \"127.0.0.1\"; },\n"
+                    "  { port = 8089; address = \"127.0.0.2\"; },\n"
+                    "  { port = 8089; address = \"0:0::2\"; },\n"
+                    "  { port = 8091; address = \"::\"; },\n"
+                    "  { port = 8091; address = \"10.0.0.1\"; },\n"
+                    "  { port = 8092; address = \"0.0.0.0\"; },\n"
+                    "  { port = 8092; address = \"fd00::1\"; },\n"
                     "  { port = 0; address = \"::1\"; },\n"
-                    "  { port = 0; address = \"::1\"; },\n"
+                    "  { port = 0; address = \"::\"; },\n"
+                    "  { port = 0; address = \"127.0.0.1\"; },\n"
                     "  { port = 65535; address = \"2001:DB8::42\"; }\n"
                     ");\n");
-        assert_int_equal(c->n_listeners, 12);
-        assert_entry(&c->listeners[0], NULL, 8088, NULL, 1);
+        assert_int_equal(c->n_listeners, 17);
+        assert_entry(&c->listeners[0], NULL, 8090, NULL, 1);
         assert_entry(&c->listeners[1], NULL, 0, NULL, 1);
         assert_entry(&c->listeners[2], NULL, 0, NULL, 1);
         assert_entry(&c->listeners[3], "::", 8088, NULL, 3);
         assert_entry(&c->listeners[4], "0.0.0.0", 8088, NULL, 4);
-        assert_entry(&c->listeners[5], "::1", 8088, NULL, 5);
-        assert_entry(&c->listeners[6], "127.0.0.1", 8088, NULL, 6);
-        assert_entry(&c->listeners[7], "::ffff:127.0.0.1", 8088, NULL, 7);
+        assert_entry(&c->listeners[5], "::1", 8089, NULL, 5);
+        assert_entry(&c->listeners[6], "127.0.0.1", 8089, NULL, 6);
+        assert_entry(&c->listeners[7], "127.0.0.2", 8089, NULL, 7);
         /* stored as written */
-        assert_entry(&c->listeners[8], "0:0::1", 8089, NULL, 8);
-        assert_entry(&c->listeners[9], "::1", 0, NULL, 9);
-        assert_entry(&c->listeners[10], "::1", 0, NULL, 10);
-        assert_entry(&c->listeners[11], "2001:DB8::42", 65535, NULL, 11);
+        assert_entry(&c->listeners[8], "0:0::2", 8089, NULL, 8);
+        assert_entry(&c->listeners[9], "::", 8091, NULL, 9);
+        assert_entry(&c->listeners[10], "10.0.0.1", 8091, NULL, 10);
+        assert_entry(&c->listeners[11], "0.0.0.0", 8092, NULL, 11);
+        assert_entry(&c->listeners[12], "fd00::1", 8092, NULL, 12);
+        assert_entry(&c->listeners[13], "::1", 0, NULL, 13);
+        assert_entry(&c->listeners[14], "::", 0, NULL, 14);
+        assert_entry(&c->listeners[15], "127.0.0.1", 0, NULL, 15);
+        assert_entry(&c->listeners[16], "2001:DB8::42", 65535, NULL, 16);
         config_free(c);
 }
 
@@ -1007,7 +1116,7 @@ static void test_load_include(void **state)
         free(inc);
 
         inc = write_file("bad.inc", "\nmode = \"chat\";\n");
-        path = write_file("main2.conf", "@include \"bad.inc\"\ntimeout = -2;\n");
+        path = write_file("main2.conf", "@include \"bad.inc\"\ntimeout = -2;\nports = [ 0 ];\n");
         r = config_load(path, &c, &e);
         assert_int_equal(r, -EINVAL);
         assert_null(c);
@@ -1020,11 +1129,172 @@ static void test_load_include(void **state)
         free(inc);
 }
 
+/* config_load(path) fails with exactly these messages. */
+static void assert_load_invalid(const char *path, const char *const *expected, size_t n)
+{
+        struct config_errors e = {};
+        struct config *c = NULL;
+        int r;
+
+        r = config_load(path, &c, &e);
+        assert_errors(&e, expected, n);
+        assert_int_equal(r, -EINVAL);
+        assert_null(c);
+        config_errors_clear(&e);
+}
+
+/* Included files get the checks of the main file: integers libconfig 1.5
+ * wraps, the lines of string list elements, NUL bytes; nested, and matched by
+ * file as well as by line. */
+static void test_load_include_checked(void **state)
+{
+        char *path, *inc, *inc2, *msg, *sub, *cwd;
+        struct config *c;
+
+        /* 4294994298 and 4294967298 would become port 27002 and timeout 2 */
+        inc = write_file("wrap.inc", "ports = [ 4294994298 ];\ntimeout = 4294967298;\n"
+                         "max_connections = 4294967297;\n");
+        path = write_file("wrap.conf", "@include \"wrap.inc\"\n");
+        assert_load_invalid(path, (const char *const[]) {
+                "wrap.inc:2: timeout: must be between 0 and 2592000, got 4294967298",
+                "wrap.inc:3: max_connections: must be between 1 and 1000000, got 4294967297",
+                "wrap.inc:1: ports: must be between 0 and 65535, got 4294994298" }, 3);
+        free(path);
+
+        /* the same, without an include directory (config_load_string) */
+        {
+                char *text = xasprintf("@include \"%s\"\n", inc);
+                char *expected[] = {
+                        xasprintf("%s:2: timeout: must be between 0 and 2592000, got 4294967298", inc),
+                        xasprintf("%s:3: max_connections: must be between 1 and 1000000, got 4294967297",
+                                  inc),
+                        xasprintf("%s:1: ports: must be between 0 and 65535, got 4294994298", inc),
+                };
+
+                assert_invalid(text, (const char *const *) expected, ELEMENTSOF(expected));
+                for (size_t i = 0; i < ELEMENTSOF(expected); i++)
+                        free(expected[i]);
+                free(text);
+        }
+        free(inc);
+
+        /* nested: a file included by an included file (libconfig 1.5 takes
+         * every relative path from the main file's directory) */
+        sub = xasprintf("%s/sub", tmpdir);
+        assert_int_equal(mkdir(sub, 0700), 0);
+        inc2 = write_file("sub/inner.inc", "\n\nshutdown_timeout = 0x100000005;\n");
+        inc = write_file("sub/outer.inc", "workers = 1;\n@include \"sub/inner.inc\"\n"
+                         "max_message = 4294967396;\n");
+        path = write_file("nested.conf", "ports = [ 1 ];\n@include \"sub/outer.inc\"\n"
+                          "timeout = 4294967306;\n");
+        msg = xasprintf("%s:3: timeout: must be between 0 and 2592000, got 4294967306", path);
+        assert_load_invalid(path, (const char *const[]) {
+                "sub/inner.inc:3: shutdown_timeout: must be between 0 and 3600, got 0x100000005",
+                "sub/outer.inc:3: max_message: must be between 1 and 1048576, got 4294967396",
+                msg }, 3);
+        free(msg);
+        free(path);
+        free(inc);
+        free(inc2);
+
+        /* by file as well as by line: the included "port" wraps to 5 on line 2,
+         * like the main file's own "port = 5" on line 2, which is fine */
+        inc = write_file("entry.inc", "\nport = 4294967301;\n");
+        path = write_file("entry.conf", "listen = (\n  { port = 5; },\n  {\n"
+                          "@include \"entry.inc\"\n  }\n);\n");
+        assert_load_invalid(path, (const char *const[]) {
+                "entry.inc:2: port: must be between 0 and 65535, got 4294967301" }, 1);
+        free(path);
+        free(inc);
+
+        /* a string element is reported at its own line, not at the next token's */
+        inc = write_file("acl.inc", "allow = [\n  \"10.0.0.0/8\",\n  \"bad\"\n];\n");
+        path = write_file("acl.conf", "ports = [ 1 ];\n@include \"acl.inc\"\n");
+        assert_load_invalid(path, (const char *const[]) {
+                "acl.inc:3: allow: invalid address or CIDR \"bad\"" }, 1);
+        free(path);
+        free(inc);
+
+        /* libconfig would silently cut "echo\0" to "echo" in an included file too */
+        {
+                static const char nul[] = "ports = [ 1 ];\ngreeting = \"hi\0there\";\n";
+
+                inc = write_bytes("nul.inc", nul, sizeof(nul) - 1);
+        }
+        path = write_file("nul-inc.conf", "@include \"nul.inc\"\n");
+        assert_load_invalid(path, (const char *const[]) { "nul.inc:2: unexpected NUL byte" }, 1);
+        free(path);
+        free(inc);
+
+        /* \x00 is refused in an included file too */
+        inc = write_file("nul-escape.inc", "\nsuffix = \"\\x00\";\nallow = [ \"::1\",\n  \"\\x00\" ];\n");
+        path = write_file("nul-escape.conf", "ports = [ 1 ];\n@include \"nul-escape.inc\"\n");
+        assert_load_invalid(path, (const char *const[]) {
+                "nul-escape.inc:2: suffix: \\x00 (a NUL byte) is not allowed in a string",
+                "nul-escape.inc:4: allow: \\x00 (a NUL byte) is not allowed in a string" }, 2);
+        free(path);
+        free(inc);
+
+        /* a relative path to the main file: includes are read from its directory */
+        cwd = getcwd(NULL, 0);
+        assert_non_null(cwd);
+        assert_int_equal(chdir(tmpdir), 0);
+        inc = write_file("sub/rel.inc", "timeout = 4294967296;\n");
+        path = write_file("sub/rel.conf", "ports = [ 1 ];\n@include \"rel.inc\"\n");
+        assert_load_invalid("sub/rel.conf", (const char *const[]) {
+                "rel.inc:1: timeout: must be between 0 and 2592000, got 4294967296" }, 1);
+        assert_int_equal(chdir(cwd), 0);
+        free(cwd);
+        free(path);
+        free(inc);
+
+        /* and what fits is taken as written */
+        inc = write_file("fine.inc", "timeout = 0x10;\nports = [ 65535, 0x1F90 ];\n");
+        path = write_file("fine.conf", "@include \"fine.inc\"\n");
+        {
+                struct config_errors e = {};
+
+                c = NULL;
+                assert_int_equal(config_load(path, &c, &e), 0);
+                assert_int_equal(e.n, 0);
+        }
+        assert_int_equal(c->timeout, 16);
+        assert_int_equal(c->n_listeners, 2);
+        assert_int_equal(c->listeners[0].port, 65535);
+        assert_int_equal(c->listeners[1].port, 8080);
+        config_free(c);
+        free(path);
+        free(inc);
+        free(sub);
+}
+
+/* Entries written in an included file are reported with its name and lines. */
+static void test_load_include_listeners(void **state)
+{
+        char *path, *inc, *msg;
+
+        inc = write_file("more.inc", "# more listeners\nlisten = (\n"
+                         "  { port = 8088; address = \"127.0.0.1\"; name = \"a\"; },\n"
+                         "  { port = 9; },\n  { port = 9; name = \"a\"; }\n);\n");
+        path = write_file("more.conf", "ports = [ 8088 ];\n@include \"more.inc\"\n");
+        msg = xasprintf("more.inc:3: port 8088 on 127.0.0.1 conflicts with port 8088 on all addresses "
+                        "at %s:1 (all addresses is one dual-stack socket for every IPv4 and IPv6 "
+                        "address)", path);
+        assert_load_invalid(path, (const char *const[]) {
+                "more.inc:5: name: \"a\" is already used by the entry at line 3",
+                msg,
+                "more.inc:5: port 9 on all addresses is already listed at line 4" }, 3);
+        free(msg);
+        free(path);
+        free(inc);
+}
+
 /* ---- listen_opts, log levels -------------------------------------------------- */
 
 static void test_listen_opts_copy_equal(void **state)
 {
-        struct config *c = load_ok("allow = [ \"10.0.0.0/8\" ];\ndeny = [ \"10.1.0.0/16\" ];\n");
+        struct config *c = load_ok("allow = [ \"10.0.0.0/8\" ];\ndeny = [ \"10.1.0.0/16\" ];\n"
+                                   "ports = [ 0 ];\n");
         struct listen_opts a, b;
 
         assert_int_equal(listen_opts_copy(&a, &c->defaults), 0);
@@ -1243,7 +1513,8 @@ static void test_cidr_match(void **state)
 
 static void test_acl_match(void **state)
 {
-        struct config *c = load_ok("allow = [ \"10.0.0.0/8\", \"192.168.1.1\", \"2001:db8::/32\" ];\n");
+        struct config *c = load_ok("allow = [ \"10.0.0.0/8\", \"192.168.1.1\", \"2001:db8::/32\" ];\n"
+                                   "ports = [ 0 ];\n");
         const struct acl *a = &c->defaults.allow;
         struct acl empty = {};
         struct peer p;
@@ -1292,6 +1563,8 @@ int main(void)
                 cmocka_unit_test(test_load_file),
                 cmocka_unit_test(test_load_file_unreadable),
                 cmocka_unit_test(test_load_include),
+                cmocka_unit_test(test_load_include_checked),
+                cmocka_unit_test(test_load_include_listeners),
         };
         const struct CMUnitTest helpers[] = {
                 cmocka_unit_test(test_listen_opts_copy_equal),

@@ -146,6 +146,7 @@ static int addr_bytes(const char *address, int *family, uint8_t addr[16])
 
 static void check_config(const struct config *c)
 {
+        static const uint8_t any[16], v4mapped[12] = { [10] = 0xff, [11] = 0xff };
         const struct ev_backend *b;
 
         CHECK(c->path != NULL && strcmp(c->path, PATH) == 0);
@@ -160,7 +161,8 @@ static void check_config(const struct config *c)
         CHECK(c->workers >= 1 && c->workers <= CONFIG_WORKERS_MAX);
         check_opts(&c->defaults);
 
-        CHECK((c->n_listeners == 0) == (c->listeners == NULL));
+        /* a file names at least one listener */
+        CHECK(c->n_listeners >= 1 && c->listeners != NULL);
         for (size_t i = 0; i < c->n_listeners; i++) {
                 const struct listen_entry *l = &c->listeners[i];
                 int fam;
@@ -179,16 +181,24 @@ static void check_config(const struct config *c)
                                       strcmp(c->listeners[j].name, l->name) != 0);
                 }
                 CHECK(addr_bytes(l->address, &fam, a) == 0);
+                /* bound IPv6 only, an IPv4-mapped address cannot be listened on */
+                CHECK(fam != AF_INET6 || memcmp(a, v4mapped, sizeof(v4mapped)) != 0);
                 check_opts(&l->opts);
 
-                /* no (address, port) twice, except ephemeral ports */
+                /* nothing the kernel refuses to bind together, except on ephemeral
+                 * ports: no (address, port) twice, all addresses (dual-stack) alone
+                 * on its port, 0.0.0.0 or :: with no address of its family */
                 for (size_t j = 0; l->port != 0 && j < i; j++) {
                         const struct listen_entry *k = &c->listeners[j];
                         int fam2;
                         uint8_t a2[16];
 
                         CHECK(addr_bytes(k->address, &fam2, a2) == 0);
-                        CHECK(k->port != l->port || fam != fam2 || memcmp(a, a2, 16) != 0);
+                        if (k->port != l->port)
+                                continue;
+                        CHECK(fam != 0 && fam2 != 0);
+                        CHECK(fam != fam2 || (memcmp(a, any, 16) != 0 && memcmp(a2, any, 16) != 0 &&
+                                              memcmp(a, a2, 16) != 0));
                 }
         }
 

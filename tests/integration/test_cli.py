@@ -76,6 +76,28 @@ class CliMixin:
     def test_long_config_without_argument(self):
         self.assertUsageError(["--config"])
 
+    def test_usage_error_names_the_option(self):
+        # a short option by its letter, even inside "-xt" or "-tc"; a long
+        # option as written
+        cases = [
+            (["-xt"], "unknown option '-x'"),
+            (["-tx"], "unknown option '-x'"),
+            (["--check-config", "-xt"], "unknown option '-x'"),
+            (["-t", "-Z"], "unknown option '-Z'"),
+            (["--bogus"], "unknown option '--bogus'"),
+            (["--bogus=1", "-t"], "unknown option '--bogus=1'"),
+            (["--check-config=yes"], "option '--check-config' takes no argument"),
+            (["-tc"], "missing argument for option '-c'"),
+            (["-t", "-c"], "missing argument for option '-c'"),
+            (["--config"], "missing argument for option '--config'"),
+            (["-t", "--log-target"], "missing argument for option '--log-target'"),
+        ]
+        for args, msg in cases:
+            with self.subTest(args=args):
+                rc, out, err = run_muxd(args)
+                self.assertEqual(rc, 2, err)
+                self.assertEqual(err, "muxd: %s\nTry 'muxd --help' for more information.\n" % msg)
+
     def test_positional_argument(self):
         self.assertUsageError(["-c", self.good_config(), "extra"])
 
@@ -174,6 +196,80 @@ class CliMixin:
         rc, out, err = run_muxd(["-t", "-c", path])
         self.assertEqual(rc, 1, err)
         self.assertRegex(err, r"(?m)^%s:\d+: " % re.escape(path))
+
+    def test_check_no_listeners(self):
+        # start, reload and -t agree: a file that names no listener is refused
+        texts = ("", "# nothing\n",
+                 "backend = \"%s\";\nports = [ ];\nlisten = ( );\n" % self.backend)
+        for i, text in enumerate(texts):
+            with self.subTest(text=text):
+                path = self.write_config(text=text, name="none%d.conf" % i)
+                msg = ('%s: no listeners: set "ports" or "listen" (muxd needs at least one; '
+                       'sockets passed by systemd are matched to these entries)' % path)
+                rc, out, err = run_muxd(["-t", "-c", path])
+                self.assertEqual((rc, err), (1, msg + "\n"))
+                self.assertEqual(out, "")
+                rc, out, err = run_muxd(["-c", path, "--log-target", "stderr"])
+                self.assertEqual(rc, 1, err)
+                self.assertIn(msg, err.splitlines())
+                self.assertNotRegex(err, r"\bready\b")
+
+    def test_check_conflicting_listeners(self):
+        # -t refuses what the kernel would refuse to bind (EADDRINUSE, EINVAL)
+        p = mt.free_port()
+        cases = [
+            ("all addresses and an IPv4 address",
+             ['port = %d;' % p, 'port = %d; address = "127.0.0.1";' % p],
+             r"4: port %d on 127\.0\.0\.1 conflicts with port %d on all addresses at line 3 " % (p, p)),
+            ("an IPv6 address and all addresses",
+             ['port = %d; address = "::1";' % p, 'port = %d;' % p],
+             r"4: port %d on all addresses conflicts with port %d on ::1 at line 3 " % (p, p)),
+            ("0.0.0.0 and an IPv4 address",
+             ['port = %d; address = "0.0.0.0";' % p, 'port = %d; address = "127.0.0.1";' % p],
+             r"4: port %d on 127\.0\.0\.1 conflicts with port %d on 0\.0\.0\.0 at line 3 " % (p, p)),
+            (":: and an IPv6 address",
+             ['port = %d; address = "::1";' % p, 'port = %d; address = "::";' % p],
+             r"4: port %d on :: conflicts with port %d on ::1 at line 3 " % (p, p)),
+            ("an IPv4-mapped address",
+             ['port = %d; address = "::ffff:127.0.0.1";' % p],
+             r'3: address: "::ffff:127\.0\.0\.1" is an IPv4-mapped IPv6 address, .*: '
+             r'write "127\.0\.0\.1"$'),
+        ]
+        for i, (what, entries, error) in enumerate(cases):
+            with self.subTest(what=what):
+                text = ('backend = "%s";\nlisten = (\n%s\n);\n'
+                        % (self.backend, ",\n".join("  { %s }" % e for e in entries)))
+                path = self.write_config(text=text, name="conflict%d.conf" % i)
+                rc, out, err = run_muxd(["-t", "-c", path])
+                self.assertEqual(rc, 1, "%s accepted: %s" % (what, err))
+                self.assertRegex(err, r"(?m)^%s:%s" % (re.escape(path), error))
+                self.assertEqual(len(err.splitlines()), 1, err)
+
+    @unittest.skipUnless(mt.have_ipv6(), "no IPv6 on this host")
+    def test_check_agrees_with_the_kernel(self):
+        # what -t accepts on one port, muxd binds: :: (IPv6 only) with 0.0.0.0,
+        # :: with an IPv4 address, 0.0.0.0 with an IPv6 address
+        p1, p2, p3 = mt.free_port(), mt.free_port(), mt.free_port()
+        entries = [{"port": p1, "address": "::"}, {"port": p1, "address": "0.0.0.0"},
+                   {"port": p2, "address": "::"}, {"port": p2, "address": "127.0.0.1"},
+                   {"port": p3, "address": "0.0.0.0"}, {"port": p3, "address": "::1"},
+                   {"port": 0}, {"port": 0, "address": "127.0.0.1"}]
+        path = self.write_config(mt.base_settings(self.backend, listen=entries))
+        rc, out, err = run_muxd(["-t", "-c", path])
+        self.assertEqual(rc, 0, err)
+        m = self.start_muxd(listen=entries)
+        self.assertEqual(len(m.listeners), len(entries), m.log_tail())
+        self.roundtrip(self.client(m, port=p2), b"v4\n")
+        self.roundtrip(self.client(m, host="::1", port=p3), b"v6\n")
+        self.assertEqual(m.stop(), 0)
+
+    def test_check_nul_escape(self):
+        # libconfig 1.5 would drop the \x00: the greeting would be "abcd\n"
+        path = self.write_config(text='backend = "%s";\nports = [ 0 ];\ngreeting = "ab\\x00cd\\n";\n'
+                                 % self.backend)
+        rc, out, err = run_muxd(["-t", "-c", path])
+        self.assertEqual((rc, err), (1, "%s:3: greeting: \\x00 (a NUL byte) is not allowed in a "
+                                        "string\n" % path))
 
     def test_check_syntax_error(self):
         path = self.write_config(text="timeout = 5;\nbackend = \"%s\";\ntimeout = ;\n"
