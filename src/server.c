@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -28,7 +29,28 @@ static void server_free_retired(struct server *s, bool force);
 
 static uint64_t server_now(const struct server *s)
 {
-        return s->workers[0]->now_ms;   /* the main thread's loop time */
+        return s->now_ms;
+}
+
+void server_worker_exited(struct server *s, struct worker *w, int status)
+{
+        uint64_t one = 1;
+
+        if (status != 0) {
+                atomic_store(&s->exit_code, 1);
+                atomic_store(&s->worker_failed, true);
+        }
+        atomic_fetch_sub(&s->workers_running, 1);
+        if (write(s->wake_fd, &one, sizeof(one)) < 0) {
+                /* the counter is saturated: the main loop wakes anyway */
+        }
+}
+
+void server_resume_accepting(struct server *s, const struct worker *w)
+{
+        for (unsigned i = 0; i < s->n_workers; i++)
+                if (s->workers[i] != w)
+                        worker_request(s->workers[i], WORKER_RESUME);
 }
 
 struct source *server_source_hold(struct server *s, const struct listener *l,
@@ -62,24 +84,18 @@ static void server_publish_settings(struct server *s)
         log_set_level(s->cfg->log_level);
 }
 
-static struct worker_stats server_stats(const struct server *s)
+static struct worker_totals server_stats(const struct server *s)
 {
-        struct worker_stats t = { 0 };
+        struct worker_totals t = { 0 };
 
-        for (unsigned i = 0; i < s->n_workers; i++) {
-                const struct worker_stats *st = &s->workers[i]->stats;
-
-#define SUM(f) t.f += atomic_load_explicit(&st->f, memory_order_relaxed)
-                SUM(accepted); SUM(refused); SUM(closed); SUM(messages);
-                SUM(timeouts); SUM(oversized); SUM(bytes_in); SUM(bytes_out);
-#undef SUM
-        }
+        for (unsigned i = 0; i < s->n_workers; i++)
+                worker_stats_add(s->workers[i], &t);
         return t;
 }
 
 static void server_log_stats(struct server *s)
 {
-        struct worker_stats st = server_stats(s);
+        struct worker_totals st = server_stats(s);
 
         log_info("statistics: %u connections open, %zu listeners, %u workers, %llu accepted, %llu refused, "
                  "%llu closed, %llu messages, %llu timeouts, %llu oversized, %llu bytes in, %llu bytes out",
@@ -108,9 +124,8 @@ static bool server_wait_synced(struct server *s)
         clock_gettime(CLOCK_MONOTONIC, &deadline);
         deadline.tv_sec += SERVER_SYNC_WAIT_MS / 1000u;
         pthread_mutex_lock(&s->listeners_lock);
-        for (unsigned i = 1; i < s->n_workers && synced; i++)
-                while (s->workers[i]->thread_started && !atomic_load(&s->workers[i]->exited) &&
-                       atomic_load(&s->workers[i]->synced_gen) < gen)
+        for (unsigned i = 0; i < s->n_workers && synced; i++)
+                while (!worker_synced(s->workers[i], gen))
                         if (pthread_cond_timedwait(&s->synced_cond, &s->listeners_lock, &deadline) != 0) {
                                 synced = false;
                                 break;
@@ -123,9 +138,8 @@ static bool server_wait_synced(struct server *s)
 /* Returns whether every worker took the new list in time. */
 static bool server_resync_workers(struct server *s)
 {
-        for (unsigned i = 1; i < s->n_workers; i++)
+        for (unsigned i = 0; i < s->n_workers; i++)
                 worker_request(s->workers[i], WORKER_RESYNC);
-        worker_resync(s->workers[0]);
         return server_wait_synced(s);
 }
 
@@ -151,8 +165,7 @@ static void server_free_retired(struct server *s, bool force)
         if (!s->retired)
                 return;
         for (unsigned i = 0; !force && i < s->n_workers; i++)
-                if (atomic_load(&s->workers[i]->synced_gen) < s->retired_gen &&
-                    !atomic_load(&s->workers[i]->exited))      /* it watches nothing now */
+                if (!worker_synced(s->workers[i], s->retired_gen))
                         return;
         for (l = s->retired; l; l = next) {
                 next = l->next;
@@ -177,9 +190,8 @@ static void server_stop(struct server *s, const char *why)
         s->n_listeners = 0;
         s->listeners_gen++;
         pthread_mutex_unlock(&s->listeners_lock);
-        for (unsigned i = 1; i < s->n_workers; i++)
+        for (unsigned i = 0; i < s->n_workers; i++)
                 worker_request(s->workers[i], WORKER_STOP);
-        worker_stop(s->workers[0]);
         server_wait_synced(s);
 
         n = atomic_load(&s->n_conns_total);
@@ -718,7 +730,7 @@ static int server_setup_signals(struct server *s)
         s->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
         if (s->signal_fd < 0)
                 return -errno;
-        return ev_add(s->workers[0]->loop, s->signal_fd, EV_READABLE, server_on_signal, s);
+        return ev_add(s->loop, s->signal_fd, EV_READABLE, server_on_signal, s);
 }
 
 /* Use every descriptor the hard limit allows; the loops are sized to match. */
@@ -738,6 +750,33 @@ static int server_fd_limit(void)
         return rl.rlim_cur > SERVER_SETSIZE_MAX ? SERVER_SETSIZE_MAX : (int) rl.rlim_cur;
 }
 
+static void server_on_wake(struct ev_loop *loop, int fd, void *data, int mask)
+{
+        uint64_t n;
+
+        if (read(fd, &n, sizeof(n)) < 0) {
+                /* nothing to read: an earlier wakeup took it */
+        }
+        /* what woke us (a worker exited) is looked at in server_tick() */
+}
+
+/* The main thread's loop: signals and wake-ups from workers; a handful of
+ * descriptors, so poll(2) whatever backend the workers use. */
+static int server_setup_loop(struct server *s, int setsize)
+{
+        int r = ev_loop_new(ev_backend_find("poll"), setsize, &s->loop);
+
+        if (r < 0)
+                return r;
+        s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->wake_fd < 0)
+                return -errno;
+        r = ev_add(s->loop, s->wake_fd, EV_READABLE, server_on_wake, s);
+        if (r < 0)
+                return r;
+        return server_setup_signals(s);
+}
+
 int server_new(struct config *cfg, struct server **ret)
 {
         pthread_condattr_t cattr;
@@ -752,6 +791,7 @@ int server_new(struct config *cfg, struct server **ret)
         }
         s->cfg = cfg;
         s->signal_fd = -1;
+        s->wake_fd = -1;
         pthread_mutex_init(&s->listeners_lock, NULL);
         pthread_condattr_init(&cattr);
         pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
@@ -762,6 +802,13 @@ int server_new(struct config *cfg, struct server **ret)
         server_publish_settings(s);
 
         setsize = server_fd_limit();
+        /* signals are blocked before any worker thread exists, so that
+         * every thread inherits the mask and only the signalfd sees them */
+        r = server_setup_loop(s, setsize);
+        if (r < 0) {
+                log_err("cannot set up the main loop and signal handling: %s", errno_text(-r));
+                goto fail;
+        }
         s->workers = calloc(cfg->workers, sizeof(*s->workers));
         if (!s->workers) {
                 r = -ENOMEM;
@@ -776,16 +823,10 @@ int server_new(struct config *cfg, struct server **ret)
                 }
                 s->n_workers++;
         }
-        setsize = ev_loop_setsize(s->workers[0]->loop);
         if ((uint64_t) cfg->max_connections + cfg->n_listeners + CONFIG_RESERVED_FDS > (uint64_t) setsize)
                 log_warning("max_connections (%u) is more than the %d descriptors available; "
                             "accepting pauses when they run out", cfg->max_connections, setsize);
 
-        r = server_setup_signals(s);
-        if (r < 0) {
-                log_err("cannot set up signal handling: %s", errno_text(-r));
-                goto fail;
-        }
         r = server_adopt_passed(s);
         if (r < 0)
                 goto fail;
@@ -793,11 +834,6 @@ int server_new(struct config *cfg, struct server **ret)
         if (r < 0) {
                 log_err("%s", error ? error : errno_text(-r));
                 free(error);
-                goto fail;
-        }
-        if (s->n_listeners == 0) {
-                log_err("%s: no listeners: set \"ports\" or \"listen\"", cfg->path);
-                r = -EINVAL;
                 goto fail;
         }
         r = notify_open(&s->notify);
@@ -847,13 +883,12 @@ static int server_main_wait(struct server *s)
         if (notify_pending(s->notify))
                 server_bound_wait(&wait, SERVER_NOTIFY_RETRY_MS);
         server_bound_wait(&wait, server_update_status(s, false));
-        /* other workers' clients do not wake this loop: look at them each second */
-        if (s->n_workers > 1)
-                server_bound_wait(&wait, SERVER_STATUS_MS);
+        /* the workers' clients do not wake this loop: look at them each second */
+        server_bound_wait(&wait, SERVER_STATUS_MS);
         return wait;
 }
 
-static void server_main_tick(struct server *s)
+static void server_tick(struct server *s)
 {
         uint64_t now = server_now(s);
 
@@ -868,36 +903,60 @@ static void server_main_tick(struct server *s)
         server_free_retired(s, false);
 }
 
+static int server_start_workers(struct server *s)
+{
+        for (unsigned i = 0; i < s->n_workers; i++) {
+                int r;
+
+                atomic_fetch_add(&s->workers_running, 1);
+                r = worker_start(s->workers[i]);
+                if (r < 0) {
+                        atomic_fetch_sub(&s->workers_running, 1);
+                        log_err("cannot start worker thread %u: %s", i, errno_text(-r));
+                        return r;
+                }
+        }
+        /* each takes the listeners as it starts: READY=1 waits for that */
+        if (!server_wait_synced(s))
+                log_warning("a worker did not start within %u ms", SERVER_SYNC_WAIT_MS);
+        return 0;
+}
+
 int server_run(struct server *s)
 {
+        unsigned transient = 0;
         char workers[32];
         int r;
 
-        snprintf(workers, sizeof(workers), ", %u workers", s->n_workers);
-        for (unsigned i = 1; i < s->n_workers; i++) {
-                r = worker_start_thread(s->workers[i]);
-                if (r < 0) {
-                        log_err("cannot start worker thread %u: %s", i, errno_text(-r));
-                        for (unsigned j = 1; j < i; j++)
-                                worker_request(s->workers[j], WORKER_EXIT);
-                        return 1;
-                }
-        }
-        /* every listener is being served (the workers took them when they started) */
+        s->now_ms = timer_now_ms();
+        if (server_start_workers(s) < 0)
+                return 1;       /* server_free() stops the ones that started */
         notify_state(s->notify, "READY=1");
+        snprintf(workers, sizeof(workers), ", %u workers", s->n_workers);
         log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "started", .message_id = MUXD_MESSAGE_STARTED },
                  "ready: %zu listener%s, backend %s, max_connections %u%s", s->n_listeners,
                  s->n_listeners == 1 ? "" : "s", s->backend->name, s->cfg->max_connections,
                  s->n_workers > 1 ? workers : "");
-        s->workers[0]->now_ms = timer_now_ms();
-        s->watchdog_next_ms = s->workers[0]->now_ms;
+        s->watchdog_next_ms = s->now_ms;
         server_update_status(s, true);
 
-        r = worker_run(s->workers[0], server_main_wait, server_main_tick);
-        for (unsigned i = 1; i < s->n_workers; i++)
-                worker_request(s->workers[i], WORKER_EXIT);
-        if (r == 0)
-                r = atomic_load(&s->exit_code);
+        /* until stopped and every worker has drained (or exited) */
+        while (!s->stopping || atomic_load(&s->workers_running) > 0) {
+                int n = ev_wait(s->loop, server_main_wait(s));
+
+                if (n < 0) {
+                        if (worker_loop_error_is_transient(-n) && ++transient < 1000u)
+                                continue;
+                        log_err("the main loop failed: %s; stopping muxd at once", errno_text(-n));
+                        atomic_store(&s->exit_code, 1);
+                        break;
+                }
+                transient = 0;
+                s->now_ms = timer_now_ms();
+                ev_dispatch(s->loop, n);
+                server_tick(s);
+        }
+        r = atomic_load(&s->exit_code);
         log_info("stopped");
         return r;
 }
@@ -916,8 +975,17 @@ void server_free(struct server *s)
                 next = l->next;
                 listener_free(l);
         }
+        if (s->loop) {
+                if (s->signal_fd >= 0)
+                        ev_del(s->loop, s->signal_fd, EV_READABLE);
+                if (s->wake_fd >= 0)
+                        ev_del(s->loop, s->wake_fd, EV_READABLE);
+        }
+        ev_loop_free(s->loop);
         if (s->signal_fd >= 0)
                 close(s->signal_fd);
+        if (s->wake_fd >= 0)
+                close(s->wake_fd);
         notify_free(s->notify);
         free(s->reload_error);
         source_table_free(&s->sources);

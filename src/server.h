@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The server: configuration, listeners, workers, signals, reload and the
- * conversation with systemd. It runs in the main thread, inside worker 0's
- * event loop (see worker.h). */
+ * conversation with systemd. It runs in the main thread, in an event loop of
+ * its own; the workers serve clients in theirs (worker.h). */
 #pragma once
 
 #include <pthread.h>
@@ -19,9 +19,12 @@ struct notifier;
 
 struct server {
         struct config *cfg;
-        const struct ev_backend *backend;       /* the running one (a change waits for a restart) */
+        const struct ev_backend *backend;       /* the workers' (a change waits for a restart) */
         struct notifier *notify;
+        struct ev_loop *loop;           /* the main thread's: signals, wake-ups, timers */
         int signal_fd;
+        int wake_fd;                    /* eventfd: a worker exited */
+        uint64_t now_ms;                /* the main loop's time, read once per wakeup */
 
         /* Listeners: changed by the main thread only, under listeners_lock;
          * workers copy the list when listeners_gen moves. */
@@ -47,7 +50,7 @@ struct server {
          * operations on this and n_conns_total: see worker_on_accept(). */
         _Atomic bool accept_paused_any;
         _Atomic int exit_code;
-        _Atomic bool worker_failed;     /* a worker's loop failed: stop (server_main_tick) */
+        _Atomic bool worker_failed;     /* a worker's loop failed: stop (server_tick) */
 
         pthread_mutex_t sources_lock;
         struct source_table sources;    /* connections per client address */
@@ -71,6 +74,12 @@ void server_free(struct server *s);             /* accepts NULL */
 /* Reload the configuration file (SIGHUP): all or nothing. */
 void server_reload(struct server *s);
 
+/* What workers call. */
+/* Its loop ended (status 0, or 1 if it failed): the main loop looks. */
+void server_worker_exited(struct server *s, struct worker *w, int status);
+/* There is room below max_connections again: wake the workers (but w) that
+ * paused accepting there. */
+void server_resume_accepting(struct server *s, const struct worker *w);
 /* max_per_source bookkeeping, shared by all workers: connections per
  * (listener, client address). *ret_count is the count including this one. */
 struct source *server_source_hold(struct server *s, const struct listener *l,

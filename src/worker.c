@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -90,12 +91,8 @@ void worker_conn_closed(struct worker *w, struct source *src)
         WORKER_STAT_ADD(w, closed, 1);
         /* the resume side of the handshake in worker_on_accept() */
         total = atomic_fetch_sub(&s->n_conns_total, 1) - 1;
-        if (total < atomic_load(&s->max_connections) && atomic_exchange(&s->accept_paused_any, false)) {
-                /* room again: every worker that paused at the limit may accept */
-                for (unsigned i = 0; i < s->n_workers; i++)
-                        if (s->workers[i] != w)
-                                worker_request(s->workers[i], WORKER_RESUME);
-        }
+        if (total < atomic_load(&s->max_connections) && atomic_exchange(&s->accept_paused_any, false))
+                server_resume_accepting(s, w);  /* room again: every worker that paused may accept */
         /* A descriptor was just freed: whether accepting paused at the limit
          * or on descriptor exhaustion, there is room for one more client. */
         if (w->accept_paused && total < atomic_load(&s->max_connections))
@@ -256,7 +253,7 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
 }
 
 /* Take the server's current listener list (and each listener's settings). */
-void worker_resync(struct worker *w)
+static void worker_resync(struct worker *w)
 {
         struct server *s = w->srv;
         struct wlistener *next = NULL;
@@ -304,7 +301,8 @@ static void worker_close_all(struct worker *w)
                 conn_close(conn_from_idle(l));
 }
 
-void worker_stop(struct worker *w)
+/* Stop accepting and drain. */
+static void worker_stop(struct worker *w)
 {
         struct idle_link *l, *next;
 
@@ -353,7 +351,8 @@ static void worker_wait_until(int *wait, uint64_t deadline_ms, uint64_t now_ms)
                 *wait = t;
 }
 
-int worker_run(struct worker *w, int (*main_wait)(struct server *), void (*main_tick)(struct server *))
+/* The loop of one worker thread: until stopped and drained, or told to exit. */
+static int worker_run(struct worker *w)
 {
         struct server *s = w->srv;
         unsigned transient = 0;
@@ -366,10 +365,8 @@ int worker_run(struct worker *w, int (*main_wait)(struct server *), void (*main_
                 struct idle_link *l;
                 int wait, n;
 
-                /* the main thread stays until every other worker has finished */
-                if (w->stopping && w->n_conns == 0 &&
-                    (w->id != 0 || atomic_load(&s->workers_running) == 0))
-                        break;
+                if (w->stopping && w->n_conns == 0)
+                        break;          /* drained */
 
                 wait = idle_next_timeout(&w->conns, w->now_ms, timeout_ms);
                 n = idle_next_timeout(&w->lingering, w->now_ms, CONN_LINGER_MS);
@@ -381,11 +378,6 @@ int worker_run(struct worker *w, int (*main_wait)(struct server *), void (*main_
                         worker_wait_until(&wait, w->watch_retry_ms, w->now_ms);
                 if (w->stopping)
                         worker_wait_until(&wait, w->stop_deadline_ms, w->now_ms);
-                if (main_wait) {
-                        n = main_wait(s);
-                        if (n >= 0)
-                                worker_wait_until(&wait, w->now_ms + (uint64_t) n, w->now_ms);
-                }
 
                 n = ev_wait(w->loop, wait);
                 if (n < 0) {
@@ -422,15 +414,11 @@ int worker_run(struct worker *w, int (*main_wait)(struct server *), void (*main_
                         if (!w->accept_paused)
                                 worker_watch_listeners(w, true);
                 }
-                if (main_tick)
-                        main_tick(s);
                 if (w->stopping && w->now_ms >= w->stop_deadline_ms) {
                         if (w->n_conns > 0)
                                 log_notice("shutdown_timeout reached: closing %u connection%s with unsent replies",
                                            w->n_conns, w->n_conns == 1 ? "" : "s");
-                        if (w->id != 0 || atomic_load(&s->workers_running) == 0)
-                                break;
-                        worker_close_all(w);
+                        break;
                 }
         }
         worker_close_all(w);
@@ -442,29 +430,42 @@ static void *worker_thread(void *arg)
 {
         struct worker *w = arg;
         struct server *s = w->srv;
+        char name[16];
+        int r;
 
-        if (worker_run(w, NULL, NULL) != 0) {
-                atomic_store(&s->exit_code, 1);
-                atomic_store(&s->worker_failed, true);
-        }
+        /* what top -H, ps -L and a debugger show */
+        snprintf(name, sizeof(name), "muxd-worker-%u", w->id);
+        (void) pthread_setname_np(pthread_self(), name);
+        r = worker_run(w);
+
         atomic_store(&w->exited, true);
-        atomic_fetch_sub(&s->workers_running, 1);
-        worker_request(s->workers[0], 0);       /* the main thread may be waiting for us */
+        server_worker_exited(s, w, r);
         return NULL;
 }
 
-int worker_start_thread(struct worker *w)
+int worker_start(struct worker *w)
 {
-        int r;
+        int r = pthread_create(&w->thread, NULL, worker_thread, w);
 
-        atomic_fetch_add(&w->srv->workers_running, 1);
-        r = pthread_create(&w->thread, NULL, worker_thread, w);
-        if (r != 0) {
-                atomic_fetch_sub(&w->srv->workers_running, 1);
+        if (r != 0)
                 return -r;
-        }
         w->thread_started = true;
         return 0;
+}
+
+bool worker_synced(const struct worker *w, uint64_t gen)
+{
+        /* a worker that has not started takes the list when it does; one
+         * that has exited watches nothing */
+        return !w->thread_started || atomic_load(&w->exited) || atomic_load(&w->synced_gen) >= gen;
+}
+
+void worker_stats_add(const struct worker *w, struct worker_totals *t)
+{
+#define WORKER_SUM(f) t->f += atomic_load_explicit(&w->stats.f, memory_order_relaxed)
+        WORKER_SUM(accepted); WORKER_SUM(refused); WORKER_SUM(closed); WORKER_SUM(messages);
+        WORKER_SUM(timeouts); WORKER_SUM(oversized); WORKER_SUM(bytes_in); WORKER_SUM(bytes_out);
+#undef WORKER_SUM
 }
 
 int worker_new(struct server *srv, unsigned id, int setsize, struct worker **ret)

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* A worker: one event-loop thread with its own connections, timers and
  * scratch buffers. All workers watch the same listening sockets (with
- * EPOLLEXCLUSIVE on epoll, so one wakes per new client). Worker 0 runs in the
- * main thread, which also does the server's own work (signals, reload,
- * notifications); the others run in their own threads. The server talks to a
- * worker through flags plus an eventfd that wakes its loop. */
+ * EPOLLEXCLUSIVE on epoll, so one wakes per new client); each runs in a
+ * thread of its own, the main thread keeps the server's own loop (signals,
+ * reload, notifications: server.c). The server talks to a worker only
+ * through the functions below: requests (flags plus an eventfd that wakes
+ * its loop), whether it has taken a listener list, and its counters. */
 #pragma once
 
 #include <pthread.h>
@@ -30,6 +31,11 @@ struct worker_stats {
         _Atomic uint64_t oversized;
         _Atomic uint64_t bytes_in;
         _Atomic uint64_t bytes_out;
+};
+
+/* The same counters, summed (worker_stats_add). */
+struct worker_totals {
+        uint64_t accepted, refused, closed, messages, timeouts, oversized, bytes_in, bytes_out;
 };
 
 /* Counters are written by their worker only and read by the main thread:
@@ -97,19 +103,20 @@ struct worker {
 };
 
 int worker_new(struct server *srv, unsigned id, int setsize, struct worker **ret);
-void worker_free(struct worker *w);             /* accepts NULL */
+/* Asks the thread to exit (if it runs), joins it, frees. Accepts NULL. */
+void worker_free(struct worker *w);
 
-/* Ask the worker for something (any thread). */
+/* Start the worker's thread: it takes the server's listener list and serves
+ * until asked to stop (then drains) or exit; when its loop ends it calls
+ * server_worker_exited(). */
+int worker_start(struct worker *w);
+/* Ask the worker for something (any thread): WORKER_* bits. */
 void worker_request(struct worker *w, unsigned what);
-/* Take the server's current listener list now (the worker's own thread). */
-void worker_resync(struct worker *w);
-/* Stop accepting and drain (the worker's own thread). */
-void worker_stop(struct worker *w);
-/* Start worker w (id > 0) in its own thread. */
-int worker_start_thread(struct worker *w);
-/* Run the loop until stopped (worker 0: called by the main thread).
- * main_wait/main_tick let the main thread bound the wait and do its work. */
-int worker_run(struct worker *w, int (*main_wait)(struct server *), void (*main_tick)(struct server *));
+/* Has it taken listener generation gen (or does it watch nothing: not
+ * started, or exited)? Any thread. */
+bool worker_synced(const struct worker *w, uint64_t gen);
+/* Add its counters to *t (any thread). */
+void worker_stats_add(const struct worker *w, struct worker_totals *t);
 
 /* May the loop try again after ev_wait() returned -err? */
 bool worker_loop_error_is_transient(int err);

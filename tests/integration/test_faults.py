@@ -37,13 +37,18 @@ class LoopFaultsMixin:
 
     def start_two_workers(self):
         m = self.start_muxd(workers=2, shutdown_timeout=1)
-        self.wait_for(lambda: len(os.listdir("/proc/%d/task" % m.pid)) >= 2, 5,
-                      "the second worker thread")
+        self.wait_for(lambda: len(os.listdir("/proc/%d/task" % m.pid)) >= 3, 5,
+                      "the worker threads")
         return m
 
     def worker_tid(self, m):
-        """The thread of a worker other than the main thread's."""
-        return [int(t) for t in os.listdir("/proc/%d/task" % m.pid) if int(t) != m.pid][0]
+        """A worker thread: muxd names them muxd-worker-N (a sanitizer's
+        runtime may run threads of its own)."""
+        for t in sorted(os.listdir("/proc/%d/task" % m.pid)):
+            with open("/proc/%d/task/%s/comm" % (m.pid, t)) as f:
+                if f.read().startswith("muxd-worker-"):
+                    return int(t)
+        self.fail("no muxd-worker-N thread in muxd %d" % m.pid)
 
     def inject(self, tid, spec, out="/dev/null"):
         """Attach strace to thread tid only, injecting spec into the loop's
@@ -84,7 +89,7 @@ class LoopFaultsMixin:
         tid = self.worker_tid(m)
         m.stopped_by_us = True      # it is to stop on its own: not a crash for the harness
         self.inject(tid, "error=EBADF:when=1+")
-        m.wait_log(r"^muxd: err: worker 1: the %s event loop failed: Bad file descriptor; "
+        m.wait_log(r"^muxd: err: worker \d+: the %s event loop failed: Bad file descriptor; "
                    r"stopping muxd$" % self.backend, timeout=10)
         rc = m.wait_exit(20)
         self.assertEqual(rc, 1, "muxd must exit with status 1 after a worker failed\n%s"

@@ -316,8 +316,9 @@ class LoadMixin:
         on a connection cost (next to) no more heap allocations."""
         if not shutil.which("valgrind"):
             self.skipTest("valgrind is not installed (scripts/install-deps installs it)")
-        if b"libasan" in subprocess.run(["ldd", mt.muxd_path()], capture_output=True).stdout:
-            self.skipTest("muxd is built with AddressSanitizer, which valgrind cannot run")
+        libs = subprocess.run(["ldd", mt.muxd_path()], capture_output=True).stdout
+        if b"libasan" in libs or b"libtsan" in libs:
+            self.skipTest("muxd is built with a sanitizer, which valgrind cannot run")
         few, many = self._heap_allocations(1000), self._heap_allocations(21000)
         print("\n  [%s] heap allocations over a whole run: %d with 1,000 messages, "
               "%d with 21,000" % (self.backend, few, many))

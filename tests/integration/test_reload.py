@@ -351,8 +351,9 @@ class ReloadMixin(ReloadHelpers):
             greet[(which, p1)] = (g.encode(), s.encode())
             greet[(which, p2)] = (b"P2 %s\n" % which.encode(), b"-%s2" % which.encode())
             greet[(which, extra)] = (b"X %s\n" % which.encode(), b"-%sX" % which.encode())
+            # 900: select's budget leaves room for up to 64 workers' descriptors
             return mt.render_config(self.settings(greeting=g, suffix=s, listen=entries,
-                                                  max_connections=1000))
+                                                  max_connections=900))
         texts = {"A": config("A"), "B": config("B")}
         mt.raise_nofile(4096)
         n = self.notify_socket()
