@@ -11,7 +11,14 @@
  * a poll that was removed or replaced is recognised as stale and dropped.
  *
  * The CQEs of operations others queued (ev_uring.h) are kept until
- * ev_dispatch() hands them to their handler, after the readiness callbacks. */
+ * ev_dispatch() hands them to their handler, after the readiness callbacks.
+ *
+ * An SQE names a descriptor by number, and the kernel looks the number up
+ * only when it takes the SQE, at the next io_uring_enter(). A number closed
+ * before then may already be another socket's (accept4() in any thread gets
+ * the lowest free number): the operation would act on it. So a descriptor
+ * that queued operations may name is closed on the ring (ev_uring_close():
+ * IORING_OP_CLOSE, queued after them, taken in order). */
 #include <errno.h>
 #include <liburing.h>
 #include <poll.h>
@@ -19,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -63,6 +71,8 @@ struct uring_state {
         struct uring_fd *fds;           /* indexed by fd, setsize entries */
         int *dirty;                     /* fds whose poll may need arming or removal */
         size_t n_dirty;
+        int *closing;                   /* to close once the kernel has taken the whole SQ */
+        size_t n_closing;
         unsigned expected;              /* CQEs the next submission will post at once */
         unsigned last_batch;            /* what the last wait brought from outside */
         unsigned clients;               /* see ev_uring_set_clients() */
@@ -151,9 +161,10 @@ static int uring_backend_create(struct ev_loop *loop)
                 return -ENOMEM;
         s->fds = calloc((size_t) loop->setsize, sizeof(*s->fds));
         s->dirty = calloc((size_t) loop->setsize, sizeof(*s->dirty));
+        s->closing = calloc((size_t) loop->setsize, sizeof(*s->closing));
         s->compl = calloc(URING_COMPL_MAX, sizeof(*s->compl));
         r = -ENOMEM;
-        if (!s->fds || !s->dirty || !s->compl)
+        if (!s->fds || !s->dirty || !s->closing || !s->compl)
                 goto fail;
         r = uring_init(&s->ring, URING_SQ_ENTRIES, URING_CQ_ENTRIES, &s->disabled);
         if (r < 0)
@@ -163,18 +174,38 @@ static int uring_backend_create(struct ev_loop *loop)
 fail:
         free(s->fds);
         free(s->dirty);
+        free(s->closing);
         free(s->compl);
         free(s);
         return r;
 }
 
+static uint64_t uring_close_data(int fd)
+{
+        return ((uint64_t) (uint32_t) fd << EV_URING_TAG_BITS) | EV_URING_TAG_CLOSE;
+}
+
 static void uring_backend_destroy(struct ev_loop *loop)
 {
         struct uring_state *s = loop->state;
+        struct io_uring_sq *sq = &s->ring.sq;
 
+        /* Nothing more goes to the kernel (this may not even be the ring's
+         * thread): the SQEs it has not taken are dropped with the ring, so
+         * the closes among them are done here, by hand, as are those that
+         * waited for the queue to empty. */
+        for (unsigned pos = *sq->khead; pos != sq->sqe_tail; pos++) {
+                const struct io_uring_sqe *sqe = &sq->sqes[pos & sq->ring_mask];
+
+                if (sqe->opcode == IORING_OP_CLOSE && sqe->user_data == uring_close_data(sqe->fd))
+                        (void) close(sqe->fd);
+        }
+        for (size_t i = 0; i < s->n_closing; i++)
+                (void) close(s->closing[i]);
         io_uring_queue_exit(&s->ring);
         free(s->fds);
         free(s->dirty);
+        free(s->closing);
         free(s->compl);
         free(s);
 }
@@ -210,6 +241,44 @@ struct io_uring_sqe *ev_uring_get_sqe(struct ev_loop *loop)
                 sqe = io_uring_get_sqe(&s->ring);
         }
         return sqe;
+}
+
+void ev_uring_close(struct ev_loop *loop, int fd)
+{
+        struct uring_state *s = loop->state;
+        struct io_uring_sqe *sqe = ev_uring_get_sqe(loop);
+
+        if (sqe) {
+                /* Taken after every SQE queued before it: those that name fd
+                 * get the file, then the number is let go. No CQE unless it
+                 * fails (uring_backend_poll). */
+                io_uring_prep_close(sqe, fd);
+                sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+                io_uring_sqe_set_data64(sqe, uring_close_data(fd));
+                return;
+        }
+        /* The queue is full and cannot be submitted now: closed by hand once
+         * the kernel has taken all of it. Each entry is a descriptor still
+         * open, so fewer than setsize (the descriptor limit) wait; were a
+         * descriptor beyond it ever closed here, it is shut down at once and
+         * its number kept (leaked) rather than risked. */
+        if (s->n_closing < (size_t) loop->setsize)
+                s->closing[s->n_closing++] = fd;
+        else
+                (void) shutdown(fd, SHUT_RDWR);
+}
+
+/* Close what waited for the kernel to take the whole SQ, if it has now. */
+static void uring_close_waiting(struct uring_state *s)
+{
+        if (s->n_closing == 0)
+                return;
+        if (io_uring_sq_ready(&s->ring) > 0 &&
+            (io_uring_submit(&s->ring) < 0 || io_uring_sq_ready(&s->ring) > 0))
+                return;         /* not yet: at the next wait */
+        for (size_t i = 0; i < s->n_closing; i++)
+                (void) close(s->closing[i]);
+        s->n_closing = 0;
 }
 
 static uint64_t uring_poll_data(int fd, uint32_t gen)
@@ -324,6 +393,7 @@ static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
                 s->disabled = false;
         }
         uring_sync(loop, s);
+        uring_close_waiting(s);
         plan = ev_uring_wait_plan(timeout_ms, s->expected, s->last_batch, s->clients);
         inline_done = s->expected;
         s->expected = 0;
@@ -371,6 +441,14 @@ static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
                                 loop->fired[n].mask = mask;
                                 n++;
                         }
+                } else if ((ud & EV_URING_TAG_MASK) == EV_URING_TAG_CLOSE) {
+                        /* A close that failed (one that worked posts no CQE).
+                         * EINVAL: the kernel refused the SQE itself, and the
+                         * descriptor is still open; the SQEs before it are
+                         * taken now, so it is closed by hand. */
+                        seen++;
+                        if (cqe->res == -EINVAL)
+                                (void) close((int) (uint32_t) (ud >> EV_URING_TAG_BITS));
                 } else if (ud != 0) {
                         if (s->n_compl == URING_COMPL_MAX)
                                 break;
