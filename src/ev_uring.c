@@ -18,7 +18,9 @@
  * before then may already be another socket's (accept4() in any thread gets
  * the lowest free number): the operation would act on it. So a descriptor
  * that queued operations may name is closed on the ring (ev_uring_close():
- * IORING_OP_CLOSE, queued after them, taken in order). */
+ * IORING_OP_CLOSE, queued after them, taken in order), and a poll not taken
+ * yet when its fd stops being watched is turned into a no-op, for the
+ * caller may close the fd next. */
 #include <errno.h>
 #include <liburing.h>
 #include <poll.h>
@@ -57,6 +59,7 @@ struct uring_fd {
         uint8_t armed;          /* what the armed poll watches; EV_NONE: no poll armed */
         bool dirty;             /* on the dirty list: compare armed with wanted at the next wait */
         bool exclusive;
+        unsigned sq_pos;        /* where in the SQ the last poll was queued */
 };
 
 struct uring_compl {
@@ -243,6 +246,17 @@ struct io_uring_sqe *ev_uring_get_sqe(struct ev_loop *loop)
         return sqe;
 }
 
+/* The SQE queued at position pos of the SQ if the kernel has not taken it
+ * yet, else NULL. */
+static struct io_uring_sqe *uring_sqe_untaken(struct uring_state *s, unsigned pos)
+{
+        struct io_uring_sq *sq = &s->ring.sq;
+
+        if ((int) (pos - *sq->khead) < 0 || (int) (pos - sq->sqe_tail) >= 0)
+                return NULL;
+        return &sq->sqes[pos & sq->ring_mask];
+}
+
 void ev_uring_close(struct ev_loop *loop, int fd)
 {
         struct uring_state *s = loop->state;
@@ -292,17 +306,29 @@ static int uring_backend_del(struct ev_loop *loop, int fd, int oldmask, int delm
         struct uring_fd *f = &s->fds[fd];
         struct io_uring_sqe *sqe;
 
-        if ((oldmask & ~delmask) == EV_NONE && f->armed != EV_NONE && !s->disabled &&
-            (sqe = ev_uring_get_sqe(loop))) {
-                /* Removed now, not at the next wait: an armed poll holds a
-                 * reference to the file, and the caller may close the fd next,
-                 * expecting, say, a listening socket to stop accepting. With
-                 * DEFER_TASKRUN the cancelled poll lets go of the file only
-                 * when the ring's task work runs: get events, too. */
-                io_uring_prep_poll_remove(sqe, uring_poll_data(fd, f->gen));
-                io_uring_sqe_set_data64(sqe, 0);
-                f->armed = EV_NONE;
-                (void) io_uring_submit_and_get_events(&s->ring);
+        if ((oldmask & ~delmask) == EV_NONE && f->armed != EV_NONE) {
+                sqe = uring_sqe_untaken(s, f->sq_pos);
+                if (sqe && sqe->opcode == IORING_OP_POLL_ADD &&
+                    sqe->user_data == uring_poll_data(fd, f->gen)) {
+                        /* Not taken by the kernel yet (the last wait failed):
+                         * the caller may close fd next, and the number be
+                         * another file's by the time the SQE goes. It never
+                         * will: a no-op instead. */
+                        io_uring_prep_nop(sqe);
+                        io_uring_sqe_set_data64(sqe, 0);
+                        f->armed = EV_NONE;
+                } else if (!s->disabled && (sqe = ev_uring_get_sqe(loop))) {
+                        /* Removed now, not at the next wait: an armed poll
+                         * holds a reference to the file, and the caller may
+                         * close the fd next, expecting, say, a listening
+                         * socket to stop accepting. With DEFER_TASKRUN the
+                         * cancelled poll lets go of the file only when the
+                         * ring's task work runs: get events, too. */
+                        io_uring_prep_poll_remove(sqe, uring_poll_data(fd, f->gen));
+                        io_uring_sqe_set_data64(sqe, 0);
+                        f->armed = EV_NONE;
+                        (void) io_uring_submit_and_get_events(&s->ring);
+                }
         }
         uring_mark_dirty(s, fd);
         return 0;
@@ -340,6 +366,7 @@ static void uring_sync(struct ev_loop *loop, struct uring_state *s)
                         io_uring_prep_poll_add(sqe, fd, events);
                         io_uring_sqe_set_data64(sqe, uring_poll_data(fd, f->gen));
                         f->armed = (uint8_t) want;
+                        f->sq_pos = s->ring.sq.sqe_tail - 1;
                 }
                 f->dirty = false;
                 continue;
