@@ -20,7 +20,12 @@
  * that queued operations may name is closed on the ring (ev_uring_close():
  * IORING_OP_CLOSE, queued after them, taken in order), and a poll not taken
  * yet when its fd stops being watched is turned into a no-op, for the
- * caller may close the fd next. */
+ * caller may close the fd next.
+ *
+ * A wait the kernel refuses for want of memory or of room for CQEs (EAGAIN,
+ * EBUSY), or that leaves SQEs behind, is tried again here, after a short
+ * pause, for half a second at most: only a lasting or other error reaches
+ * the caller. EINTR and ETIME are no errors: what came is reaped. */
 #include <errno.h>
 #include <liburing.h>
 #include <poll.h>
@@ -30,6 +35,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "event-backend.h"
@@ -53,6 +59,12 @@
 #define URING_BATCH_SHARE       8u
 #define URING_BATCH_MAX         32u
 #define URING_BATCH_WAIT_NS     50000ll
+/* A wait refused for a transient reason is tried again this many times,
+ * after pauses doubling from URING_RETRY_MIN_MS to URING_RETRY_MAX_MS (0.43 s
+ * in all): long enough for memory or CQ room to come back, never a spin. */
+#define URING_RETRIES           10u
+#define URING_RETRY_MIN_MS      1u
+#define URING_RETRY_MAX_MS      100u
 
 struct uring_fd {
         uint32_t gen;           /* generation of the last poll armed */
@@ -404,6 +416,40 @@ struct ev_uring_wait ev_uring_wait_plan(int timeout_ms, unsigned expected, unsig
         return w;
 }
 
+static void uring_pause(unsigned ms)
+{
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000 };
+
+        (void) nanosleep(&ts, NULL);
+}
+
+/* Submit the SQ and wait: 0, or -errno if that failed for good. */
+static int uring_submit_wait(struct uring_state *s, unsigned nr, struct __kernel_timespec *tsp)
+{
+        unsigned pause_ms = URING_RETRY_MIN_MS;
+        struct io_uring_cqe *cqe;
+
+        for (unsigned tries = 0;; tries++) {
+                int r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, nr, tsp, NULL);
+
+                if (r == -ETIME || r == -EINTR)
+                        r = 0;          /* timed out, or a signal: reap what came */
+                if (r < 0 && r != -EAGAIN && r != -EBUSY)
+                        return r;
+                if (r >= 0 && io_uring_sq_ready(&s->ring) == 0)
+                        return 0;
+                /* Short of memory or of CQ room, or only part of the SQ
+                 * taken. CQEs waiting are reaped first, which makes room;
+                 * the rest of the SQ goes with the next wait. */
+                if (io_uring_cq_ready(&s->ring) > 0)
+                        return 0;
+                if (tries == URING_RETRIES)
+                        return r < 0 ? r : -EAGAIN;
+                uring_pause(pause_ms);
+                pause_ms = pause_ms * 2 < URING_RETRY_MAX_MS ? pause_ms * 2 : URING_RETRY_MAX_MS;
+        }
+}
+
 static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
 {
         struct uring_state *s = loop->state;
@@ -429,8 +475,8 @@ static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
                 ts.tv_nsec = plan.ns % 1000000000;
                 tsp = &ts;
         }
-        r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, plan.nr, tsp, NULL);
-        if (r < 0 && r != -ETIME && r != -EINTR)
+        r = uring_submit_wait(s, plan.nr, tsp);
+        if (r < 0)
                 return r;
 
         s->n_compl = 0;

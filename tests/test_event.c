@@ -886,6 +886,94 @@ static void test_uring_wait_plan(void **state)
 #endif
 
 #ifdef HAVE_LIBURING
+/* A wait the kernel refuses for a transient reason (EAGAIN: short of memory;
+ * EBUSY: no room for CQEs; EINTR: a signal) is tried again by the backend:
+ * the caller gets the event, not the error. */
+static void test_uring_wait_transient(void **state)
+{
+        static const int errors[] = { -EAGAIN, -EBUSY, -EINTR };
+        struct ev_loop *loop = NULL;
+        int sv[2];
+
+        (void) state;
+        assert_int_equal(ev_loop_new(ev_backend_find("io_uring"), LOOP_SETSIZE, &loop), 0);
+        rec_loop = loop;
+        memset(recs, 0, sizeof(recs));
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(write(sv[1], "x", 1), 1);
+        assert_int_equal(ev_add(loop, sv[0], EV_READABLE, rec_cb, &token1), 0);
+        for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+                int n, calls = 0;
+
+                /* each wait has a poll to submit: armed again after each event */
+                wait_calls = 0;
+                wait_fails = 2;
+                wait_error = errors[i];
+                /* EAGAIN, EBUSY: the first ev_wait() has the event; EINTR
+                 * may also end one early (the caller waits again), never
+                 * with an error */
+                do {
+                        n = ev_wait(loop, 1000);
+                        if (n < 0 || (n == 0 && errors[i] != -EINTR))
+                                fail_msg("wait failing twice with %s: ev_wait returned %d, expected the event",
+                                         strerrordesc_np(-errors[i]), n);
+                } while (n == 0 && ++calls < 3);
+                assert_int_equal(n, 1);
+                assert_true(wait_calls >= 3);
+                ev_dispatch(loop, n);
+                assert_int_equal(recs[sv[0]].calls, (int) i + 1);
+                assert_int_equal(recs[sv[0]].mask, EV_READABLE);
+        }
+        ev_loop_free(loop);
+        close(sv[0]);
+        close(sv[1]);
+}
+
+/* A transient error that lasts is given up on, after a bounded number of
+ * tries spread over time (no spin); another error at once. Either way the
+ * loop still works afterwards. */
+static void test_uring_wait_fails(void **state)
+{
+        struct ev_loop *loop = NULL;
+        uint64_t t0, elapsed;
+        int sv[2], n;
+
+        (void) state;
+        assert_int_equal(ev_loop_new(ev_backend_find("io_uring"), LOOP_SETSIZE, &loop), 0);
+        rec_loop = loop;
+        memset(recs, 0, sizeof(recs));
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(ev_add(loop, sv[0], EV_READABLE, rec_cb, &token1), 0);
+
+        wait_calls = 0;
+        wait_fails = 1000;
+        wait_error = -EAGAIN;
+        t0 = now_ms();
+        assert_int_equal(ev_wait(loop, 1000), -EAGAIN);
+        elapsed = now_ms() - t0;
+        wait_fails = 0;
+        if (wait_calls < 3 || wait_calls > 20)
+                fail_msg("a lasting EAGAIN was tried %u times", wait_calls);
+        if (elapsed < 100 || elapsed > 3000)
+                fail_msg("a lasting EAGAIN was given up on after %llu ms (%u tries)",
+                         (unsigned long long) elapsed, wait_calls);
+
+        wait_calls = 0;
+        wait_fails = 1;
+        wait_error = -EBADR;            /* CQEs were lost: no use trying again */
+        assert_int_equal(ev_wait(loop, 1000), -EBADR);
+        assert_int_equal(wait_calls, 1);
+
+        assert_int_equal(write(sv[1], "x", 1), 1);
+        n = ev_wait(loop, 1000);
+        assert_int_equal(n, 1);
+        ev_dispatch(loop, n);
+        assert_int_equal(recs[sv[0]].calls, 1);
+        ev_loop_free(loop);
+        close(sv[0]);
+        close(sv[1]);
+}
+
 /* A poll the kernel has not taken (the wait failed, and so did the removal's
  * submission) when its fd stops being watched: the fd may be closed next and
  * the number be another file's by the time the SQE goes, so no SQE may name
@@ -977,6 +1065,8 @@ int main(void)
          * next blocking call (EINTR, 10-20 ms later, from the ring's exit
          * work; 6.18), which the other backends' timing checks would see. */
         const struct CMUnitTest io_uring_failure_tests[] = {
+                cmocka_unit_test(test_uring_wait_transient),
+                cmocka_unit_test(test_uring_wait_fails),
                 cmocka_unit_test(test_uring_del_untaken_poll),
         };
 #endif
