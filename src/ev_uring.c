@@ -155,14 +155,17 @@ static int uring_backend_probe(void)
         int r;
 
         r = uring_init(&ring, 4, 8, &disabled);
-        if (r == 0 && disabled)
-                r = uring_enable(&ring);
         if (r < 0)
                 return r;
-        probe = io_uring_get_probe_ring(&ring);
-        if (!probe || !io_uring_opcode_supported(probe, IORING_OP_SEND_ZC))
-                r = -EOPNOTSUPP;
-        io_uring_free_probe(probe);
+        /* from here on every way out frees the ring */
+        if (disabled)
+                r = uring_enable(&ring);
+        if (r == 0) {
+                probe = io_uring_get_probe_ring(&ring);
+                if (!probe || !io_uring_opcode_supported(probe, IORING_OP_SEND_ZC))
+                        r = -EOPNOTSUPP;
+                io_uring_free_probe(probe);
+        }
         io_uring_queue_exit(&ring);
         return r;
 }

@@ -22,9 +22,10 @@
 
 #ifdef HAVE_LIBURING
 #include <liburing.h>
+#include <sys/syscall.h>
 
-/* Failures injected into the io_uring backend: io_uring_submit_and_wait_timeout
- * and io_uring_submit_and_get_events are wrapped (-Wl,--wrap in
+/* Failures injected into the io_uring backend: io_uring_submit_and_wait_timeout,
+ * io_uring_submit_and_get_events and syscall are wrapped (-Wl,--wrap in
  * Makefile.am); each passes through to the real one unless told to fail. */
 int __real_io_uring_submit_and_wait_timeout(struct io_uring *ring, struct io_uring_cqe **cqe_ptr,
                                             unsigned wait_nr, struct __kernel_timespec *ts,
@@ -34,11 +35,14 @@ int __wrap_io_uring_submit_and_wait_timeout(struct io_uring *ring, struct io_uri
                                             sigset_t *sigmask);
 int __real_io_uring_submit_and_get_events(struct io_uring *ring);
 int __wrap_io_uring_submit_and_get_events(struct io_uring *ring);
+long __real_syscall(long n, ...);
+long __wrap_syscall(long n, ...);
 
 static unsigned wait_calls;     /* io_uring_submit_and_wait_timeout() calls */
 static unsigned wait_fails;     /* how many of the next ones fail ... */
 static int wait_error;          /* ... with this (-errno), submitting nothing */
 static bool get_events_fails;   /* io_uring_submit_and_get_events() fails (-EAGAIN) */
+static int enable_error;        /* enabling a ring fails with this errno (0: does not) */
 
 int __wrap_io_uring_submit_and_wait_timeout(struct io_uring *ring, struct io_uring_cqe **cqe_ptr,
                                             unsigned wait_nr, struct __kernel_timespec *ts,
@@ -57,6 +61,22 @@ int __wrap_io_uring_submit_and_get_events(struct io_uring *ring)
         if (get_events_fails)
                 return -EAGAIN;
         return __real_io_uring_submit_and_get_events(ring);
+}
+
+long __wrap_syscall(long n, ...)
+{
+        long a[6];
+        va_list ap;
+
+        va_start(ap, n);
+        for (int i = 0; i < 6; i++)
+                a[i] = va_arg(ap, long);
+        va_end(ap);
+        if (n == __NR_io_uring_register && (int) a[1] == IORING_REGISTER_ENABLE_RINGS && enable_error) {
+                errno = enable_error;
+                return -1;
+        }
+        return __real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 #endif
 
@@ -886,6 +906,16 @@ static void test_uring_wait_plan(void **state)
 #endif
 
 #ifdef HAVE_LIBURING
+/* The lowest free descriptor: what a leak would move. */
+static int lowest_free_fd(void)
+{
+        int fd = dup(0);
+
+        assert_true(fd >= 0);
+        close(fd);
+        return fd;
+}
+
 /* A wait the kernel refuses for a transient reason (EAGAIN: short of memory;
  * EBUSY: no room for CQEs; EINTR: a signal) is tried again by the backend:
  * the caller gets the event, not the error. */
@@ -1011,6 +1041,20 @@ static void test_uring_del_untaken_poll(void **state)
         assert_int_equal(ev_wait(loop, 0), 0);
         ev_loop_free(loop);
 }
+
+/* The probe's ring is freed whatever fails (it was kept when enabling it did). */
+static void test_uring_probe_fails(void **state)
+{
+        struct ev_loop *loop = NULL;
+        int before = lowest_free_fd();
+
+        (void) state;
+        enable_error = EPERM;
+        assert_int_equal(ev_loop_new(ev_backend_find("io_uring"), LOOP_SETSIZE, &loop), -EPERM);
+        enable_error = 0;
+        assert_null(loop);
+        assert_int_equal(lowest_free_fd(), before);
+}
 #endif
 
 /* ---- one suite per backend ----------------------------------------------- */
@@ -1068,6 +1112,7 @@ int main(void)
                 cmocka_unit_test(test_uring_wait_transient),
                 cmocka_unit_test(test_uring_wait_fails),
                 cmocka_unit_test(test_uring_del_untaken_poll),
+                cmocka_unit_test(test_uring_probe_fails),
         };
 #endif
         int failed = 0;
