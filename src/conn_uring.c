@@ -13,8 +13,22 @@
  * many clients it serves. Send buffers come from a free list, so a
  * connection in steady state allocates nothing per message.
  *
- * A closed connection's memory stays until the CQE of its last operation:
- * close() cancels them, and the kernel holds the socket until they end. */
+ * Closing: the descriptor number must not be let go while an SQE naming it
+ * is still queued. The kernel looks the number up when it takes the SQE, at
+ * the next io_uring_enter(), and by then an accept4() in any worker (they
+ * share the listeners and the descriptor table) may have got the number for
+ * another client: a send queued in the pass that closed the connection would
+ * go to that client, a receive armed in it would take that client's bytes.
+ * So conn_uring_close() queues the cancellations and then IORING_OP_CLOSE
+ * (ev_uring_close()): the kernel takes SQEs in order, so every SQE naming
+ * the fd has its file before the number is released; nothing names the fd
+ * after the close (a closed connection arms and sends nothing, whatever its
+ * CQEs say). Simpler than submitting before each close() (a system call per
+ * close) or registered files (a table to manage), and free: the close goes
+ * out with the pass's wait. Operations already in the kernel hold their own
+ * reference to the socket: they end with their cancellation, not with the
+ * close. A closed connection's memory stays until the CQE of its last
+ * operation (it is a zombie meanwhile); the close's CQE names no connection. */
 #include <errno.h>
 #include <liburing.h>
 #include <malloc.h>
@@ -366,7 +380,8 @@ void conn_uring_close(struct conn *c)
                 uring_tx_put(w->uring, c->tx);
                 c->tx = NULL;
         }
-        close(c->fd);
+        /* after the SQEs that name the fd, never before (see the top) */
+        ev_uring_close(w->loop, c->fd);
         c->fd = -1;
         if (c->flags & (CONN_U_RECV | CONN_U_SEND))
                 idle_touch(&w->uring->zombies, &c->idle, w->now_ms);

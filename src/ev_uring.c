@@ -11,7 +11,21 @@
  * a poll that was removed or replaced is recognised as stale and dropped.
  *
  * The CQEs of operations others queued (ev_uring.h) are kept until
- * ev_dispatch() hands them to their handler, after the readiness callbacks. */
+ * ev_dispatch() hands them to their handler, after the readiness callbacks.
+ *
+ * An SQE names a descriptor by number, and the kernel looks the number up
+ * only when it takes the SQE, at the next io_uring_enter(). A number closed
+ * before then may already be another socket's (accept4() in any thread gets
+ * the lowest free number): the operation would act on it. So a descriptor
+ * that queued operations may name is closed on the ring (ev_uring_close():
+ * IORING_OP_CLOSE, queued after them, taken in order), and a poll not taken
+ * yet when its fd stops being watched is turned into a no-op, for the
+ * caller may close the fd next.
+ *
+ * A wait the kernel refuses for want of memory or of room for CQEs (EAGAIN,
+ * EBUSY), or that leaves SQEs behind, is tried again here, after a short
+ * pause, for half a second at most: only a lasting or other error reaches
+ * the caller. EINTR and ETIME are no errors: what came is reaped. */
 #include <errno.h>
 #include <liburing.h>
 #include <poll.h>
@@ -19,7 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "event-backend.h"
@@ -43,12 +59,19 @@
 #define URING_BATCH_SHARE       8u
 #define URING_BATCH_MAX         32u
 #define URING_BATCH_WAIT_NS     50000ll
+/* A wait refused for a transient reason is tried again this many times,
+ * after pauses doubling from URING_RETRY_MIN_MS to URING_RETRY_MAX_MS (0.43 s
+ * in all): long enough for memory or CQ room to come back, never a spin. */
+#define URING_RETRIES           10u
+#define URING_RETRY_MIN_MS      1u
+#define URING_RETRY_MAX_MS      100u
 
 struct uring_fd {
         uint32_t gen;           /* generation of the last poll armed */
         uint8_t armed;          /* what the armed poll watches; EV_NONE: no poll armed */
         bool dirty;             /* on the dirty list: compare armed with wanted at the next wait */
         bool exclusive;
+        unsigned sq_pos;        /* where in the SQ the last poll was queued */
 };
 
 struct uring_compl {
@@ -63,6 +86,8 @@ struct uring_state {
         struct uring_fd *fds;           /* indexed by fd, setsize entries */
         int *dirty;                     /* fds whose poll may need arming or removal */
         size_t n_dirty;
+        int *closing;                   /* to close once the kernel has taken the whole SQ */
+        size_t n_closing;
         unsigned expected;              /* CQEs the next submission will post at once */
         unsigned last_batch;            /* what the last wait brought from outside */
         unsigned clients;               /* see ev_uring_set_clients() */
@@ -130,14 +155,17 @@ static int uring_backend_probe(void)
         int r;
 
         r = uring_init(&ring, 4, 8, &disabled);
-        if (r == 0 && disabled)
-                r = uring_enable(&ring);
         if (r < 0)
                 return r;
-        probe = io_uring_get_probe_ring(&ring);
-        if (!probe || !io_uring_opcode_supported(probe, IORING_OP_SEND_ZC))
-                r = -EOPNOTSUPP;
-        io_uring_free_probe(probe);
+        /* from here on every way out frees the ring */
+        if (disabled)
+                r = uring_enable(&ring);
+        if (r == 0) {
+                probe = io_uring_get_probe_ring(&ring);
+                if (!probe || !io_uring_opcode_supported(probe, IORING_OP_SEND_ZC))
+                        r = -EOPNOTSUPP;
+                io_uring_free_probe(probe);
+        }
         io_uring_queue_exit(&ring);
         return r;
 }
@@ -151,9 +179,10 @@ static int uring_backend_create(struct ev_loop *loop)
                 return -ENOMEM;
         s->fds = calloc((size_t) loop->setsize, sizeof(*s->fds));
         s->dirty = calloc((size_t) loop->setsize, sizeof(*s->dirty));
+        s->closing = calloc((size_t) loop->setsize, sizeof(*s->closing));
         s->compl = calloc(URING_COMPL_MAX, sizeof(*s->compl));
         r = -ENOMEM;
-        if (!s->fds || !s->dirty || !s->compl)
+        if (!s->fds || !s->dirty || !s->closing || !s->compl)
                 goto fail;
         r = uring_init(&s->ring, URING_SQ_ENTRIES, URING_CQ_ENTRIES, &s->disabled);
         if (r < 0)
@@ -163,18 +192,38 @@ static int uring_backend_create(struct ev_loop *loop)
 fail:
         free(s->fds);
         free(s->dirty);
+        free(s->closing);
         free(s->compl);
         free(s);
         return r;
 }
 
+static uint64_t uring_close_data(int fd)
+{
+        return ((uint64_t) (uint32_t) fd << EV_URING_TAG_BITS) | EV_URING_TAG_CLOSE;
+}
+
 static void uring_backend_destroy(struct ev_loop *loop)
 {
         struct uring_state *s = loop->state;
+        struct io_uring_sq *sq = &s->ring.sq;
 
+        /* Nothing more goes to the kernel (this may not even be the ring's
+         * thread): the SQEs it has not taken are dropped with the ring, so
+         * the closes among them are done here, by hand, as are those that
+         * waited for the queue to empty. */
+        for (unsigned pos = *sq->khead; pos != sq->sqe_tail; pos++) {
+                const struct io_uring_sqe *sqe = &sq->sqes[pos & sq->ring_mask];
+
+                if (sqe->opcode == IORING_OP_CLOSE && sqe->user_data == uring_close_data(sqe->fd))
+                        (void) close(sqe->fd);
+        }
+        for (size_t i = 0; i < s->n_closing; i++)
+                (void) close(s->closing[i]);
         io_uring_queue_exit(&s->ring);
         free(s->fds);
         free(s->dirty);
+        free(s->closing);
         free(s->compl);
         free(s);
 }
@@ -212,6 +261,55 @@ struct io_uring_sqe *ev_uring_get_sqe(struct ev_loop *loop)
         return sqe;
 }
 
+/* The SQE queued at position pos of the SQ if the kernel has not taken it
+ * yet, else NULL. */
+static struct io_uring_sqe *uring_sqe_untaken(struct uring_state *s, unsigned pos)
+{
+        struct io_uring_sq *sq = &s->ring.sq;
+
+        if ((int) (pos - *sq->khead) < 0 || (int) (pos - sq->sqe_tail) >= 0)
+                return NULL;
+        return &sq->sqes[pos & sq->ring_mask];
+}
+
+void ev_uring_close(struct ev_loop *loop, int fd)
+{
+        struct uring_state *s = loop->state;
+        struct io_uring_sqe *sqe = ev_uring_get_sqe(loop);
+
+        if (sqe) {
+                /* Taken after every SQE queued before it: those that name fd
+                 * get the file, then the number is let go. No CQE unless it
+                 * fails (uring_backend_poll). */
+                io_uring_prep_close(sqe, fd);
+                sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+                io_uring_sqe_set_data64(sqe, uring_close_data(fd));
+                return;
+        }
+        /* The queue is full and cannot be submitted now: closed by hand once
+         * the kernel has taken all of it. Each entry is a descriptor still
+         * open, so fewer than setsize (the descriptor limit) wait; were a
+         * descriptor beyond it ever closed here, it is shut down at once and
+         * its number kept (leaked) rather than risked. */
+        if (s->n_closing < (size_t) loop->setsize)
+                s->closing[s->n_closing++] = fd;
+        else
+                (void) shutdown(fd, SHUT_RDWR);
+}
+
+/* Close what waited for the kernel to take the whole SQ, if it has now. */
+static void uring_close_waiting(struct uring_state *s)
+{
+        if (s->n_closing == 0)
+                return;
+        if (io_uring_sq_ready(&s->ring) > 0 &&
+            (io_uring_submit(&s->ring) < 0 || io_uring_sq_ready(&s->ring) > 0))
+                return;         /* not yet: at the next wait */
+        for (size_t i = 0; i < s->n_closing; i++)
+                (void) close(s->closing[i]);
+        s->n_closing = 0;
+}
+
 static uint64_t uring_poll_data(int fd, uint32_t gen)
 {
         return ((uint64_t) gen << 32) | ((uint64_t) (uint32_t) fd << EV_URING_TAG_BITS) | EV_URING_TAG_POLL;
@@ -223,17 +321,29 @@ static int uring_backend_del(struct ev_loop *loop, int fd, int oldmask, int delm
         struct uring_fd *f = &s->fds[fd];
         struct io_uring_sqe *sqe;
 
-        if ((oldmask & ~delmask) == EV_NONE && f->armed != EV_NONE && !s->disabled &&
-            (sqe = ev_uring_get_sqe(loop))) {
-                /* Removed now, not at the next wait: an armed poll holds a
-                 * reference to the file, and the caller may close the fd next,
-                 * expecting, say, a listening socket to stop accepting. With
-                 * DEFER_TASKRUN the cancelled poll lets go of the file only
-                 * when the ring's task work runs: get events, too. */
-                io_uring_prep_poll_remove(sqe, uring_poll_data(fd, f->gen));
-                io_uring_sqe_set_data64(sqe, 0);
-                f->armed = EV_NONE;
-                (void) io_uring_submit_and_get_events(&s->ring);
+        if ((oldmask & ~delmask) == EV_NONE && f->armed != EV_NONE) {
+                sqe = uring_sqe_untaken(s, f->sq_pos);
+                if (sqe && sqe->opcode == IORING_OP_POLL_ADD &&
+                    sqe->user_data == uring_poll_data(fd, f->gen)) {
+                        /* Not taken by the kernel yet (the last wait failed):
+                         * the caller may close fd next, and the number be
+                         * another file's by the time the SQE goes. It never
+                         * will: a no-op instead. */
+                        io_uring_prep_nop(sqe);
+                        io_uring_sqe_set_data64(sqe, 0);
+                        f->armed = EV_NONE;
+                } else if (!s->disabled && (sqe = ev_uring_get_sqe(loop))) {
+                        /* Removed now, not at the next wait: an armed poll
+                         * holds a reference to the file, and the caller may
+                         * close the fd next, expecting, say, a listening
+                         * socket to stop accepting. With DEFER_TASKRUN the
+                         * cancelled poll lets go of the file only when the
+                         * ring's task work runs: get events, too. */
+                        io_uring_prep_poll_remove(sqe, uring_poll_data(fd, f->gen));
+                        io_uring_sqe_set_data64(sqe, 0);
+                        f->armed = EV_NONE;
+                        (void) io_uring_submit_and_get_events(&s->ring);
+                }
         }
         uring_mark_dirty(s, fd);
         return 0;
@@ -271,6 +381,7 @@ static void uring_sync(struct ev_loop *loop, struct uring_state *s)
                         io_uring_prep_poll_add(sqe, fd, events);
                         io_uring_sqe_set_data64(sqe, uring_poll_data(fd, f->gen));
                         f->armed = (uint8_t) want;
+                        f->sq_pos = s->ring.sq.sqe_tail - 1;
                 }
                 f->dirty = false;
                 continue;
@@ -308,6 +419,40 @@ struct ev_uring_wait ev_uring_wait_plan(int timeout_ms, unsigned expected, unsig
         return w;
 }
 
+static void uring_pause(unsigned ms)
+{
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000 };
+
+        (void) nanosleep(&ts, NULL);
+}
+
+/* Submit the SQ and wait: 0, or -errno if that failed for good. */
+static int uring_submit_wait(struct uring_state *s, unsigned nr, struct __kernel_timespec *tsp)
+{
+        unsigned pause_ms = URING_RETRY_MIN_MS;
+        struct io_uring_cqe *cqe;
+
+        for (unsigned tries = 0;; tries++) {
+                int r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, nr, tsp, NULL);
+
+                if (r == -ETIME || r == -EINTR)
+                        r = 0;          /* timed out, or a signal: reap what came */
+                if (r < 0 && r != -EAGAIN && r != -EBUSY)
+                        return r;
+                if (r >= 0 && io_uring_sq_ready(&s->ring) == 0)
+                        return 0;
+                /* Short of memory or of CQ room, or only part of the SQ
+                 * taken. CQEs waiting are reaped first, which makes room;
+                 * the rest of the SQ goes with the next wait. */
+                if (io_uring_cq_ready(&s->ring) > 0)
+                        return 0;
+                if (tries == URING_RETRIES)
+                        return r < 0 ? r : -EAGAIN;
+                uring_pause(pause_ms);
+                pause_ms = pause_ms * 2 < URING_RETRY_MAX_MS ? pause_ms * 2 : URING_RETRY_MAX_MS;
+        }
+}
+
 static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
 {
         struct uring_state *s = loop->state;
@@ -324,6 +469,7 @@ static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
                 s->disabled = false;
         }
         uring_sync(loop, s);
+        uring_close_waiting(s);
         plan = ev_uring_wait_plan(timeout_ms, s->expected, s->last_batch, s->clients);
         inline_done = s->expected;
         s->expected = 0;
@@ -332,8 +478,8 @@ static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
                 ts.tv_nsec = plan.ns % 1000000000;
                 tsp = &ts;
         }
-        r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, plan.nr, tsp, NULL);
-        if (r < 0 && r != -ETIME && r != -EINTR)
+        r = uring_submit_wait(s, plan.nr, tsp);
+        if (r < 0)
                 return r;
 
         s->n_compl = 0;
@@ -371,6 +517,14 @@ static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
                                 loop->fired[n].mask = mask;
                                 n++;
                         }
+                } else if ((ud & EV_URING_TAG_MASK) == EV_URING_TAG_CLOSE) {
+                        /* A close that failed (one that worked posts no CQE).
+                         * EINVAL: the kernel refused the SQE itself, and the
+                         * descriptor is still open; the SQEs before it are
+                         * taken now, so it is closed by hand. */
+                        seen++;
+                        if (cqe->res == -EINVAL)
+                                (void) close((int) (uint32_t) (ud >> EV_URING_TAG_BITS));
                 } else if (ud != 0) {
                         if (s->n_compl == URING_COMPL_MAX)
                                 break;

@@ -14,11 +14,13 @@ struct io_uring_sqe;
 
 /* The low bits of user_data say whose an operation is (8-aligned pointers
  * leave them free). 0: nobody's (its CQE is dropped); 1: the backend's own
- * polls; the others: the handler's. */
+ * polls; 7: the backend's closes (ev_uring_close()); the others: the
+ * handler's. */
 #define EV_URING_TAG_BITS       3u
 #define EV_URING_TAG_MASK       ((1u << EV_URING_TAG_BITS) - 1u)
 #define EV_URING_TAG_NONE       0u
 #define EV_URING_TAG_POLL       1u
+#define EV_URING_TAG_CLOSE      7u
 
 typedef void ev_uring_handler(void *ctx, uint64_t user_data, int32_t res, uint32_t flags);
 
@@ -29,6 +31,11 @@ struct io_uring *ev_uring_ring(struct ev_loop *loop);
 void ev_uring_set_handler(struct ev_loop *loop, ev_uring_handler *fn, void *ctx);
 /* A free SQE (submitting the queued ones first if the queue is full), or NULL. */
 struct io_uring_sqe *ev_uring_get_sqe(struct ev_loop *loop);
+/* Close fd, which operations queued on the ring name, once the kernel has
+ * taken every SQE queued so far: until then the number stays ours, so that
+ * no accept (in any thread) gets it while an SQE naming it is still to be
+ * submitted. Queue nothing naming fd after this. */
+void ev_uring_close(struct ev_loop *loop, int fd);
 /* An operation just queued will most likely complete as it is submitted
  * (a send to a socket with room): its CQE should not end the wait. */
 void ev_uring_expect_inline(struct ev_loop *loop);

@@ -20,6 +20,66 @@
 #include "event.h"
 #include "ev_uring.h"
 
+#ifdef HAVE_LIBURING
+#include <liburing.h>
+#include <sys/syscall.h>
+
+/* Failures injected into the io_uring backend: io_uring_submit_and_wait_timeout,
+ * io_uring_submit_and_get_events and syscall are wrapped (-Wl,--wrap in
+ * Makefile.am); each passes through to the real one unless told to fail. */
+int __real_io_uring_submit_and_wait_timeout(struct io_uring *ring, struct io_uring_cqe **cqe_ptr,
+                                            unsigned wait_nr, struct __kernel_timespec *ts,
+                                            sigset_t *sigmask);
+int __wrap_io_uring_submit_and_wait_timeout(struct io_uring *ring, struct io_uring_cqe **cqe_ptr,
+                                            unsigned wait_nr, struct __kernel_timespec *ts,
+                                            sigset_t *sigmask);
+int __real_io_uring_submit_and_get_events(struct io_uring *ring);
+int __wrap_io_uring_submit_and_get_events(struct io_uring *ring);
+long __real_syscall(long n, ...);
+long __wrap_syscall(long n, ...);
+
+static unsigned wait_calls;     /* io_uring_submit_and_wait_timeout() calls */
+static unsigned wait_fails;     /* how many of the next ones fail ... */
+static int wait_error;          /* ... with this (-errno), submitting nothing */
+static bool get_events_fails;   /* io_uring_submit_and_get_events() fails (-EAGAIN) */
+static int enable_error;        /* enabling a ring fails with this errno (0: does not) */
+
+int __wrap_io_uring_submit_and_wait_timeout(struct io_uring *ring, struct io_uring_cqe **cqe_ptr,
+                                            unsigned wait_nr, struct __kernel_timespec *ts,
+                                            sigset_t *sigmask)
+{
+        wait_calls++;
+        if (wait_fails > 0) {
+                wait_fails--;
+                return wait_error;
+        }
+        return __real_io_uring_submit_and_wait_timeout(ring, cqe_ptr, wait_nr, ts, sigmask);
+}
+
+int __wrap_io_uring_submit_and_get_events(struct io_uring *ring)
+{
+        if (get_events_fails)
+                return -EAGAIN;
+        return __real_io_uring_submit_and_get_events(ring);
+}
+
+long __wrap_syscall(long n, ...)
+{
+        long a[6];
+        va_list ap;
+
+        va_start(ap, n);
+        for (int i = 0; i < 6; i++)
+                a[i] = va_arg(ap, long);
+        va_end(ap);
+        if (n == __NR_io_uring_register && (int) a[1] == IORING_REGISTER_ENABLE_RINGS && enable_error) {
+                errno = enable_error;
+                return -1;
+        }
+        return __real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+#endif
+
 #define LOOP_SETSIZE 1024
 #define MAX_TRACKED 1024
 
@@ -845,6 +905,158 @@ static void test_uring_wait_plan(void **state)
 }
 #endif
 
+#ifdef HAVE_LIBURING
+/* The lowest free descriptor: what a leak would move. */
+static int lowest_free_fd(void)
+{
+        int fd = dup(0);
+
+        assert_true(fd >= 0);
+        close(fd);
+        return fd;
+}
+
+/* A wait the kernel refuses for a transient reason (EAGAIN: short of memory;
+ * EBUSY: no room for CQEs; EINTR: a signal) is tried again by the backend:
+ * the caller gets the event, not the error. */
+static void test_uring_wait_transient(void **state)
+{
+        static const int errors[] = { -EAGAIN, -EBUSY, -EINTR };
+        struct ev_loop *loop = NULL;
+        int sv[2];
+
+        (void) state;
+        assert_int_equal(ev_loop_new(ev_backend_find("io_uring"), LOOP_SETSIZE, &loop), 0);
+        rec_loop = loop;
+        memset(recs, 0, sizeof(recs));
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(write(sv[1], "x", 1), 1);
+        assert_int_equal(ev_add(loop, sv[0], EV_READABLE, rec_cb, &token1), 0);
+        for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+                int n, calls = 0;
+
+                /* each wait has a poll to submit: armed again after each event */
+                wait_calls = 0;
+                wait_fails = 2;
+                wait_error = errors[i];
+                /* EAGAIN, EBUSY: the first ev_wait() has the event; EINTR
+                 * may also end one early (the caller waits again), never
+                 * with an error */
+                do {
+                        n = ev_wait(loop, 1000);
+                        if (n < 0 || (n == 0 && errors[i] != -EINTR))
+                                fail_msg("wait failing twice with %s: ev_wait returned %d, expected the event",
+                                         strerrordesc_np(-errors[i]), n);
+                } while (n == 0 && ++calls < 3);
+                assert_int_equal(n, 1);
+                assert_true(wait_calls >= 3);
+                ev_dispatch(loop, n);
+                assert_int_equal(recs[sv[0]].calls, (int) i + 1);
+                assert_int_equal(recs[sv[0]].mask, EV_READABLE);
+        }
+        ev_loop_free(loop);
+        close(sv[0]);
+        close(sv[1]);
+}
+
+/* A transient error that lasts is given up on, after a bounded number of
+ * tries spread over time (no spin); another error at once. Either way the
+ * loop still works afterwards. */
+static void test_uring_wait_fails(void **state)
+{
+        struct ev_loop *loop = NULL;
+        uint64_t t0, elapsed;
+        int sv[2], n;
+
+        (void) state;
+        assert_int_equal(ev_loop_new(ev_backend_find("io_uring"), LOOP_SETSIZE, &loop), 0);
+        rec_loop = loop;
+        memset(recs, 0, sizeof(recs));
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(ev_add(loop, sv[0], EV_READABLE, rec_cb, &token1), 0);
+
+        wait_calls = 0;
+        wait_fails = 1000;
+        wait_error = -EAGAIN;
+        t0 = now_ms();
+        assert_int_equal(ev_wait(loop, 1000), -EAGAIN);
+        elapsed = now_ms() - t0;
+        wait_fails = 0;
+        if (wait_calls < 3 || wait_calls > 20)
+                fail_msg("a lasting EAGAIN was tried %u times", wait_calls);
+        if (elapsed < 100 || elapsed > 3000)
+                fail_msg("a lasting EAGAIN was given up on after %llu ms (%u tries)",
+                         (unsigned long long) elapsed, wait_calls);
+
+        wait_calls = 0;
+        wait_fails = 1;
+        wait_error = -EBADR;            /* CQEs were lost: no use trying again */
+        assert_int_equal(ev_wait(loop, 1000), -EBADR);
+        assert_int_equal(wait_calls, 1);
+
+        assert_int_equal(write(sv[1], "x", 1), 1);
+        n = ev_wait(loop, 1000);
+        assert_int_equal(n, 1);
+        ev_dispatch(loop, n);
+        assert_int_equal(recs[sv[0]].calls, 1);
+        ev_loop_free(loop);
+        close(sv[0]);
+        close(sv[1]);
+}
+
+/* A poll the kernel has not taken (the wait failed, and so did the removal's
+ * submission) when its fd stops being watched: the fd may be closed next and
+ * the number be another file's by the time the SQE goes, so no SQE may name
+ * it any more. */
+static void test_uring_del_untaken_poll(void **state)
+{
+        struct ev_loop *loop = NULL;
+        struct io_uring *ring;
+        int p[2], fd;
+
+        (void) state;
+        assert_int_equal(ev_loop_new(ev_backend_find("io_uring"), LOOP_SETSIZE, &loop), 0);
+        rec_loop = loop;
+        ring = ev_uring_ring(loop);
+        assert_int_equal(ev_wait(loop, 0), 0);          /* the ring is enabled */
+        assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+        fd = p[0];
+        assert_int_equal(ev_add(loop, fd, EV_READABLE, rec_cb, &token1), 0);
+        wait_fails = 1;
+        wait_error = -EBADR;
+        assert_int_equal(ev_wait(loop, 0), -EBADR);     /* the poll queued, not taken */
+        get_events_fails = true;
+        ev_del(loop, fd, EV_READABLE);
+        get_events_fails = false;
+        for (unsigned pos = *ring->sq.khead; pos != ring->sq.sqe_tail; pos++) {
+                const struct io_uring_sqe *sqe = &ring->sq.sqes[pos & ring->sq.ring_mask];
+
+                if (sqe->opcode != IORING_OP_NOP && sqe->opcode != IORING_OP_POLL_REMOVE &&
+                    sqe->fd == fd)
+                        fail_msg("an SQE (opcode %u) still names fd %d, no longer watched",
+                                 sqe->opcode, fd);
+        }
+        close(p[0]);
+        close(p[1]);
+        assert_int_equal(ev_wait(loop, 0), 0);
+        ev_loop_free(loop);
+}
+
+/* The probe's ring is freed whatever fails (it was kept when enabling it did). */
+static void test_uring_probe_fails(void **state)
+{
+        struct ev_loop *loop = NULL;
+        int before = lowest_free_fd();
+
+        (void) state;
+        enable_error = EPERM;
+        assert_int_equal(ev_loop_new(ev_backend_find("io_uring"), LOOP_SETSIZE, &loop), -EPERM);
+        enable_error = 0;
+        assert_null(loop);
+        assert_int_equal(lowest_free_fd(), before);
+}
+#endif
+
 /* ---- one suite per backend ----------------------------------------------- */
 
 static struct fx fx_epoll = { .name = "epoll" };
@@ -892,6 +1104,17 @@ int main(void)
                 cmocka_unit_test(test_uring_wait_plan),
 #endif
         };
+#ifdef HAVE_LIBURING
+        /* Last: once a ring is freed, the kernel interrupts the thread's
+         * next blocking call (EINTR, 10-20 ms later, from the ring's exit
+         * work; 6.18), which the other backends' timing checks would see. */
+        const struct CMUnitTest io_uring_failure_tests[] = {
+                cmocka_unit_test(test_uring_wait_transient),
+                cmocka_unit_test(test_uring_wait_fails),
+                cmocka_unit_test(test_uring_del_untaken_poll),
+                cmocka_unit_test(test_uring_probe_fails),
+        };
+#endif
         int failed = 0;
 
         alarm(120);     /* a backend that blocks forever fails instead of hanging */
@@ -901,6 +1124,7 @@ int main(void)
         failed += cmocka_run_group_tests_name("event: select backend", select_tests, NULL, NULL);
 #ifdef HAVE_LIBURING
         failed += cmocka_run_group_tests_name("event: io_uring backend", io_uring_tests, NULL, NULL);
+        failed += cmocka_run_group_tests_name("event: io_uring failures", io_uring_failure_tests, NULL, NULL);
 #endif
         return failed;
 }
