@@ -16,6 +16,7 @@
 #include <libconfig.h>
 
 #include "config.h"
+#include "config-internal.h"
 #include "event.h"
 #include "util.h"
 
@@ -23,7 +24,6 @@
 #define CONFIG_DEFAULT_SUFFIX   "hi..."
 #define CONFIG_DEFAULT_BACKEND  "epoll"
 #define CONFIG_FILE_MAX         (16u << 20)     /* refuse to read bigger files */
-#define QUOTE_MAX               80              /* chars of a value shown in a message */
 #define INCLUDE_DEPTH_MAX       10              /* libconfig 1.5's own limit */
 
 /* Three things libconfig 1.5 gets wrong are corrected with a scan of the text
@@ -42,7 +42,7 @@
  *   elements), so that one with a \x00 is refused.
  * Files read with @include are scanned too, and literals are matched by file
  * as well (libconfig numbers the lines of each file from 1). */
-struct int_literal {
+struct config_int_literal {
         const char *file;       /* NULL: the main text; else the name libconfig gives */
         int line;
         int wrapped;            /* the value libconfig 1.5 stores */
@@ -54,179 +54,18 @@ struct int_literal {
         bool used;
 };
 
-struct str_literal {
-        const char *file;       /* as in struct int_literal */
+struct config_str_literal {
+        const char *file;       /* as in struct config_int_literal */
         int line;               /* where the (first) literal starts */
         int next_line;          /* line of the next token: what libconfig reports */
         char *value;            /* decoded as libconfig does, adjacent literals concatenated */
         bool nul;               /* a \x00 was dropped from it */
-        const char *name;       /* as in struct int_literal */
+        const char *name;       /* as in struct config_int_literal */
         size_t name_len;
         int name_line;
         const config_setting_t *owner;  /* the setting matched to it, once found */
 };
 
-struct parser {
-        const char *path;
-        const char *include_dir;        /* as given to libconfig, or NULL */
-        struct config_errors *errs;     /* may be NULL */
-        size_t n_errors;
-        bool oom;
-        struct int_literal *ints;
-        size_t n_ints;
-        struct str_literal *strs;
-        size_t n_strs;
-        char **kept;                    /* included texts and names: literals point into them */
-        size_t n_kept;
-};
-
-/* ---- messages ------------------------------------------------------------ */
-
-static void errors_append(struct parser *p, char *msg)
-{
-        char **m;
-
-        p->n_errors++;
-        if (!msg) {
-                p->oom = true;
-                return;
-        }
-        if (!p->errs) {
-                free(msg);
-                return;
-        }
-        m = realloc(p->errs->msgs, (p->errs->n + 1) * sizeof(char *));
-        if (!m) {
-                free(msg);
-                p->oom = true;
-                return;
-        }
-        m[p->errs->n++] = msg;
-        p->errs->msgs = m;
-}
-
-static char *vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
-static char *vformat(const char *fmt, va_list ap)
-{
-        va_list aq;
-        char *s;
-        int n;
-
-        va_copy(aq, ap);
-        n = vsnprintf(NULL, 0, fmt, aq);
-        va_end(aq);
-        if (n < 0)
-                return NULL;
-        s = malloc((size_t) n + 1);
-        if (!s)
-                return NULL;
-        vsnprintf(s, (size_t) n + 1, fmt, ap);
-        return s;
-}
-
-static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *format(const char *fmt, ...)
-{
-        va_list ap;
-        char *s;
-
-        va_start(ap, fmt);
-        s = vformat(fmt, ap);
-        va_end(ap);
-        return s;
-}
-
-/* "FILE:LINE: message", or "FILE: message" when line <= 0 */
-static void error_file_line(struct parser *p, const char *file, int line, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-static void error_file_line(struct parser *p, const char *file, int line, const char *fmt, ...)
-{
-        _cleanup_free_ char *msg = NULL;
-        va_list ap;
-
-        va_start(ap, fmt);
-        msg = vformat(fmt, ap);
-        va_end(ap);
-        if (!msg) {
-                errors_append(p, NULL);
-                return;
-        }
-        if (line > 0)
-                errors_append(p, format("%s:%d: %s", file, line, msg));
-        else
-                errors_append(p, format("%s: %s", file, msg));
-}
-
-static const char *setting_file(const struct parser *p, const config_setting_t *s)
-{
-        const char *f = s ? config_setting_source_file(s) : NULL;
-
-        return f ? f : p->path;
-}
-
-static int setting_line(const config_setting_t *s)
-{
-        return s ? (int) config_setting_source_line(s) : 0;
-}
-
-static int report_line(struct parser *p, const config_setting_t *s);
-
-static void error_at(struct parser *p, const config_setting_t *s, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-static void error_at(struct parser *p, const config_setting_t *s, const char *fmt, ...)
-{
-        _cleanup_free_ char *msg = NULL;
-        va_list ap;
-
-        va_start(ap, fmt);
-        msg = vformat(fmt, ap);
-        va_end(ap);
-        if (!msg) {
-                errors_append(p, NULL);
-                return;
-        }
-        error_file_line(p, setting_file(p, s), report_line(p, s), "%s", msg);
-}
-
-/* A value from the file, quoted for a one-line message: control bytes escaped,
- * long values cut. buf must hold QUOTE_BUF bytes. */
-static const char *quote(const char *s, char *buf)
-{
-        static const char hex[] = "0123456789abcdef";
-        size_t o = 0;
-
-        buf[o++] = '"';
-        for (; *s; s++) {
-                unsigned char c = (unsigned char) *s;
-
-                if (o >= QUOTE_MAX) {
-                        memcpy(buf + o, "...", 3);
-                        o += 3;
-                        break;
-                }
-                if (c == '"' || c == '\\') {
-                        buf[o++] = '\\';
-                        buf[o++] = (char) c;
-                } else if (c == '\n') {
-                        buf[o++] = '\\';
-                        buf[o++] = 'n';
-                } else if (c == '\t') {
-                        buf[o++] = '\\';
-                        buf[o++] = 't';
-                } else if (c < 0x20 || c >= 0x7f) {
-                        buf[o++] = '\\';
-                        buf[o++] = 'x';
-                        buf[o++] = hex[c >> 4];
-                        buf[o++] = hex[c & 15];
-                } else
-                        buf[o++] = (char) c;
-        }
-        buf[o++] = '"';
-        buf[o] = '\0';
-        return buf;
-}
-
-#define QUOTE_BUF (QUOTE_MAX + 16)
 
 /* ---- literals libconfig 1.5 mishandles ------------------------------------- */
 
@@ -255,9 +94,9 @@ static int hex_value(char c)
         return is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10;
 }
 
-static int ints_add(struct parser *p, const struct int_literal *lit)
+static int ints_add(struct config_parser *p, const struct config_int_literal *lit)
 {
-        struct int_literal *l;
+        struct config_int_literal *l;
 
         l = realloc(p->ints, (p->n_ints + 1) * sizeof(*l));
         if (!l)
@@ -267,9 +106,9 @@ static int ints_add(struct parser *p, const struct int_literal *lit)
         return 0;
 }
 
-static int strs_add(struct parser *p, const struct str_literal *lit)
+static int strs_add(struct config_parser *p, const struct config_str_literal *lit)
 {
-        struct str_literal *l;
+        struct config_str_literal *l;
 
         l = realloc(p->strs, (p->n_strs + 1) * sizeof(*l));
         if (!l)
@@ -353,7 +192,8 @@ static void decode_string(const char *t, size_t *i, int *line, char *out, size_t
 
 /* Adjacent string literals from t[*i] == '"', decoded into one value. lit
  * has the file and the setting name, if any. */
-static int scan_string(struct parser *p, const char *t, size_t *i, int *line, struct str_literal *lit)
+static int scan_string(struct config_parser *p, const char *t, size_t *i, int *line,
+                       struct config_str_literal *lit)
 {
         int l = *line;
         size_t start = *i, o = 0;
@@ -390,7 +230,7 @@ static int scan_string(struct parser *p, const char *t, size_t *i, int *line, st
 
 /* A number at t[*i]; records decimal and hex integers libconfig 1.5 wraps.
  * lit has the line and the setting name, if any. */
-static int scan_number(struct parser *p, const char *t, size_t *i, struct int_literal *lit)
+static int scan_number(struct config_parser *p, const char *t, size_t *i, struct config_int_literal *lit)
 {
         size_t start = *i;
 
@@ -452,7 +292,7 @@ static int scan_number(struct parser *p, const char *t, size_t *i, struct int_li
         return 0;
 }
 
-static int parser_keep(struct parser *p, char *buf)
+static int parser_keep(struct config_parser *p, char *buf)
 {
         char **k;
 
@@ -465,7 +305,7 @@ static int parser_keep(struct parser *p, char *buf)
 }
 
 /* libconfig would silently stop at a NUL byte */
-static bool check_nul(struct parser *p, const char *file, const char *text, size_t len)
+static bool check_nul(struct config_parser *p, const char *file, const char *text, size_t len)
 {
         const char *nul = memchr(text, '\0', len);
         int line = 1;
@@ -475,17 +315,17 @@ static bool check_nul(struct parser *p, const char *file, const char *text, size
         for (const char *t = text; t < nul; t++)
                 if (*t == '\n')
                         line++;
-        error_file_line(p, file, line, "unexpected NUL byte");
+        config_error_file_line(p, file, line, "unexpected NUL byte");
         return true;
 }
 
 static int read_file(const char *path, char **ret, size_t *ret_len);
-static int scan_literals(struct parser *p, const char *t, const char *file, int depth);
+static int scan_literals(struct config_parser *p, const char *t, const char *file, int depth);
 
 /* t[*i] == '@': libconfig's "@include" at the start of a line. The file is
  * scanned as well, so that it gets the checks of the main text. Returns 1 if
  * t[*i] is not one. */
-static int scan_include(struct parser *p, const char *t, size_t *i, int *line, int depth)
+static int scan_include(struct config_parser *p, const char *t, size_t *i, int *line, int depth)
 {
         _cleanup_free_ char *full = NULL;
         char *name, *text;
@@ -533,7 +373,7 @@ static int scan_include(struct parser *p, const char *t, size_t *i, int *line, i
         /* the file libconfig 1.5 opened: with an include directory, that
          * directory and the name, even an absolute one */
         if (p->include_dir) {
-                full = format("%s/%s", p->include_dir, name[0] == '/' ? name + 1 : name);
+                full = config_format("%s/%s", p->include_dir, name[0] == '/' ? name + 1 : name);
                 if (!full)
                         return -ENOMEM;
         }
@@ -541,7 +381,7 @@ static int scan_include(struct parser *p, const char *t, size_t *i, int *line, i
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
-                error_file_line(p, name, 0, "cannot read: %s", strerror(-r));
+                config_error_file_line(p, name, 0, "cannot read: %s", strerror(-r));
                 return 0;
         }
         r = parser_keep(p, text);
@@ -556,7 +396,7 @@ static int scan_include(struct parser *p, const char *t, size_t *i, int *line, i
 
 /* Follows libconfig's scanner closely enough for a text it has accepted.
  * file: NULL for the main text, else the name of an included file. */
-static int scan_literals(struct parser *p, const char *t, const char *file, int depth)
+static int scan_literals(struct config_parser *p, const char *t, const char *file, int depth)
 {
         enum { NONE, NAME, NAME_EQUALS } state = NONE;
         const char *name = NULL;
@@ -572,10 +412,10 @@ static int scan_literals(struct parser *p, const char *t, const char *file, int 
                 if (!c)
                         return 0;
                 if (c == '"') {
-                        struct str_literal lit = { .file = file };
+                        struct config_str_literal lit = { .file = file };
 
                         if (state == NAME_EQUALS)
-                                lit = (struct str_literal) {
+                                lit = (struct config_str_literal) {
                                         .file = file, .name = name, .name_len = name_len,
                                         .name_line = name_line,
                                 };
@@ -595,10 +435,10 @@ static int scan_literals(struct parser *p, const char *t, const char *file, int 
                         name_len = (size_t) (t + i - name);
                         state = NAME;
                 } else if (is_digit(c) || c == '.' || c == '-' || c == '+') {
-                        struct int_literal lit = { .file = file, .line = line };
+                        struct config_int_literal lit = { .file = file, .line = line };
 
                         if (state == NAME_EQUALS)
-                                lit = (struct int_literal) {
+                                lit = (struct config_int_literal) {
                                         .file = file, .line = line, .name = name,
                                         .name_len = name_len, .name_line = name_line,
                                 };
@@ -613,25 +453,21 @@ static int scan_literals(struct parser *p, const char *t, const char *file, int 
         }
 }
 
-static bool same_file(const char *a, const char *b)
-{
-        return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-static const struct int_literal *ints_take(struct parser *p, const config_setting_t *s, long long v)
+static const struct config_int_literal *ints_take(struct config_parser *p, const config_setting_t *s,
+                                                  long long v)
 {
         const char *name = config_setting_name(s), *file = config_setting_source_file(s);
 
         if (config_setting_type(s) != CONFIG_TYPE_INT)
                 return NULL;
         for (size_t i = 0; i < p->n_ints; i++) {
-                struct int_literal *l = &p->ints[i];
+                struct config_int_literal *l = &p->ints[i];
 
-                if (l->used || l->wrapped != v || !same_file(l->file, file))
+                if (l->used || l->wrapped != v || !config_same_file(l->file, file))
                         continue;
-                if (name ? !(l->name && l->name_line == setting_line(s) &&
+                if (name ? !(l->name && l->name_line == config_line_of(s) &&
                              l->name_len == strlen(name) && memcmp(l->name, name, l->name_len) == 0)
-                         : (l->name || l->line != setting_line(s)))
+                         : (l->name || l->line != config_line_of(s)))
                         continue;
                 l->used = true;
                 return l;
@@ -641,7 +477,7 @@ static const struct int_literal *ints_take(struct parser *p, const config_settin
 
 /* The literal the string setting s was written as (matched once, then
  * remembered), or NULL. */
-static const struct str_literal *strs_find(struct parser *p, const config_setting_t *s)
+static const struct config_str_literal *strs_find(struct config_parser *p, const config_setting_t *s)
 {
         const char *name, *file, *v;
 
@@ -654,13 +490,13 @@ static const struct str_literal *strs_find(struct parser *p, const config_settin
         file = config_setting_source_file(s);
         v = config_setting_get_string(s);
         for (size_t i = 0; i < p->n_strs; i++) {
-                struct str_literal *l = &p->strs[i];
+                struct config_str_literal *l = &p->strs[i];
 
-                if (l->owner || !same_file(l->file, file) || strcmp(l->value, v) != 0)
+                if (l->owner || !config_same_file(l->file, file) || strcmp(l->value, v) != 0)
                         continue;
-                if (name ? !(l->name && l->name_line == setting_line(s) &&
+                if (name ? !(l->name && l->name_line == config_line_of(s) &&
                              l->name_len == strlen(name) && memcmp(l->name, name, l->name_len) == 0)
-                         : (l->name || l->next_line != setting_line(s)))
+                         : (l->name || l->next_line != config_line_of(s)))
                         continue;
                 l->owner = s;
                 return l;
@@ -669,17 +505,17 @@ static const struct str_literal *strs_find(struct parser *p, const config_settin
 }
 
 /* The line of s for a message: a string element's own line, see above. */
-static int report_line(struct parser *p, const config_setting_t *s)
+int config_scan_report_line(struct config_parser *p, const config_setting_t *s)
 {
-        const struct str_literal *l;
+        const struct config_str_literal *l;
 
         if (!s || config_setting_name(s))
-                return setting_line(s);
+                return config_line_of(s);
         l = strs_find(p, s);
-        return l ? l->line : setting_line(s);
+        return l ? l->line : config_line_of(s);
 }
 
-static void parser_done(struct parser *p)
+static void parser_done(struct config_parser *p)
 {
         for (size_t i = 0; i < p->n_strs; i++)
                 free(p->strs[i].value);
@@ -700,32 +536,32 @@ static bool setting_is_int(const config_setting_t *s)
 }
 
 /* An integer in [min, max] named name (for messages) from s. */
-static int get_int_range(struct parser *p, const config_setting_t *s, const char *name,
+static int get_int_range(struct config_parser *p, const config_setting_t *s, const char *name,
                          long long min, long long max, long long *ret)
 {
-        const struct int_literal *l;
+        const struct config_int_literal *l;
         long long v;
 
         if (!setting_is_int(s)) {
-                error_at(p, s, "%s: expected an integer", name);
+                config_error_at(p, s, "%s: expected an integer", name);
                 return -EINVAL;
         }
         v = config_setting_get_int64(s);
         l = ints_take(p, s, v);
         if (l) {
-                error_at(p, s, "%s: must be between %lld and %lld, got %.*s",
-                         name, min, max, (int) l->len, l->text);
+                config_error_at(p, s, "%s: must be between %lld and %lld, got %.*s",
+                                name, min, max, (int) l->len, l->text);
                 return -ERANGE;
         }
         if (v < min || v > max) {
-                error_at(p, s, "%s: must be between %lld and %lld, got %lld", name, min, max, v);
+                config_error_at(p, s, "%s: must be between %lld and %lld, got %lld", name, min, max, v);
                 return -ERANGE;
         }
         *ret = v;
         return 0;
 }
 
-static int get_u32(struct parser *p, const config_setting_t *s, long long min, long long max,
+static int get_u32(struct config_parser *p, const config_setting_t *s, long long min, long long max,
                    uint32_t *ret)
 {
         long long v;
@@ -739,20 +575,20 @@ static int get_u32(struct parser *p, const config_setting_t *s, long long min, l
 }
 
 /* A string written with \x00 is refused: libconfig has dropped the NUL. */
-static bool string_has_nul(struct parser *p, const config_setting_t *s, const char *name)
+static bool string_has_nul(struct config_parser *p, const config_setting_t *s, const char *name)
 {
-        const struct str_literal *l = strs_find(p, s);
+        const struct config_str_literal *l = strs_find(p, s);
 
         if (!l || !l->nul)
                 return false;
-        error_at(p, s, "%s: \\x00 (a NUL byte) is not allowed in a string", name);
+        config_error_at(p, s, "%s: \\x00 (a NUL byte) is not allowed in a string", name);
         return true;
 }
 
-static const char *get_string(struct parser *p, const config_setting_t *s)
+static const char *get_string(struct config_parser *p, const config_setting_t *s)
 {
         if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-                error_at(p, s, "%s: expected a string", config_setting_name(s));
+                config_error_at(p, s, "%s: expected a string", config_setting_name(s));
                 return NULL;
         }
         if (string_has_nul(p, s, config_setting_name(s)))
@@ -892,16 +728,6 @@ void config_free(struct config *c)
         free(c);
 }
 
-void config_errors_clear(struct config_errors *e)
-{
-        if (!e)
-                return;
-        for (size_t i = 0; i < e->n; i++)
-                free(e->msgs[i]);
-        free(e->msgs);
-        *e = (struct config_errors) {};
-}
-
 static bool name_in(const char *name, const char *const *names, size_t n)
 {
         for (size_t i = 0; i < n; i++)
@@ -918,7 +744,7 @@ static const char *const global_only_names[] = {
 static const char *const entry_only_names[] = { "port", "address", "name" };
 
 /* A string setting of at most max bytes into *dst / *dst_len. */
-static void parse_bytes(struct parser *p, const config_setting_t *s, size_t max,
+static void parse_bytes(struct config_parser *p, const config_setting_t *s, size_t max,
                         char **dst, size_t *dst_len)
 {
         const char *v = get_string(p, s);
@@ -929,7 +755,7 @@ static void parse_bytes(struct parser *p, const config_setting_t *s, size_t max,
                 return;
         len = strlen(v);
         if (len > max) {
-                error_at(p, s, "%s: longer than %zu bytes", config_setting_name(s), max);
+                config_error_at(p, s, "%s: longer than %zu bytes", config_setting_name(s), max);
                 return;
         }
         d = strdup(v);
@@ -943,7 +769,7 @@ static void parse_bytes(struct parser *p, const config_setting_t *s, size_t max,
 }
 
 /* allow / deny: a non-empty list replaces *dst; an empty one leaves it alone. */
-static void parse_acl(struct parser *p, const config_setting_t *s, struct acl *dst)
+static void parse_acl(struct config_parser *p, const config_setting_t *s, struct acl *dst)
 {
         const char *name = config_setting_name(s);
         struct acl a = {};
@@ -951,14 +777,14 @@ static void parse_acl(struct parser *p, const config_setting_t *s, struct acl *d
         bool bad = false;
 
         if (!setting_is_sequence(s)) {
-                error_at(p, s, "%s: expected a list of addresses or CIDRs", name);
+                config_error_at(p, s, "%s: expected a list of addresses or CIDRs", name);
                 return;
         }
         n = config_setting_length(s);
         if (n == 0)
                 return;
         if ((unsigned) n > CONFIG_ACL_MAX) {
-                error_at(p, s, "%s: more than %u entries", name, CONFIG_ACL_MAX);
+                config_error_at(p, s, "%s: more than %u entries", name, CONFIG_ACL_MAX);
                 return;
         }
         a.entries = calloc((size_t) n, sizeof(struct cidr));
@@ -968,11 +794,11 @@ static void parse_acl(struct parser *p, const config_setting_t *s, struct acl *d
         }
         for (int i = 0; i < n; i++) {
                 const config_setting_t *e = config_setting_get_elem(s, (unsigned) i);
-                char q[QUOTE_BUF];
+                char q[CONFIG_QUOTE_BUF];
                 const char *v;
 
                 if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-                        error_at(p, e, "%s: expected a list of addresses or CIDRs", name);
+                        config_error_at(p, e, "%s: expected a list of addresses or CIDRs", name);
                         bad = true;
                         break;
                 }
@@ -982,7 +808,7 @@ static void parse_acl(struct parser *p, const config_setting_t *s, struct acl *d
                 }
                 v = config_setting_get_string(e);
                 if (cidr_parse(v, &a.entries[a.n]) < 0) {
-                        error_at(p, e, "%s: invalid address or CIDR %s", name, quote(v, q));
+                        config_error_at(p, e, "%s: invalid address or CIDR %s", name, config_quote(v, q));
                         bad = true;
                         continue;
                 }
@@ -998,10 +824,10 @@ static void parse_acl(struct parser *p, const config_setting_t *s, struct acl *d
 
 /* Per-listener settings (global defaults or inside a listen entry). Returns
  * false if name is not one. */
-static bool parse_listen_opt(struct parser *p, const config_setting_t *s, struct listen_opts *o)
+static bool parse_listen_opt(struct config_parser *p, const config_setting_t *s, struct listen_opts *o)
 {
         const char *name = config_setting_name(s);
-        char q[QUOTE_BUF];
+        char q[CONFIG_QUOTE_BUF];
         const char *v;
 
         if (strcmp(name, "greeting") == 0)
@@ -1017,7 +843,8 @@ static bool parse_listen_opt(struct parser *p, const config_setting_t *s, struct
                 else if (strcmp(v, "oneshot") == 0)
                         o->mode = MODE_ONESHOT;
                 else
-                        error_at(p, s, "mode: unknown mode %s (valid: echo, oneshot)", quote(v, q));
+                        config_error_at(p, s, "mode: unknown mode %s (valid: echo, oneshot)",
+                                        config_quote(v, q));
         } else if (strcmp(name, "framing") == 0) {
                 v = get_string(p, s);
                 if (!v)
@@ -1027,7 +854,8 @@ static bool parse_listen_opt(struct parser *p, const config_setting_t *s, struct
                 else if (strcmp(v, "raw") == 0)
                         o->framing = FRAMING_RAW;
                 else
-                        error_at(p, s, "framing: unknown framing %s (valid: line, raw)", quote(v, q));
+                        config_error_at(p, s, "framing: unknown framing %s (valid: line, raw)",
+                                        config_quote(v, q));
         } else if (strcmp(name, "max_message") == 0)
                 (void) get_u32(p, s, 1, CONFIG_MAX_MESSAGE_MAX, &o->max_message);
         else if (strcmp(name, "max_per_source") == 0)
@@ -1081,14 +909,15 @@ static int addr_key(const char *address, struct addr_key *k)
 /* A new entry for the setting s (the group, or the element of "ports"). */
 /* Where e is, for a message about an entry written in file: "line N" in the
  * same file, else "FILE:N". */
-static char *entry_where(const struct parser *p, const struct listen_entry *e, const char *file)
+static char *entry_where(const struct config_parser *p, const struct listen_entry *e, const char *file)
 {
-        if (same_file(e->file, file))
-                return format("line %d", e->line);
-        return format("%s:%d", e->file ? e->file : p->path, e->line);
+        if (config_same_file(e->file, file))
+                return config_format("line %d", e->line);
+        return config_format("%s:%d", e->file ? e->file : p->path, e->line);
 }
 
-static struct listen_entry *listeners_add(struct parser *p, struct config *c, const config_setting_t *s)
+static struct listen_entry *listeners_add(struct config_parser *p, struct config *c,
+                                          const config_setting_t *s)
 {
         const char *file = config_setting_source_file(s);
         struct listen_entry *l, *e;
@@ -1100,7 +929,7 @@ static struct listen_entry *listeners_add(struct parser *p, struct config *c, co
         }
         c->listeners = l;
         e = &l[c->n_listeners];
-        *e = (struct listen_entry) { .line = setting_line(s) };
+        *e = (struct listen_entry) { .line = config_line_of(s) };
         if ((file && !(e->file = strdup(file))) || listen_opts_copy(&e->opts, &c->defaults) < 0) {
                 free(e->file);
                 p->oom = true;
@@ -1110,12 +939,12 @@ static struct listen_entry *listeners_add(struct parser *p, struct config *c, co
         return e;
 }
 
-static void parse_ports(struct parser *p, struct config *c, const config_setting_t *s)
+static void parse_ports(struct config_parser *p, struct config *c, const config_setting_t *s)
 {
         int n;
 
         if (!setting_is_sequence(s)) {
-                error_at(p, s, "ports: expected a list of port numbers");
+                config_error_at(p, s, "ports: expected a list of port numbers");
                 return;
         }
         n = config_setting_length(s);
@@ -1125,7 +954,7 @@ static void parse_ports(struct parser *p, struct config *c, const config_setting
                 long long port;
 
                 if (!setting_is_int(e)) {
-                        error_at(p, e, "ports: expected a list of port numbers");
+                        config_error_at(p, e, "ports: expected a list of port numbers");
                         return;
                 }
                 if (get_int_range(p, e, "ports", 0, 65535, &port) < 0)
@@ -1137,7 +966,7 @@ static void parse_ports(struct parser *p, struct config *c, const config_setting
         }
 }
 
-static void parse_listen_entry(struct parser *p, struct config *c, const config_setting_t *g,
+static void parse_listen_entry(struct config_parser *p, struct config *c, const config_setting_t *g,
                                size_t first_listen)
 {
         const config_setting_t *port_setting = NULL;
@@ -1154,7 +983,7 @@ static void parse_listen_entry(struct parser *p, struct config *c, const config_
         for (int i = 0; i < n; i++) {
                 const config_setting_t *s = config_setting_get_elem(g, (unsigned) i);
                 const char *name = config_setting_name(s);
-                char q[QUOTE_BUF];
+                char q[CONFIG_QUOTE_BUF];
                 const char *v;
 
                 l = &c->listeners[self];
@@ -1172,16 +1001,17 @@ static void parse_listen_entry(struct parser *p, struct config *c, const config_
                                 continue;
                         /* kept even when invalid: check_duplicates() then skips the entry */
                         if (addr_key(v, &k) < 0)
-                                error_at(p, s, "address: not a numeric IPv4 or IPv6 address: %s",
-                                         quote(v, q));
+                                config_error_at(p, s, "address: not a numeric IPv4 or IPv6 address: %s",
+                                                config_quote(v, q));
                         else if (addr_key_mapped(&k)) {
                                 /* bound IPV6_V6ONLY (see listener.c), it fails with EINVAL */
                                 char v4[INET_ADDRSTRLEN];
 
                                 inet_ntop(AF_INET, k.addr + 12, v4, sizeof(v4));
-                                error_at(p, s, "address: %s is an IPv4-mapped IPv6 address, which muxd "
-                                         "cannot listen on (IPv6 listeners are IPv6 only): write \"%s\"",
-                                         quote(v, q), v4);
+                                config_error_at(p, s, "address: %s is an IPv4-mapped IPv6 address, which "
+                                                "muxd cannot listen on (IPv6 listeners are IPv6 only): "
+                                                "write \"%s\"",
+                                                config_quote(v, q), v4);
                         }
                         l->address = strdup(v);
                         if (!l->address)
@@ -1191,9 +1021,9 @@ static void parse_listen_entry(struct parser *p, struct config *c, const config_
                         if (!v)
                                 continue;
                         if (!listener_name_valid(v)) {
-                                error_at(p, s, "name: invalid listener name %s (1 to %u printable "
-                                         "ASCII characters, no spaces or colons)",
-                                         quote(v, q), CONFIG_NAME_MAX);
+                                config_error_at(p, s, "name: invalid listener name %s (1 to %u printable "
+                                                "ASCII characters, no spaces or colons)",
+                                                config_quote(v, q), CONFIG_NAME_MAX);
                                 continue;
                         }
                         for (size_t j = first_listen; j < self; j++)
@@ -1204,8 +1034,9 @@ static void parse_listen_entry(struct parser *p, struct config *c, const config_
                                         if (!where)
                                                 p->oom = true;
                                         else
-                                                error_at(p, s, "name: %s is already used by the entry at %s",
-                                                         quote(v, q), where);
+                                                config_error_at(p, s, "name: %s is already used by "
+                                                                "the entry at %s",
+                                                                config_quote(v, q), where);
                                         goto next;
                                 }
                         l->name = strdup(v);
@@ -1214,24 +1045,24 @@ static void parse_listen_entry(struct parser *p, struct config *c, const config_
                 } else if (parse_listen_opt(p, s, &l->opts))
                         ;
                 else if (name_in(name, global_only_names, ELEMENTSOF(global_only_names)))
-                        error_at(p, s, "%s: not allowed in a listen entry", name);
+                        config_error_at(p, s, "%s: not allowed in a listen entry", name);
                 else
-                        error_at(p, s, "unknown setting \"%s\"", name);
+                        config_error_at(p, s, "unknown setting \"%s\"", name);
         next:
                 ;
         }
 
         if (!port_setting)
-                error_at(p, g, "listen: entry needs a \"port\"");
+                config_error_at(p, g, "listen: entry needs a \"port\"");
 }
 
-static void parse_listen(struct parser *p, struct config *c, const config_setting_t *s)
+static void parse_listen(struct config_parser *p, struct config *c, const config_setting_t *s)
 {
         size_t first = c->n_listeners;
         int n;
 
         if (!setting_is_sequence(s)) {
-                error_at(p, s, "listen: expected a list of groups");
+                config_error_at(p, s, "listen: expected a list of groups");
                 return;
         }
         n = config_setting_length(s);
@@ -1239,7 +1070,7 @@ static void parse_listen(struct parser *p, struct config *c, const config_settin
                 const config_setting_t *g = config_setting_get_elem(s, (unsigned) i);
 
                 if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
-                        error_at(p, g, "listen: expected a list of groups");
+                        config_error_at(p, g, "listen: expected a list of groups");
                         continue;
                 }
                 parse_listen_entry(p, c, g, first);
@@ -1272,7 +1103,7 @@ static const char *addr_key_conflict(const struct addr_key *a, const struct addr
 
 /* Entries muxd could not bind together: the same address and port twice, or
  * addresses that overlap on a port (see above). Port 0 never conflicts. */
-static void check_duplicates(struct parser *p, const struct config *c)
+static void check_duplicates(struct config_parser *p, const struct config *c)
 {
         for (size_t i = 0; i < c->n_listeners; i++) {
                 const struct listen_entry *a = &c->listeners[i];
@@ -1299,18 +1130,19 @@ static void check_duplicates(struct parser *p, const struct config *c)
                         if (!where)
                                 p->oom = true;
                         else if (same)
-                                error_file_line(p, file, a->line, "port %u on %s is already listed at %s",
-                                                a->port, as, where);
+                                config_error_file_line(p, file, a->line, "port %u on %s is already "
+                                                       "listed at %s", a->port, as, where);
                         else
-                                error_file_line(p, file, a->line, "port %u on %s conflicts with port %u "
-                                                "on %s at %s (%s)", a->port, as, b->port,
-                                                b->address ? b->address : "all addresses", where, why);
+                                config_error_file_line(p, file, a->line, "port %u on %s conflicts with "
+                                                       "port %u on %s at %s (%s)", a->port, as, b->port,
+                                                       b->address ? b->address : "all addresses",
+                                                       where, why);
                         break;
                 }
         }
 }
 
-static void parse_root(struct parser *p, struct config *c, const config_setting_t *root)
+static void parse_root(struct config_parser *p, struct config *c, const config_setting_t *root)
 {
         const config_setting_t *max_conn = NULL, *backend = NULL, *ports = NULL, *listen = NULL;
         bool backend_ok = true, max_conn_ok = true;
@@ -1321,7 +1153,7 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
         for (int i = 0; i < n; i++) {
                 const config_setting_t *s = config_setting_get_elem(root, (unsigned) i);
                 const char *name = config_setting_name(s);
-                char q[QUOTE_BUF];
+                char q[CONFIG_QUOTE_BUF];
                 const char *v;
 
                 if (strcmp(name, "timeout") == 0)
@@ -1333,8 +1165,8 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
                         if (!v)
                                 continue;
                         if (!ev_backend_find(v)) {
-                                error_at(p, s, "backend: unknown backend %s (valid: %s)",
-                                         quote(v, q), ev_backend_names());
+                                config_error_at(p, s, "backend: unknown backend %s (valid: %s)",
+                                                config_quote(v, q), ev_backend_names());
                                 continue;
                         }
                         free(c->backend);
@@ -1356,8 +1188,8 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
                                 continue;
                         l = log_level_from_string(v);
                         if (l < 0)
-                                error_at(p, s, "log_level: unknown level %s "
-                                         "(valid: debug, info, notice, warning, err)", quote(v, q));
+                                config_error_at(p, s, "log_level: unknown level %s (valid: debug, "
+                                                "info, notice, warning, err)", config_quote(v, q));
                         else
                                 c->log_level = (enum log_level) l;
                 } else if (strcmp(name, "shutdown_timeout") == 0)
@@ -1371,9 +1203,9 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
                 else if (parse_listen_opt(p, s, &c->defaults))
                         ;
                 else if (name_in(name, entry_only_names, ELEMENTSOF(entry_only_names)))
-                        error_at(p, s, "%s: only allowed in a listen entry", name);
+                        config_error_at(p, s, "%s: only allowed in a listen entry", name);
                 else
-                        error_at(p, s, "unknown setting \"%s\"", name);
+                        config_error_at(p, s, "unknown setting \"%s\"", name);
                 if (p->oom)
                         return;
         }
@@ -1387,8 +1219,9 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
                 return;
         /* always an error, so that start, reload and -t agree on the file */
         if (!listeners_written(ports) && !listeners_written(listen))
-                error_file_line(p, p->path, 0, "no listeners: set \"ports\" or \"listen\" (muxd needs "
-                                "at least one; sockets passed by systemd are matched to these entries)");
+                config_error_file_line(p, p->path, 0, "no listeners: set \"ports\" or \"listen\" (muxd "
+                                       "needs at least one; sockets passed by systemd are matched to "
+                                       "these entries)");
         check_duplicates(p, c);
 
         /* A backend with a descriptor limit of its own (select) must be able to
@@ -1406,16 +1239,17 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
 
                 if (max_conn) {
                         if (c->max_connections > at_most)
-                                error_at(p, max_conn, "max_connections: %u is more than backend \"%s\" "
-                                         "can watch (%s): at most %zu with %zu listener%s and %u worker%s",
-                                         c->max_connections, b->name, limit, at_most,
-                                         c->n_listeners, c->n_listeners == 1 ? "" : "s",
-                                         c->workers, c->workers == 1 ? "" : "s");
+                                config_error_at(p, max_conn, "max_connections: %u is more than backend "
+                                                "\"%s\" can watch (%s): at most %zu with %zu listener%s "
+                                                "and %u worker%s",
+                                                c->max_connections, b->name, limit, at_most,
+                                                c->n_listeners, c->n_listeners == 1 ? "" : "s",
+                                                c->workers, c->workers == 1 ? "" : "s");
                 } else if (at_most == 0)
-                        error_at(p, backend, "backend: \"%s\" can watch too few descriptors (%s) "
-                                 "for %zu listener%s and %u worker%s", b->name, limit,
-                                 c->n_listeners, c->n_listeners == 1 ? "" : "s",
-                                 c->workers, c->workers == 1 ? "" : "s");
+                        config_error_at(p, backend, "backend: \"%s\" can watch too few descriptors (%s) "
+                                        "for %zu listener%s and %u worker%s", b->name, limit,
+                                        c->n_listeners, c->n_listeners == 1 ? "" : "s",
+                                        c->workers, c->workers == 1 ? "" : "s");
                 else if (c->max_connections > at_most)
                         c->max_connections = (uint32_t) at_most;
         }
@@ -1428,14 +1262,15 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
                 int r = b->probe();
 
                 if (r == -EOPNOTSUPP)
-                        error_at(p, backend, "backend: this kernel's %s lacks what muxd needs "
-                                 "(Linux 6.0 or later); use backend \"epoll\"", b->name);
+                        config_error_at(p, backend, "backend: this kernel's %s lacks what muxd needs "
+                                        "(Linux 6.0 or later); use backend \"epoll\"", b->name);
                 else if (r < 0)
-                        error_at(p, backend, "backend: the kernel refused %s (%s); use backend \"epoll\"%s",
-                                 b->name, strerror(-r),
-                                 strcmp(b->name, "io_uring") == 0 ?
-                                 ", or allow io_uring in the unit (SystemCallFilter="
-                                 "io_uring_setup io_uring_enter io_uring_register)" : "");
+                        config_error_at(p, backend, "backend: the kernel refused %s (%s); use backend "
+                                        "\"epoll\"%s",
+                                        b->name, strerror(-r),
+                                        strcmp(b->name, "io_uring") == 0 ?
+                                        ", or allow io_uring in the unit (SystemCallFilter="
+                                        "io_uring_setup io_uring_enter io_uring_register)" : "");
         }
 }
 
@@ -1473,7 +1308,7 @@ static int config_new(const char *path, struct config **ret)
 static int load_text(const char *text, const char *path, const char *include_dir,
                      struct config **ret, struct config_errors *errs)
 {
-        struct parser p = { .path = path, .include_dir = include_dir, .errs = errs };
+        struct config_parser p = { .path = path, .include_dir = include_dir, .errs = errs };
         _cleanup_free_ char *copy = NULL;
         struct config *c = NULL;
         size_t len = strlen(text);
@@ -1499,8 +1334,8 @@ static int load_text(const char *text, const char *path, const char *include_dir
                 const char *file = config_error_file(&cfg);
                 const char *msg = config_error_text(&cfg);
 
-                error_file_line(&p, file ? file : path, config_error_line(&cfg), "%s",
-                                msg ? msg : "syntax error");
+                config_error_file_line(&p, file ? file : path, config_error_line(&cfg), "%s",
+                                       msg ? msg : "syntax error");
                 r = p.oom ? -ENOMEM : -EINVAL;
                 goto finish;
         }
@@ -1524,8 +1359,8 @@ static int load_text(const char *text, const char *path, const char *include_dir
          * (when nothing else is wrong, since it may belong to a setting in error) */
         for (size_t i = 0, n_errors = p.n_errors; i < p.n_strs && n_errors == 0; i++)
                 if (p.strs[i].nul && !p.strs[i].owner)
-                        error_file_line(&p, p.strs[i].file ? p.strs[i].file : path, p.strs[i].line,
-                                        "\\x00 (a NUL byte) is not allowed in a string");
+                        config_error_file_line(&p, p.strs[i].file ? p.strs[i].file : path, p.strs[i].line,
+                                               "\\x00 (a NUL byte) is not allowed in a string");
 
         if (p.oom)
                 r = -ENOMEM;
@@ -1597,7 +1432,7 @@ static int read_file(const char *path, char **ret, size_t *ret_len)
 int config_load(const char *path, struct config **ret, struct config_errors *errs)
 {
         _cleanup_free_ char *text = NULL, *dir = NULL;
-        struct parser p = { .path = path, .errs = errs };
+        struct config_parser p = { .path = path, .errs = errs };
         const char *slash;
         size_t len = 0;
         int r;
@@ -1607,7 +1442,7 @@ int config_load(const char *path, struct config **ret, struct config_errors *err
 
         r = read_file(path, &text, &len);
         if (r < 0) {
-                error_file_line(&p, path, 0, "cannot read: %s", strerror(-r));
+                config_error_file_line(&p, path, 0, "cannot read: %s", strerror(-r));
                 return r;
         }
 
