@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config-internal.h"
+#include "config-scan.h"
 #include "util.h"
 
 static void errors_append(struct config_parser *p, char *msg)

@@ -71,7 +71,3 @@ static inline bool config_same_file(const char *a, const char *b)
 {
         return a == b || (a && b && strcmp(a, b) == 0);
 }
-
-/* The line of s for a message: a string element of a list is reported at its
- * own line, which libconfig 1.5 gets wrong (config-scan.c). */
-int config_scan_report_line(struct config_parser *p, const config_setting_t *s);
