@@ -3,7 +3,8 @@
  * setting (types, ranges, listeners that can be bound together) into a
  * struct config, and collect every problem as a "FILE:LINE: message" string
  * (config-errors.c). What libconfig 1.5 reads wrong is read again by the
- * pre-pass (config-scan.c). Never logs. */
+ * pre-pass (config-scan.c). Never logs, and never asks the kernel whether it
+ * can run the backend (main.c does, see ev_backend_check()). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -214,6 +215,7 @@ void config_free(struct config *c)
                 return;
         free(c->path);
         free(c->backend);
+        free(c->backend_file);
         listen_opts_done(&c->defaults);
         for (size_t i = 0; i < c->n_listeners; i++) {
                 free(c->listeners[i].name);
@@ -651,7 +653,7 @@ static void parse_root(struct config_parser *p, struct config *c, const config_s
                 const config_setting_t *s = config_setting_get_elem(root, (unsigned) i);
                 const char *name = config_setting_name(s);
                 char q[CONFIG_QUOTE_BUF];
-                const char *v;
+                const char *v, *file;
 
                 if (strcmp(name, "timeout") == 0)
                         (void) get_u32(p, s, 0, CONFIG_TIMEOUT_MAX, &c->timeout);
@@ -668,7 +670,9 @@ static void parse_root(struct config_parser *p, struct config *c, const config_s
                         }
                         free(c->backend);
                         c->backend = strdup(v);
-                        if (!c->backend) {
+                        c->backend_line = config_line_of(s);
+                        file = config_setting_source_file(s);
+                        if (!c->backend || (file && !(c->backend_file = strdup(file)))) {
                                 p->oom = true;
                                 return;
                         }
@@ -750,25 +754,9 @@ static void parse_root(struct config_parser *p, struct config *c, const config_s
                 else if (c->max_connections > at_most)
                         c->max_connections = (uint32_t) at_most;
         }
-
-        /* A backend the kernel may refuse (io_uring: a seccomp filter such as
-         * the unit's SystemCallFilter=, kernel.io_uring_disabled, an old
-         * kernel) is tried here, so that "muxd -t" (and so "systemctl reload")
-         * and the start fail with the way out rather than a bare errno. */
-        if (b && b->probe && backend) {
-                int r = b->probe();
-
-                if (r == -EOPNOTSUPP)
-                        config_error_at(p, backend, "backend: this kernel's %s lacks what muxd needs "
-                                        "(Linux 6.0 or later); use backend \"epoll\"", b->name);
-                else if (r < 0)
-                        config_error_at(p, backend, "backend: the kernel refused %s (%s); use backend "
-                                        "\"epoll\"%s",
-                                        b->name, strerror(-r),
-                                        strcmp(b->name, "io_uring") == 0 ?
-                                        ", or allow io_uring in the unit (SystemCallFilter="
-                                        "io_uring_setup io_uring_enter io_uring_register)" : "");
-        }
+        /* Whether this kernel lets muxd use the backend is asked where it is
+         * opened (ev_backend_check(), main.c), not here: loading has no side
+         * effects. backend_file and backend_line are for its message. */
 }
 
 size_t config_client_budget(size_t max_fds, size_t n_listeners, unsigned workers)

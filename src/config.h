@@ -68,6 +68,9 @@ struct config {
         char *path;
         uint32_t timeout;               /* seconds, 0: never */
         char *backend;                  /* a name from the event backend table */
+        char *backend_file;             /* NULL: "backend" is in the main file (path) or not
+                                         * written; else the @include'd file it is in */
+        int backend_line;               /* its line in that file, for messages; 0: not written */
         uint32_t max_connections;
         bool max_connections_set;       /* written in the file (else the default, maybe lowered) */
         enum log_level log_level;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,25 @@ const char *ev_backend_names(void)
 const struct ev_backend *ev_backend_default(void)
 {
         return ev_backends[0];
+}
+
+int ev_backend_check(const struct ev_backend *b, char **why)
+{
+        int r = b->probe ? b->probe() : 0, n = 0;
+
+        *why = NULL;
+        if (r == -EOPNOTSUPP)
+                n = asprintf(why, "this kernel's %s lacks what muxd needs (Linux 6.0 or later); "
+                             "use backend \"epoll\"", b->name);
+        else if (r < 0)
+                n = asprintf(why, "the kernel refused %s (%s); use backend \"epoll\"%s",
+                             b->name, strerror(-r),
+                             strcmp(b->name, "io_uring") == 0 ?
+                             ", or allow io_uring in the unit (SystemCallFilter="
+                             "io_uring_setup io_uring_enter io_uring_register)" : "");
+        if (n < 0)
+                *why = NULL;    /* undefined after a failed asprintf() */
+        return r;
 }
 
 int ev_loop_new(const struct ev_backend *b, int setsize, struct ev_loop **ret)

@@ -659,6 +659,8 @@ static void test_defaults(void **state)
 
                 assert_int_equal(c->timeout, 60);
                 assert_string_equal(c->backend, "epoll");
+                assert_null(c->backend_file);
+                assert_int_equal(c->backend_line, 0);
                 assert_int_equal(c->max_connections, 10000);
                 assert_int_equal(c->log_level, LOG_LEVEL_INFO);
                 assert_int_equal(c->shutdown_timeout, 5);
@@ -767,6 +769,8 @@ static void test_every_setting(void **state)
                     "listen = ( { port = 0; } );\n");
         assert_int_equal(c->timeout, 0);
         assert_string_equal(c->backend, "poll");
+        assert_null(c->backend_file);
+        assert_int_equal(c->backend_line, 2);   /* for main.c's message if the kernel refuses it */
         assert_int_equal(c->max_connections, 1000000);
         assert_int_equal(c->log_level, LOG_LEVEL_DEBUG);
         assert_int_equal(c->shutdown_timeout, 3600);
@@ -796,6 +800,7 @@ static void test_every_setting(void **state)
         assert_int_equal(c->defaults.max_message, 1);
         assert_int_equal(c->log_level, LOG_LEVEL_ERR);
         assert_string_equal(c->backend, "select");
+        assert_int_equal(c->backend_line, 6);
         config_free(c);
 
         c = load_ok("log_level = \"warning\";\nbackend = \"epoll\";\nports = [ 0 ];\n");
@@ -1129,6 +1134,28 @@ static void test_load_include(void **state)
         free(inc);
 }
 
+/* The backend's place, which main.c names when the kernel refuses it: the
+ * included file and its line there. */
+static void test_load_include_backend(void **state)
+{
+        struct config_errors e = {};
+        struct config *c = NULL;
+        char *path, *inc;
+        int r;
+
+        inc = write_file("backend.inc", "\n\nbackend = \"poll\";\n");
+        path = write_file("main3.conf", "ports = [ 0 ];\n@include \"backend.inc\"\n");
+        r = config_load(path, &c, &e);
+        dump_errors(&e);
+        assert_int_equal(r, 0);
+        assert_string_equal(c->backend, "poll");
+        assert_string_equal(c->backend_file, "backend.inc");
+        assert_int_equal(c->backend_line, 3);
+        config_free(c);
+        free(path);
+        free(inc);
+}
+
 /* config_load(path) fails with exactly these messages. */
 static void assert_load_invalid(const char *path, const char *const *expected, size_t n)
 {
@@ -1384,6 +1411,7 @@ int main(void)
                 cmocka_unit_test(test_load_file),
                 cmocka_unit_test(test_load_file_unreadable),
                 cmocka_unit_test(test_load_include),
+                cmocka_unit_test(test_load_include_backend),
                 cmocka_unit_test(test_load_include_checked),
                 cmocka_unit_test(test_load_include_listeners),
         };
