@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,13 +26,25 @@ const struct ev_backend *ev_backend_find(const char *name)
         return NULL;
 }
 
+/* "epoll, poll, select[, io_uring]", made once from the table above: the one
+ * list of backends (messages, and the integration tests, which read it from
+ * "muxd -t"). */
+static char ev_names[128];
+static pthread_once_t ev_names_once = PTHREAD_ONCE_INIT;
+
+static void ev_backend_names_make(void)
+{
+        size_t o = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(ev_backends) && o < sizeof(ev_names); i++)
+                o += (size_t) snprintf(ev_names + o, sizeof(ev_names) - o, "%s%s",
+                                       i > 0 ? ", " : "", ev_backends[i]->name);
+}
+
 const char *ev_backend_names(void)
 {
-#ifdef HAVE_LIBURING
-        return "epoll, poll, select, io_uring";
-#else
-        return "epoll, poll, select";
-#endif
+        pthread_once(&ev_names_once, ev_backend_names_make);
+        return ev_names;
 }
 
 const struct ev_backend *ev_backend_default(void)
