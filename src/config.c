@@ -1,694 +1,29 @@
 /* SPDX-License-Identifier: MIT */
-/* Configuration: parse /etc/muxd.conf with libconfig, validate every value and
- * collect every problem as a "FILE:LINE: message" string. Never logs. */
+/* Configuration: the schema. Parse /etc/muxd.conf with libconfig, check every
+ * setting (types, ranges, listeners that can be bound together) into a
+ * struct config, and collect every problem as a "FILE:LINE: message" string
+ * (config-errors.c). What libconfig 1.5 reads wrong is read again by the
+ * pre-pass (config-scan.c). Never logs, and never asks the kernel whether it
+ * can run the backend (main.c does, see ev_backend_check()). */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <libconfig.h>
 
 #include "config.h"
+#include "config-internal.h"
+#include "config-scan.h"
 #include "event.h"
 #include "util.h"
 
 #define CONFIG_DEFAULT_GREETING "hello...\n"
 #define CONFIG_DEFAULT_SUFFIX   "hi..."
 #define CONFIG_DEFAULT_BACKEND  "epoll"
-#define CONFIG_FILE_MAX         (16u << 20)     /* refuse to read bigger files */
-#define QUOTE_MAX               80              /* chars of a value shown in a message */
-#define INCLUDE_DEPTH_MAX       10              /* libconfig 1.5's own limit */
-
-/* Three things libconfig 1.5 gets wrong are corrected with a scan of the text
- * (see scan_literals()):
- * - it reads a decimal integer that does not fit in 32 bits with atoi() and a
- *   hex one with strtoul() cast to int: 5000000000 silently becomes 705032704.
- *   Such literals are matched back to their setting (by name, line of the
- *   name and wrapped value; list elements by line and wrapped value), so they
- *   fail the range check instead;
- * - a string element of a list gets the line of the token after it (the
- *   parser looks ahead for an adjacent literal to concatenate), so "bad" in
- *   [ "ok",\n "bad"\n ] would be reported at the line of "]". Such strings are
- *   matched back by that line and their value;
- * - it drops a \x00 from a string ("ab\x00cd" becomes "abcd"). Strings are
- *   matched back to their setting (as integers are, or as above for list
- *   elements), so that one with a \x00 is refused.
- * Files read with @include are scanned too, and literals are matched by file
- * as well (libconfig numbers the lines of each file from 1). */
-struct int_literal {
-        const char *file;       /* NULL: the main text; else the name libconfig gives */
-        int line;
-        int wrapped;            /* the value libconfig 1.5 stores */
-        const char *text;       /* the literal as written */
-        size_t len;
-        const char *name;       /* "NAME =" before it, or NULL (a list element) */
-        size_t name_len;
-        int name_line;
-        bool used;
-};
-
-struct str_literal {
-        const char *file;       /* as in struct int_literal */
-        int line;               /* where the (first) literal starts */
-        int next_line;          /* line of the next token: what libconfig reports */
-        char *value;            /* decoded as libconfig does, adjacent literals concatenated */
-        bool nul;               /* a \x00 was dropped from it */
-        const char *name;       /* as in struct int_literal */
-        size_t name_len;
-        int name_line;
-        const config_setting_t *owner;  /* the setting matched to it, once found */
-};
-
-struct parser {
-        const char *path;
-        const char *include_dir;        /* as given to libconfig, or NULL */
-        struct config_errors *errs;     /* may be NULL */
-        size_t n_errors;
-        bool oom;
-        struct int_literal *ints;
-        size_t n_ints;
-        struct str_literal *strs;
-        size_t n_strs;
-        char **kept;                    /* included texts and names: literals point into them */
-        size_t n_kept;
-};
-
-/* ---- messages ------------------------------------------------------------ */
-
-static void errors_append(struct parser *p, char *msg)
-{
-        char **m;
-
-        p->n_errors++;
-        if (!msg) {
-                p->oom = true;
-                return;
-        }
-        if (!p->errs) {
-                free(msg);
-                return;
-        }
-        m = realloc(p->errs->msgs, (p->errs->n + 1) * sizeof(char *));
-        if (!m) {
-                free(msg);
-                p->oom = true;
-                return;
-        }
-        m[p->errs->n++] = msg;
-        p->errs->msgs = m;
-}
-
-static char *vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
-static char *vformat(const char *fmt, va_list ap)
-{
-        va_list aq;
-        char *s;
-        int n;
-
-        va_copy(aq, ap);
-        n = vsnprintf(NULL, 0, fmt, aq);
-        va_end(aq);
-        if (n < 0)
-                return NULL;
-        s = malloc((size_t) n + 1);
-        if (!s)
-                return NULL;
-        vsnprintf(s, (size_t) n + 1, fmt, ap);
-        return s;
-}
-
-static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *format(const char *fmt, ...)
-{
-        va_list ap;
-        char *s;
-
-        va_start(ap, fmt);
-        s = vformat(fmt, ap);
-        va_end(ap);
-        return s;
-}
-
-/* "FILE:LINE: message", or "FILE: message" when line <= 0 */
-static void error_file_line(struct parser *p, const char *file, int line, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-static void error_file_line(struct parser *p, const char *file, int line, const char *fmt, ...)
-{
-        _cleanup_free_ char *msg = NULL;
-        va_list ap;
-
-        va_start(ap, fmt);
-        msg = vformat(fmt, ap);
-        va_end(ap);
-        if (!msg) {
-                errors_append(p, NULL);
-                return;
-        }
-        if (line > 0)
-                errors_append(p, format("%s:%d: %s", file, line, msg));
-        else
-                errors_append(p, format("%s: %s", file, msg));
-}
-
-static const char *setting_file(const struct parser *p, const config_setting_t *s)
-{
-        const char *f = s ? config_setting_source_file(s) : NULL;
-
-        return f ? f : p->path;
-}
-
-static int setting_line(const config_setting_t *s)
-{
-        return s ? (int) config_setting_source_line(s) : 0;
-}
-
-static int report_line(struct parser *p, const config_setting_t *s);
-
-static void error_at(struct parser *p, const config_setting_t *s, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-static void error_at(struct parser *p, const config_setting_t *s, const char *fmt, ...)
-{
-        _cleanup_free_ char *msg = NULL;
-        va_list ap;
-
-        va_start(ap, fmt);
-        msg = vformat(fmt, ap);
-        va_end(ap);
-        if (!msg) {
-                errors_append(p, NULL);
-                return;
-        }
-        error_file_line(p, setting_file(p, s), report_line(p, s), "%s", msg);
-}
-
-/* A value from the file, quoted for a one-line message: control bytes escaped,
- * long values cut. buf must hold QUOTE_BUF bytes. */
-static const char *quote(const char *s, char *buf)
-{
-        static const char hex[] = "0123456789abcdef";
-        size_t o = 0;
-
-        buf[o++] = '"';
-        for (; *s; s++) {
-                unsigned char c = (unsigned char) *s;
-
-                if (o >= QUOTE_MAX) {
-                        memcpy(buf + o, "...", 3);
-                        o += 3;
-                        break;
-                }
-                if (c == '"' || c == '\\') {
-                        buf[o++] = '\\';
-                        buf[o++] = (char) c;
-                } else if (c == '\n') {
-                        buf[o++] = '\\';
-                        buf[o++] = 'n';
-                } else if (c == '\t') {
-                        buf[o++] = '\\';
-                        buf[o++] = 't';
-                } else if (c < 0x20 || c >= 0x7f) {
-                        buf[o++] = '\\';
-                        buf[o++] = 'x';
-                        buf[o++] = hex[c >> 4];
-                        buf[o++] = hex[c & 15];
-                } else
-                        buf[o++] = (char) c;
-        }
-        buf[o++] = '"';
-        buf[o] = '\0';
-        return buf;
-}
-
-#define QUOTE_BUF (QUOTE_MAX + 16)
-
-/* ---- literals libconfig 1.5 mishandles ------------------------------------- */
-
-static bool is_name_start(char c)
-{
-        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '*';
-}
-
-static bool is_name_char(char c)
-{
-        return is_name_start(c) || (c >= '0' && c <= '9') || c == '-' || c == '_';
-}
-
-static bool is_digit(char c)
-{
-        return c >= '0' && c <= '9';
-}
-
-static bool is_xdigit(char c)
-{
-        return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static int hex_value(char c)
-{
-        return is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10;
-}
-
-static int ints_add(struct parser *p, const struct int_literal *lit)
-{
-        struct int_literal *l;
-
-        l = realloc(p->ints, (p->n_ints + 1) * sizeof(*l));
-        if (!l)
-                return -ENOMEM;
-        p->ints = l;
-        p->ints[p->n_ints++] = *lit;
-        return 0;
-}
-
-static int strs_add(struct parser *p, const struct str_literal *lit)
-{
-        struct str_literal *l;
-
-        l = realloc(p->strs, (p->n_strs + 1) * sizeof(*l));
-        if (!l)
-                return -ENOMEM;
-        p->strs = l;
-        p->strs[p->n_strs++] = *lit;
-        return 0;
-}
-
-/* Skip blanks and comments from t[*i], counting lines. */
-static void skip_blanks(const char *t, size_t *i, int *line)
-{
-        for (;;) {
-                char c = t[*i];
-
-                if (c == '\n') {
-                        (*line)++;
-                        (*i)++;
-                } else if (c == ' ' || c == '\t' || c == '\r' || c == '\f')
-                        (*i)++;
-                else if (c == '#' || (c == '/' && t[*i + 1] == '/')) {
-                        while (t[*i] && t[*i] != '\n')
-                                (*i)++;
-                } else if (c == '/' && t[*i + 1] == '*') {
-                        for (*i += 2; t[*i] && !(t[*i] == '*' && t[*i + 1] == '/'); (*i)++)
-                                if (t[*i] == '\n')
-                                        (*line)++;
-                        if (t[*i])
-                                *i += 2;
-                } else
-                        return;
-        }
-}
-
-/* One string literal at t[*i] == '"', decoded as libconfig does and appended
- * to out at *o; with out NULL, only *o counts the length. *nul is set if a
- * \x00 is dropped. */
-static void decode_string(const char *t, size_t *i, int *line, char *out, size_t *o, bool *nul)
-{
-#define PUT(ch) do { if (out) out[*o] = (ch); (*o)++; } while (0)
-        for ((*i)++; t[*i] && t[*i] != '"'; ) {
-                char c = t[*i];
-
-                if (c != '\\') {
-                        if (c == '\n')
-                                (*line)++;
-                        PUT(c);
-                        (*i)++;
-                        continue;
-                }
-                switch (t[*i + 1]) {
-                case 'n': PUT('\n'); *i += 2; break;
-                case 'r': PUT('\r'); *i += 2; break;
-                case 't': PUT('\t'); *i += 2; break;
-                case 'f': PUT('\f'); *i += 2; break;
-                case '\\': PUT('\\'); *i += 2; break;
-                case '"': PUT('"'); *i += 2; break;
-                case 'x':
-                case 'X':
-                        if (is_xdigit(t[*i + 2]) && is_xdigit(t[*i + 3])) {
-                                char ch = (char) (hex_value(t[*i + 2]) * 16 + hex_value(t[*i + 3]));
-
-                                if (ch)
-                                        PUT(ch);
-                                else
-                                        *nul = true;
-                                *i += 4;
-                                break;
-                        }
-                        /* fall through */
-                default:
-                        /* a lone backslash is kept; what follows is read as usual */
-                        PUT('\\');
-                        (*i)++;
-                }
-        }
-        if (t[*i])
-                (*i)++;
-#undef PUT
-}
-
-/* Adjacent string literals from t[*i] == '"', decoded into one value. lit
- * has the file and the setting name, if any. */
-static int scan_string(struct parser *p, const char *t, size_t *i, int *line, struct str_literal *lit)
-{
-        int l = *line;
-        size_t start = *i, o = 0;
-        char *value;
-
-        lit->line = *line;
-        /* once to measure, once to decode */
-        for (;;) {
-                decode_string(t, i, &l, NULL, &o, &lit->nul);
-                skip_blanks(t, i, &l);
-                if (t[*i] != '"')
-                        break;
-        }
-        value = malloc(o + 1);
-        if (!value)
-                return -ENOMEM;
-        *i = start;
-        o = 0;
-        for (;;) {
-                decode_string(t, i, line, value, &o, &lit->nul);
-                skip_blanks(t, i, line);
-                if (t[*i] != '"')
-                        break;
-        }
-        value[o] = '\0';
-        lit->value = value;
-        lit->next_line = *line;
-        if (strs_add(p, lit) < 0) {
-                free(value);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-/* A number at t[*i]; records decimal and hex integers libconfig 1.5 wraps.
- * lit has the line and the setting name, if any. */
-static int scan_number(struct parser *p, const char *t, size_t *i, struct int_literal *lit)
-{
-        size_t start = *i;
-
-        lit->text = t + start;
-
-        if (t[*i] == '0' && (t[*i + 1] == 'x' || t[*i + 1] == 'X') && is_xdigit(t[*i + 2])) {
-                unsigned long long v;
-
-                *i += 2;
-                while (is_xdigit(t[*i]))
-                        (*i)++;
-                if (t[*i] == 'L') {
-                        *i += t[*i + 1] == 'L' ? 2 : 1;
-                        return 0;
-                }
-                errno = 0;
-                v = strtoull(t + start, NULL, 16);
-                if (errno != ERANGE && v <= UINT32_MAX)
-                        return 0;
-                lit->wrapped = (int) strtoul(t + start, NULL, 16);
-                lit->len = *i - start;
-                return ints_add(p, lit);
-        }
-
-        if (t[*i] == '-' || t[*i] == '+')
-                (*i)++;
-        while (is_digit(t[*i]))
-                (*i)++;
-        if (t[*i] == '.' || t[*i] == 'e' || t[*i] == 'E') {
-                /* a float (or garbage libconfig has already refused) */
-                if (t[*i] == '.')
-                        for ((*i)++; is_digit(t[*i]); (*i)++)
-                                ;
-                if ((t[*i] == 'e' || t[*i] == 'E') &&
-                    (is_digit(t[*i + 1]) || ((t[*i + 1] == '-' || t[*i + 1] == '+') && is_digit(t[*i + 2])))) {
-                        *i += is_digit(t[*i + 1]) ? 1 : 2;
-                        while (is_digit(t[*i]))
-                                (*i)++;
-                }
-                return 0;
-        }
-        if (t[*i] == 'L') {
-                *i += t[*i + 1] == 'L' ? 2 : 1;
-                return 0;
-        }
-        if (*i == start)        /* a lone sign */
-                (*i)++;
-        else {
-                long long v;
-
-                errno = 0;
-                v = strtoll(t + start, NULL, 10);
-                if (errno != ERANGE && v >= INT_MIN && v <= INT_MAX)
-                        return 0;
-                lit->wrapped = (int) strtol(t + start, NULL, 10);
-                lit->len = *i - start;
-                return ints_add(p, lit);
-        }
-        return 0;
-}
-
-static int parser_keep(struct parser *p, char *buf)
-{
-        char **k;
-
-        k = realloc(p->kept, (p->n_kept + 1) * sizeof(char *));
-        if (!k)
-                return -ENOMEM;
-        p->kept = k;
-        p->kept[p->n_kept++] = buf;
-        return 0;
-}
-
-/* libconfig would silently stop at a NUL byte */
-static bool check_nul(struct parser *p, const char *file, const char *text, size_t len)
-{
-        const char *nul = memchr(text, '\0', len);
-        int line = 1;
-
-        if (!nul)
-                return false;
-        for (const char *t = text; t < nul; t++)
-                if (*t == '\n')
-                        line++;
-        error_file_line(p, file, line, "unexpected NUL byte");
-        return true;
-}
-
-static int read_file(const char *path, char **ret, size_t *ret_len);
-static int scan_literals(struct parser *p, const char *t, const char *file, int depth);
-
-/* t[*i] == '@': libconfig's "@include" at the start of a line. The file is
- * scanned as well, so that it gets the checks of the main text. Returns 1 if
- * t[*i] is not one. */
-static int scan_include(struct parser *p, const char *t, size_t *i, int *line, int depth)
-{
-        _cleanup_free_ char *full = NULL;
-        char *name, *text;
-        size_t j = *i, n = 0, len;
-        int r;
-
-        while (j > 0 && (t[j - 1] == ' ' || t[j - 1] == '\t'))
-                j--;
-        if ((j > 0 && t[j - 1] != '\n') || strncmp(t + *i, "@include", 8) != 0 ||
-            (t[*i + 8] != ' ' && t[*i + 8] != '\t'))
-                return 1;
-        for (j = *i + 8; t[j] == ' ' || t[j] == '\t'; j++)
-                ;
-        if (t[j] != '"')
-                return 1;
-
-        /* the name as libconfig reads it: \\ and \" are escapes, another
-         * backslash is dropped */
-        for (len = j + 1; t[len] && t[len] != '"'; len++)
-                if (t[len] == '\\' && t[len + 1])
-                        len++;
-        name = malloc(len - j);
-        if (!name)
-                return -ENOMEM;
-        for (j++; t[j] && t[j] != '"'; j++) {
-                if (t[j] == '\\') {
-                        if (t[j + 1] == '\\' || t[j + 1] == '"')
-                                name[n++] = t[++j];
-                        continue;
-                }
-                if (t[j] == '\n')
-                        (*line)++;
-                name[n++] = t[j];
-        }
-        name[n] = '\0';
-        *i = t[j] ? j + 1 : j;
-        r = parser_keep(p, name);
-        if (r < 0) {
-                free(name);
-                return r;
-        }
-        if (depth >= INCLUDE_DEPTH_MAX)
-                return 0;       /* libconfig has refused it already */
-
-        /* the file libconfig 1.5 opened: with an include directory, that
-         * directory and the name, even an absolute one */
-        if (p->include_dir) {
-                full = format("%s/%s", p->include_dir, name[0] == '/' ? name + 1 : name);
-                if (!full)
-                        return -ENOMEM;
-        }
-        r = read_file(full ? full : name, &text, &len);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0) {
-                error_file_line(p, name, 0, "cannot read: %s", strerror(-r));
-                return 0;
-        }
-        r = parser_keep(p, text);
-        if (r < 0) {
-                free(text);
-                return r;
-        }
-        if (check_nul(p, name, text, len))
-                return 0;
-        return scan_literals(p, text, name, depth + 1);
-}
-
-/* Follows libconfig's scanner closely enough for a text it has accepted.
- * file: NULL for the main text, else the name of an included file. */
-static int scan_literals(struct parser *p, const char *t, const char *file, int depth)
-{
-        enum { NONE, NAME, NAME_EQUALS } state = NONE;
-        const char *name = NULL;
-        size_t name_len = 0;
-        int line = 1, name_line = 0, r;
-        size_t i = 0;
-
-        for (;;) {
-                char c;
-
-                skip_blanks(t, &i, &line);
-                c = t[i];
-                if (!c)
-                        return 0;
-                if (c == '"') {
-                        struct str_literal lit = { .file = file };
-
-                        if (state == NAME_EQUALS)
-                                lit = (struct str_literal) {
-                                        .file = file, .name = name, .name_len = name_len,
-                                        .name_line = name_line,
-                                };
-                        r = scan_string(p, t, &i, &line, &lit);
-                        if (r < 0)
-                                return r;
-                        state = NONE;
-                } else if (c == '@' && (r = scan_include(p, t, &i, &line, depth)) <= 0) {
-                        if (r < 0)
-                                return r;
-                        state = NONE;
-                } else if (is_name_start(c)) {
-                        name = t + i;
-                        name_line = line;
-                        while (is_name_char(t[i]))
-                                i++;
-                        name_len = (size_t) (t + i - name);
-                        state = NAME;
-                } else if (is_digit(c) || c == '.' || c == '-' || c == '+') {
-                        struct int_literal lit = { .file = file, .line = line };
-
-                        if (state == NAME_EQUALS)
-                                lit = (struct int_literal) {
-                                        .file = file, .line = line, .name = name,
-                                        .name_len = name_len, .name_line = name_line,
-                                };
-                        r = scan_number(p, t, &i, &lit);
-                        if (r < 0)
-                                return r;
-                        state = NONE;
-                } else {
-                        state = (c == '=' || c == ':') && state == NAME ? NAME_EQUALS : NONE;
-                        i++;
-                }
-        }
-}
-
-static bool same_file(const char *a, const char *b)
-{
-        return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-static const struct int_literal *ints_take(struct parser *p, const config_setting_t *s, long long v)
-{
-        const char *name = config_setting_name(s), *file = config_setting_source_file(s);
-
-        if (config_setting_type(s) != CONFIG_TYPE_INT)
-                return NULL;
-        for (size_t i = 0; i < p->n_ints; i++) {
-                struct int_literal *l = &p->ints[i];
-
-                if (l->used || l->wrapped != v || !same_file(l->file, file))
-                        continue;
-                if (name ? !(l->name && l->name_line == setting_line(s) &&
-                             l->name_len == strlen(name) && memcmp(l->name, name, l->name_len) == 0)
-                         : (l->name || l->line != setting_line(s)))
-                        continue;
-                l->used = true;
-                return l;
-        }
-        return NULL;
-}
-
-/* The literal the string setting s was written as (matched once, then
- * remembered), or NULL. */
-static const struct str_literal *strs_find(struct parser *p, const config_setting_t *s)
-{
-        const char *name, *file, *v;
-
-        if (!s || config_setting_type(s) != CONFIG_TYPE_STRING)
-                return NULL;
-        for (size_t i = 0; i < p->n_strs; i++)
-                if (p->strs[i].owner == s)
-                        return &p->strs[i];
-        name = config_setting_name(s);
-        file = config_setting_source_file(s);
-        v = config_setting_get_string(s);
-        for (size_t i = 0; i < p->n_strs; i++) {
-                struct str_literal *l = &p->strs[i];
-
-                if (l->owner || !same_file(l->file, file) || strcmp(l->value, v) != 0)
-                        continue;
-                if (name ? !(l->name && l->name_line == setting_line(s) &&
-                             l->name_len == strlen(name) && memcmp(l->name, name, l->name_len) == 0)
-                         : (l->name || l->next_line != setting_line(s)))
-                        continue;
-                l->owner = s;
-                return l;
-        }
-        return NULL;
-}
-
-/* The line of s for a message: a string element's own line, see above. */
-static int report_line(struct parser *p, const config_setting_t *s)
-{
-        const struct str_literal *l;
-
-        if (!s || config_setting_name(s))
-                return setting_line(s);
-        l = strs_find(p, s);
-        return l ? l->line : setting_line(s);
-}
-
-static void parser_done(struct parser *p)
-{
-        for (size_t i = 0; i < p->n_strs; i++)
-                free(p->strs[i].value);
-        free(p->strs);
-        free(p->ints);
-        for (size_t i = 0; i < p->n_kept; i++)
-                free(p->kept[i]);
-        free(p->kept);
-}
 
 /* ---- typed values ----------------------------------------------------------- */
 
@@ -700,32 +35,33 @@ static bool setting_is_int(const config_setting_t *s)
 }
 
 /* An integer in [min, max] named name (for messages) from s. */
-static int get_int_range(struct parser *p, const config_setting_t *s, const char *name,
+static int get_int_range(struct config_parser *p, const config_setting_t *s, const char *name,
                          long long min, long long max, long long *ret)
 {
-        const struct int_literal *l;
+        const char *text;
+        size_t len;
         long long v;
 
         if (!setting_is_int(s)) {
-                error_at(p, s, "%s: expected an integer", name);
+                config_error_at(p, s, "%s: expected an integer", name);
                 return -EINVAL;
         }
         v = config_setting_get_int64(s);
-        l = ints_take(p, s, v);
-        if (l) {
-                error_at(p, s, "%s: must be between %lld and %lld, got %.*s",
-                         name, min, max, (int) l->len, l->text);
+        text = config_scan_wrapped_int(p, s, v, &len);
+        if (text) {
+                config_error_at(p, s, "%s: must be between %lld and %lld, got %.*s",
+                                name, min, max, (int) len, text);
                 return -ERANGE;
         }
         if (v < min || v > max) {
-                error_at(p, s, "%s: must be between %lld and %lld, got %lld", name, min, max, v);
+                config_error_at(p, s, "%s: must be between %lld and %lld, got %lld", name, min, max, v);
                 return -ERANGE;
         }
         *ret = v;
         return 0;
 }
 
-static int get_u32(struct parser *p, const config_setting_t *s, long long min, long long max,
+static int get_u32(struct config_parser *p, const config_setting_t *s, long long min, long long max,
                    uint32_t *ret)
 {
         long long v;
@@ -739,20 +75,18 @@ static int get_u32(struct parser *p, const config_setting_t *s, long long min, l
 }
 
 /* A string written with \x00 is refused: libconfig has dropped the NUL. */
-static bool string_has_nul(struct parser *p, const config_setting_t *s, const char *name)
+static bool string_has_nul(struct config_parser *p, const config_setting_t *s, const char *name)
 {
-        const struct str_literal *l = strs_find(p, s);
-
-        if (!l || !l->nul)
+        if (!config_scan_string_had_nul(p, s))
                 return false;
-        error_at(p, s, "%s: \\x00 (a NUL byte) is not allowed in a string", name);
+        config_error_at(p, s, "%s: \\x00 (a NUL byte) is not allowed in a string", name);
         return true;
 }
 
-static const char *get_string(struct parser *p, const config_setting_t *s)
+static const char *get_string(struct config_parser *p, const config_setting_t *s)
 {
         if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-                error_at(p, s, "%s: expected a string", config_setting_name(s));
+                config_error_at(p, s, "%s: expected a string", config_setting_name(s));
                 return NULL;
         }
         if (string_has_nul(p, s, config_setting_name(s)))
@@ -793,157 +127,6 @@ int log_level_from_string(const char *s)
                 if (log_level_names[i] && strcmp(log_level_names[i], s) == 0)
                         return (int) i;
         return -EINVAL;
-}
-
-/* ---- CIDR and ACL ---------------------------------------------------------- */
-
-static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-static void cidr_clear_host_bits(struct cidr *c)
-{
-        size_t bytes = c->family == AF_INET ? 4 : 16;
-
-        for (size_t i = 0; i < bytes; i++) {
-                unsigned bit = (unsigned) i * 8;
-
-                if (bit >= c->prefix)
-                        c->addr[i] = 0;
-                else if (bit + 8 > c->prefix)
-                        c->addr[i] &= (uint8_t) (0xff << (8 - (c->prefix - bit)));
-        }
-}
-
-int cidr_parse(const char *s, struct cidr *ret)
-{
-        char buf[INET6_ADDRSTRLEN];
-        const char *slash;
-        struct cidr c = {};
-        unsigned prefix = 0;
-        bool has_prefix = false;
-        size_t len;
-
-        if (!s || !ret)
-                return -EINVAL;
-
-        slash = strchr(s, '/');
-        len = slash ? (size_t) (slash - s) : strlen(s);
-        if (len == 0 || len >= sizeof(buf))
-                return -EINVAL;
-        memcpy(buf, s, len);
-        buf[len] = '\0';
-
-        if (slash) {
-                const char *d = slash + 1;
-
-                if (*d == '\0' || strlen(d) > 3)
-                        return -EINVAL;
-                for (; *d; d++) {
-                        if (!is_digit(*d))
-                                return -EINVAL;
-                        prefix = prefix * 10 + (unsigned) (*d - '0');
-                }
-                has_prefix = true;
-        }
-
-        if (inet_pton(AF_INET, buf, c.addr) == 1) {
-                c.family = AF_INET;
-                if (!has_prefix)
-                        prefix = 32;
-                if (prefix > 32)
-                        return -EINVAL;
-        } else if (inet_pton(AF_INET6, buf, c.addr) == 1) {
-                c.family = AF_INET6;
-                if (!has_prefix)
-                        prefix = 128;
-                if (prefix > 128)
-                        return -EINVAL;
-                if (prefix >= 96 && memcmp(c.addr, v4mapped_prefix, 12) == 0) {
-                        memmove(c.addr, c.addr + 12, 4);
-                        memset(c.addr + 4, 0, 12);
-                        c.family = AF_INET;
-                        prefix -= 96;
-                }
-        } else
-                return -EINVAL;
-
-        c.prefix = (uint8_t) prefix;
-        cidr_clear_host_bits(&c);
-        *ret = c;
-        return 0;
-}
-
-bool cidr_match(const struct cidr *c, int family, const void *addr)
-{
-        const uint8_t *a = addr;
-        unsigned full, rest;
-
-        if (!c || !addr)
-                return false;
-        if (family == AF_INET6 && memcmp(a, v4mapped_prefix, 12) == 0) {
-                family = AF_INET;
-                a += 12;
-        }
-        if (family != AF_INET && family != AF_INET6)
-                return false;
-        if (family != c->family)
-                return false;
-
-        full = c->prefix / 8;
-        rest = c->prefix % 8;
-        if (memcmp(a, c->addr, full) != 0)
-                return false;
-        if (rest) {
-                uint8_t mask = (uint8_t) (0xff << (8 - rest));
-
-                if ((a[full] & mask) != c->addr[full])
-                        return false;
-        }
-        return true;
-}
-
-bool acl_match(const struct acl *a, int family, const void *addr)
-{
-        if (!a)
-                return false;
-        for (size_t i = 0; i < a->n; i++)
-                if (cidr_match(&a->entries[i], family, addr))
-                        return true;
-        return false;
-}
-
-static bool cidr_equal(const struct cidr *a, const struct cidr *b)
-{
-        return a->family == b->family && a->prefix == b->prefix &&
-                memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
-}
-
-static bool acl_equal(const struct acl *a, const struct acl *b)
-{
-        if (a->n != b->n)
-                return false;
-        for (size_t i = 0; i < a->n; i++)
-                if (!cidr_equal(&a->entries[i], &b->entries[i]))
-                        return false;
-        return true;
-}
-
-static void acl_done(struct acl *a)
-{
-        free(a->entries);
-        *a = (struct acl) {};
-}
-
-static int acl_copy(struct acl *dst, const struct acl *src)
-{
-        *dst = (struct acl) {};
-        if (src->n == 0)
-                return 0;
-        dst->entries = malloc(src->n * sizeof(struct cidr));
-        if (!dst->entries)
-                return -ENOMEM;
-        memcpy(dst->entries, src->entries, src->n * sizeof(struct cidr));
-        dst->n = src->n;
-        return 0;
 }
 
 /* ---- listen_opts ------------------------------------------------------------ */
@@ -1032,6 +215,7 @@ void config_free(struct config *c)
                 return;
         free(c->path);
         free(c->backend);
+        free(c->backend_file);
         listen_opts_done(&c->defaults);
         for (size_t i = 0; i < c->n_listeners; i++) {
                 free(c->listeners[i].name);
@@ -1041,16 +225,6 @@ void config_free(struct config *c)
         }
         free(c->listeners);
         free(c);
-}
-
-void config_errors_clear(struct config_errors *e)
-{
-        if (!e)
-                return;
-        for (size_t i = 0; i < e->n; i++)
-                free(e->msgs[i]);
-        free(e->msgs);
-        *e = (struct config_errors) {};
 }
 
 static bool name_in(const char *name, const char *const *names, size_t n)
@@ -1069,7 +243,7 @@ static const char *const global_only_names[] = {
 static const char *const entry_only_names[] = { "port", "address", "name" };
 
 /* A string setting of at most max bytes into *dst / *dst_len. */
-static void parse_bytes(struct parser *p, const config_setting_t *s, size_t max,
+static void parse_bytes(struct config_parser *p, const config_setting_t *s, size_t max,
                         char **dst, size_t *dst_len)
 {
         const char *v = get_string(p, s);
@@ -1080,7 +254,7 @@ static void parse_bytes(struct parser *p, const config_setting_t *s, size_t max,
                 return;
         len = strlen(v);
         if (len > max) {
-                error_at(p, s, "%s: longer than %zu bytes", config_setting_name(s), max);
+                config_error_at(p, s, "%s: longer than %zu bytes", config_setting_name(s), max);
                 return;
         }
         d = strdup(v);
@@ -1094,7 +268,7 @@ static void parse_bytes(struct parser *p, const config_setting_t *s, size_t max,
 }
 
 /* allow / deny: a non-empty list replaces *dst; an empty one leaves it alone. */
-static void parse_acl(struct parser *p, const config_setting_t *s, struct acl *dst)
+static void parse_acl(struct config_parser *p, const config_setting_t *s, struct acl *dst)
 {
         const char *name = config_setting_name(s);
         struct acl a = {};
@@ -1102,14 +276,14 @@ static void parse_acl(struct parser *p, const config_setting_t *s, struct acl *d
         bool bad = false;
 
         if (!setting_is_sequence(s)) {
-                error_at(p, s, "%s: expected a list of addresses or CIDRs", name);
+                config_error_at(p, s, "%s: expected a list of addresses or CIDRs", name);
                 return;
         }
         n = config_setting_length(s);
         if (n == 0)
                 return;
         if ((unsigned) n > CONFIG_ACL_MAX) {
-                error_at(p, s, "%s: more than %u entries", name, CONFIG_ACL_MAX);
+                config_error_at(p, s, "%s: more than %u entries", name, CONFIG_ACL_MAX);
                 return;
         }
         a.entries = calloc((size_t) n, sizeof(struct cidr));
@@ -1119,11 +293,11 @@ static void parse_acl(struct parser *p, const config_setting_t *s, struct acl *d
         }
         for (int i = 0; i < n; i++) {
                 const config_setting_t *e = config_setting_get_elem(s, (unsigned) i);
-                char q[QUOTE_BUF];
+                char q[CONFIG_QUOTE_BUF];
                 const char *v;
 
                 if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-                        error_at(p, e, "%s: expected a list of addresses or CIDRs", name);
+                        config_error_at(p, e, "%s: expected a list of addresses or CIDRs", name);
                         bad = true;
                         break;
                 }
@@ -1133,7 +307,7 @@ static void parse_acl(struct parser *p, const config_setting_t *s, struct acl *d
                 }
                 v = config_setting_get_string(e);
                 if (cidr_parse(v, &a.entries[a.n]) < 0) {
-                        error_at(p, e, "%s: invalid address or CIDR %s", name, quote(v, q));
+                        config_error_at(p, e, "%s: invalid address or CIDR %s", name, config_quote(v, q));
                         bad = true;
                         continue;
                 }
@@ -1149,10 +323,10 @@ static void parse_acl(struct parser *p, const config_setting_t *s, struct acl *d
 
 /* Per-listener settings (global defaults or inside a listen entry). Returns
  * false if name is not one. */
-static bool parse_listen_opt(struct parser *p, const config_setting_t *s, struct listen_opts *o)
+static bool parse_listen_opt(struct config_parser *p, const config_setting_t *s, struct listen_opts *o)
 {
         const char *name = config_setting_name(s);
-        char q[QUOTE_BUF];
+        char q[CONFIG_QUOTE_BUF];
         const char *v;
 
         if (strcmp(name, "greeting") == 0)
@@ -1168,7 +342,8 @@ static bool parse_listen_opt(struct parser *p, const config_setting_t *s, struct
                 else if (strcmp(v, "oneshot") == 0)
                         o->mode = MODE_ONESHOT;
                 else
-                        error_at(p, s, "mode: unknown mode %s (valid: echo, oneshot)", quote(v, q));
+                        config_error_at(p, s, "mode: unknown mode %s (valid: echo, oneshot)",
+                                        config_quote(v, q));
         } else if (strcmp(name, "framing") == 0) {
                 v = get_string(p, s);
                 if (!v)
@@ -1178,7 +353,8 @@ static bool parse_listen_opt(struct parser *p, const config_setting_t *s, struct
                 else if (strcmp(v, "raw") == 0)
                         o->framing = FRAMING_RAW;
                 else
-                        error_at(p, s, "framing: unknown framing %s (valid: line, raw)", quote(v, q));
+                        config_error_at(p, s, "framing: unknown framing %s (valid: line, raw)",
+                                        config_quote(v, q));
         } else if (strcmp(name, "max_message") == 0)
                 (void) get_u32(p, s, 1, CONFIG_MAX_MESSAGE_MAX, &o->max_message);
         else if (strcmp(name, "max_per_source") == 0)
@@ -1212,7 +388,7 @@ struct addr_key {
 
 static bool addr_key_mapped(const struct addr_key *k)
 {
-        return k->family == AF_INET6 && memcmp(k->addr, v4mapped_prefix, 12) == 0;
+        return k->family == AF_INET6 && acl_addr_is_v4mapped(k->addr);
 }
 
 static int addr_key(const char *address, struct addr_key *k)
@@ -1232,14 +408,15 @@ static int addr_key(const char *address, struct addr_key *k)
 /* A new entry for the setting s (the group, or the element of "ports"). */
 /* Where e is, for a message about an entry written in file: "line N" in the
  * same file, else "FILE:N". */
-static char *entry_where(const struct parser *p, const struct listen_entry *e, const char *file)
+static char *entry_where(const struct config_parser *p, const struct listen_entry *e, const char *file)
 {
-        if (same_file(e->file, file))
-                return format("line %d", e->line);
-        return format("%s:%d", e->file ? e->file : p->path, e->line);
+        if (config_same_file(e->file, file))
+                return config_format("line %d", e->line);
+        return config_format("%s:%d", e->file ? e->file : p->path, e->line);
 }
 
-static struct listen_entry *listeners_add(struct parser *p, struct config *c, const config_setting_t *s)
+static struct listen_entry *listeners_add(struct config_parser *p, struct config *c,
+                                          const config_setting_t *s)
 {
         const char *file = config_setting_source_file(s);
         struct listen_entry *l, *e;
@@ -1251,7 +428,7 @@ static struct listen_entry *listeners_add(struct parser *p, struct config *c, co
         }
         c->listeners = l;
         e = &l[c->n_listeners];
-        *e = (struct listen_entry) { .line = setting_line(s) };
+        *e = (struct listen_entry) { .line = config_line_of(s) };
         if ((file && !(e->file = strdup(file))) || listen_opts_copy(&e->opts, &c->defaults) < 0) {
                 free(e->file);
                 p->oom = true;
@@ -1261,12 +438,12 @@ static struct listen_entry *listeners_add(struct parser *p, struct config *c, co
         return e;
 }
 
-static void parse_ports(struct parser *p, struct config *c, const config_setting_t *s)
+static void parse_ports(struct config_parser *p, struct config *c, const config_setting_t *s)
 {
         int n;
 
         if (!setting_is_sequence(s)) {
-                error_at(p, s, "ports: expected a list of port numbers");
+                config_error_at(p, s, "ports: expected a list of port numbers");
                 return;
         }
         n = config_setting_length(s);
@@ -1276,7 +453,7 @@ static void parse_ports(struct parser *p, struct config *c, const config_setting
                 long long port;
 
                 if (!setting_is_int(e)) {
-                        error_at(p, e, "ports: expected a list of port numbers");
+                        config_error_at(p, e, "ports: expected a list of port numbers");
                         return;
                 }
                 if (get_int_range(p, e, "ports", 0, 65535, &port) < 0)
@@ -1288,7 +465,7 @@ static void parse_ports(struct parser *p, struct config *c, const config_setting
         }
 }
 
-static void parse_listen_entry(struct parser *p, struct config *c, const config_setting_t *g,
+static void parse_listen_entry(struct config_parser *p, struct config *c, const config_setting_t *g,
                                size_t first_listen)
 {
         const config_setting_t *port_setting = NULL;
@@ -1305,7 +482,7 @@ static void parse_listen_entry(struct parser *p, struct config *c, const config_
         for (int i = 0; i < n; i++) {
                 const config_setting_t *s = config_setting_get_elem(g, (unsigned) i);
                 const char *name = config_setting_name(s);
-                char q[QUOTE_BUF];
+                char q[CONFIG_QUOTE_BUF];
                 const char *v;
 
                 l = &c->listeners[self];
@@ -1323,16 +500,17 @@ static void parse_listen_entry(struct parser *p, struct config *c, const config_
                                 continue;
                         /* kept even when invalid: check_duplicates() then skips the entry */
                         if (addr_key(v, &k) < 0)
-                                error_at(p, s, "address: not a numeric IPv4 or IPv6 address: %s",
-                                         quote(v, q));
+                                config_error_at(p, s, "address: not a numeric IPv4 or IPv6 address: %s",
+                                                config_quote(v, q));
                         else if (addr_key_mapped(&k)) {
                                 /* bound IPV6_V6ONLY (see listener.c), it fails with EINVAL */
                                 char v4[INET_ADDRSTRLEN];
 
                                 inet_ntop(AF_INET, k.addr + 12, v4, sizeof(v4));
-                                error_at(p, s, "address: %s is an IPv4-mapped IPv6 address, which muxd "
-                                         "cannot listen on (IPv6 listeners are IPv6 only): write \"%s\"",
-                                         quote(v, q), v4);
+                                config_error_at(p, s, "address: %s is an IPv4-mapped IPv6 address, which "
+                                                "muxd cannot listen on (IPv6 listeners are IPv6 only): "
+                                                "write \"%s\"",
+                                                config_quote(v, q), v4);
                         }
                         l->address = strdup(v);
                         if (!l->address)
@@ -1342,9 +520,9 @@ static void parse_listen_entry(struct parser *p, struct config *c, const config_
                         if (!v)
                                 continue;
                         if (!listener_name_valid(v)) {
-                                error_at(p, s, "name: invalid listener name %s (1 to %u printable "
-                                         "ASCII characters, no spaces or colons)",
-                                         quote(v, q), CONFIG_NAME_MAX);
+                                config_error_at(p, s, "name: invalid listener name %s (1 to %u printable "
+                                                "ASCII characters, no spaces or colons)",
+                                                config_quote(v, q), CONFIG_NAME_MAX);
                                 continue;
                         }
                         for (size_t j = first_listen; j < self; j++)
@@ -1355,8 +533,9 @@ static void parse_listen_entry(struct parser *p, struct config *c, const config_
                                         if (!where)
                                                 p->oom = true;
                                         else
-                                                error_at(p, s, "name: %s is already used by the entry at %s",
-                                                         quote(v, q), where);
+                                                config_error_at(p, s, "name: %s is already used by "
+                                                                "the entry at %s",
+                                                                config_quote(v, q), where);
                                         goto next;
                                 }
                         l->name = strdup(v);
@@ -1365,24 +544,24 @@ static void parse_listen_entry(struct parser *p, struct config *c, const config_
                 } else if (parse_listen_opt(p, s, &l->opts))
                         ;
                 else if (name_in(name, global_only_names, ELEMENTSOF(global_only_names)))
-                        error_at(p, s, "%s: not allowed in a listen entry", name);
+                        config_error_at(p, s, "%s: not allowed in a listen entry", name);
                 else
-                        error_at(p, s, "unknown setting \"%s\"", name);
+                        config_error_at(p, s, "unknown setting \"%s\"", name);
         next:
                 ;
         }
 
         if (!port_setting)
-                error_at(p, g, "listen: entry needs a \"port\"");
+                config_error_at(p, g, "listen: entry needs a \"port\"");
 }
 
-static void parse_listen(struct parser *p, struct config *c, const config_setting_t *s)
+static void parse_listen(struct config_parser *p, struct config *c, const config_setting_t *s)
 {
         size_t first = c->n_listeners;
         int n;
 
         if (!setting_is_sequence(s)) {
-                error_at(p, s, "listen: expected a list of groups");
+                config_error_at(p, s, "listen: expected a list of groups");
                 return;
         }
         n = config_setting_length(s);
@@ -1390,7 +569,7 @@ static void parse_listen(struct parser *p, struct config *c, const config_settin
                 const config_setting_t *g = config_setting_get_elem(s, (unsigned) i);
 
                 if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
-                        error_at(p, g, "listen: expected a list of groups");
+                        config_error_at(p, g, "listen: expected a list of groups");
                         continue;
                 }
                 parse_listen_entry(p, c, g, first);
@@ -1423,7 +602,7 @@ static const char *addr_key_conflict(const struct addr_key *a, const struct addr
 
 /* Entries muxd could not bind together: the same address and port twice, or
  * addresses that overlap on a port (see above). Port 0 never conflicts. */
-static void check_duplicates(struct parser *p, const struct config *c)
+static void check_duplicates(struct config_parser *p, const struct config *c)
 {
         for (size_t i = 0; i < c->n_listeners; i++) {
                 const struct listen_entry *a = &c->listeners[i];
@@ -1450,18 +629,19 @@ static void check_duplicates(struct parser *p, const struct config *c)
                         if (!where)
                                 p->oom = true;
                         else if (same)
-                                error_file_line(p, file, a->line, "port %u on %s is already listed at %s",
-                                                a->port, as, where);
+                                config_error_file_line(p, file, a->line, "port %u on %s is already "
+                                                       "listed at %s", a->port, as, where);
                         else
-                                error_file_line(p, file, a->line, "port %u on %s conflicts with port %u "
-                                                "on %s at %s (%s)", a->port, as, b->port,
-                                                b->address ? b->address : "all addresses", where, why);
+                                config_error_file_line(p, file, a->line, "port %u on %s conflicts with "
+                                                       "port %u on %s at %s (%s)", a->port, as, b->port,
+                                                       b->address ? b->address : "all addresses",
+                                                       where, why);
                         break;
                 }
         }
 }
 
-static void parse_root(struct parser *p, struct config *c, const config_setting_t *root)
+static void parse_root(struct config_parser *p, struct config *c, const config_setting_t *root)
 {
         const config_setting_t *max_conn = NULL, *backend = NULL, *ports = NULL, *listen = NULL;
         bool backend_ok = true, max_conn_ok = true;
@@ -1472,8 +652,8 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
         for (int i = 0; i < n; i++) {
                 const config_setting_t *s = config_setting_get_elem(root, (unsigned) i);
                 const char *name = config_setting_name(s);
-                char q[QUOTE_BUF];
-                const char *v;
+                char q[CONFIG_QUOTE_BUF];
+                const char *v, *file;
 
                 if (strcmp(name, "timeout") == 0)
                         (void) get_u32(p, s, 0, CONFIG_TIMEOUT_MAX, &c->timeout);
@@ -1484,13 +664,15 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
                         if (!v)
                                 continue;
                         if (!ev_backend_find(v)) {
-                                error_at(p, s, "backend: unknown backend %s (valid: %s)",
-                                         quote(v, q), ev_backend_names());
+                                config_error_at(p, s, "backend: unknown backend %s (valid: %s)",
+                                                config_quote(v, q), ev_backend_names());
                                 continue;
                         }
                         free(c->backend);
                         c->backend = strdup(v);
-                        if (!c->backend) {
+                        c->backend_line = config_line_of(s);
+                        file = config_setting_source_file(s);
+                        if (!c->backend || (file && !(c->backend_file = strdup(file)))) {
                                 p->oom = true;
                                 return;
                         }
@@ -1507,8 +689,8 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
                                 continue;
                         l = log_level_from_string(v);
                         if (l < 0)
-                                error_at(p, s, "log_level: unknown level %s "
-                                         "(valid: debug, info, notice, warning, err)", quote(v, q));
+                                config_error_at(p, s, "log_level: unknown level %s (valid: debug, "
+                                                "info, notice, warning, err)", config_quote(v, q));
                         else
                                 c->log_level = (enum log_level) l;
                 } else if (strcmp(name, "shutdown_timeout") == 0)
@@ -1522,9 +704,9 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
                 else if (parse_listen_opt(p, s, &c->defaults))
                         ;
                 else if (name_in(name, entry_only_names, ELEMENTSOF(entry_only_names)))
-                        error_at(p, s, "%s: only allowed in a listen entry", name);
+                        config_error_at(p, s, "%s: only allowed in a listen entry", name);
                 else
-                        error_at(p, s, "unknown setting \"%s\"", name);
+                        config_error_at(p, s, "unknown setting \"%s\"", name);
                 if (p->oom)
                         return;
         }
@@ -1538,8 +720,9 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
                 return;
         /* always an error, so that start, reload and -t agree on the file */
         if (!listeners_written(ports) && !listeners_written(listen))
-                error_file_line(p, p->path, 0, "no listeners: set \"ports\" or \"listen\" (muxd needs "
-                                "at least one; sockets passed by systemd are matched to these entries)");
+                config_error_file_line(p, p->path, 0, "no listeners: set \"ports\" or \"listen\" (muxd "
+                                       "needs at least one; sockets passed by systemd are matched to "
+                                       "these entries)");
         check_duplicates(p, c);
 
         /* A backend with a descriptor limit of its own (select) must be able to
@@ -1557,37 +740,23 @@ static void parse_root(struct parser *p, struct config *c, const config_setting_
 
                 if (max_conn) {
                         if (c->max_connections > at_most)
-                                error_at(p, max_conn, "max_connections: %u is more than backend \"%s\" "
-                                         "can watch (%s): at most %zu with %zu listener%s and %u worker%s",
-                                         c->max_connections, b->name, limit, at_most,
-                                         c->n_listeners, c->n_listeners == 1 ? "" : "s",
-                                         c->workers, c->workers == 1 ? "" : "s");
+                                config_error_at(p, max_conn, "max_connections: %u is more than backend "
+                                                "\"%s\" can watch (%s): at most %zu with %zu listener%s "
+                                                "and %u worker%s",
+                                                c->max_connections, b->name, limit, at_most,
+                                                c->n_listeners, c->n_listeners == 1 ? "" : "s",
+                                                c->workers, c->workers == 1 ? "" : "s");
                 } else if (at_most == 0)
-                        error_at(p, backend, "backend: \"%s\" can watch too few descriptors (%s) "
-                                 "for %zu listener%s and %u worker%s", b->name, limit,
-                                 c->n_listeners, c->n_listeners == 1 ? "" : "s",
-                                 c->workers, c->workers == 1 ? "" : "s");
+                        config_error_at(p, backend, "backend: \"%s\" can watch too few descriptors (%s) "
+                                        "for %zu listener%s and %u worker%s", b->name, limit,
+                                        c->n_listeners, c->n_listeners == 1 ? "" : "s",
+                                        c->workers, c->workers == 1 ? "" : "s");
                 else if (c->max_connections > at_most)
                         c->max_connections = (uint32_t) at_most;
         }
-
-        /* A backend the kernel may refuse (io_uring: a seccomp filter such as
-         * the unit's SystemCallFilter=, kernel.io_uring_disabled, an old
-         * kernel) is tried here, so that "muxd -t" (and so "systemctl reload")
-         * and the start fail with the way out rather than a bare errno. */
-        if (b && b->probe && backend) {
-                int r = b->probe();
-
-                if (r == -EOPNOTSUPP)
-                        error_at(p, backend, "backend: this kernel's %s lacks what muxd needs "
-                                 "(Linux 6.0 or later); use backend \"epoll\"", b->name);
-                else if (r < 0)
-                        error_at(p, backend, "backend: the kernel refused %s (%s); use backend \"epoll\"%s",
-                                 b->name, strerror(-r),
-                                 strcmp(b->name, "io_uring") == 0 ?
-                                 ", or allow io_uring in the unit (SystemCallFilter="
-                                 "io_uring_setup io_uring_enter io_uring_register)" : "");
-        }
+        /* Whether this kernel lets muxd use the backend is asked where it is
+         * opened (ev_backend_check(), main.c), not here: loading has no side
+         * effects. backend_file and backend_line are for its message. */
 }
 
 size_t config_client_budget(size_t max_fds, size_t n_listeners, unsigned workers)
@@ -1624,7 +793,7 @@ static int config_new(const char *path, struct config **ret)
 static int load_text(const char *text, const char *path, const char *include_dir,
                      struct config **ret, struct config_errors *errs)
 {
-        struct parser p = { .path = path, .include_dir = include_dir, .errs = errs };
+        struct config_parser p = { .path = path, .include_dir = include_dir, .errs = errs };
         _cleanup_free_ char *copy = NULL;
         struct config *c = NULL;
         size_t len = strlen(text);
@@ -1650,13 +819,13 @@ static int load_text(const char *text, const char *path, const char *include_dir
                 const char *file = config_error_file(&cfg);
                 const char *msg = config_error_text(&cfg);
 
-                error_file_line(&p, file ? file : path, config_error_line(&cfg), "%s",
-                                msg ? msg : "syntax error");
+                config_error_file_line(&p, file ? file : path, config_error_line(&cfg), "%s",
+                                       msg ? msg : "syntax error");
                 r = p.oom ? -ENOMEM : -EINVAL;
                 goto finish;
         }
 
-        r = scan_literals(&p, text, NULL, 0);
+        r = config_scan_literals(&p, text);
         if (r < 0)
                 goto finish;
         if (p.n_errors > 0) {
@@ -1673,10 +842,8 @@ static int load_text(const char *text, const char *path, const char *include_dir
 
         /* a \x00 in a string no setting was matched to: refused all the same
          * (when nothing else is wrong, since it may belong to a setting in error) */
-        for (size_t i = 0, n_errors = p.n_errors; i < p.n_strs && n_errors == 0; i++)
-                if (p.strs[i].nul && !p.strs[i].owner)
-                        error_file_line(&p, p.strs[i].file ? p.strs[i].file : path, p.strs[i].line,
-                                        "\\x00 (a NUL byte) is not allowed in a string");
+        if (p.n_errors == 0)
+                config_scan_report_unmatched_nul(&p);
 
         if (p.oom)
                 r = -ENOMEM;
@@ -1690,7 +857,7 @@ static int load_text(const char *text, const char *path, const char *include_dir
 
 finish:
         config_free(c);
-        parser_done(&p);
+        config_scan_done(&p);
         config_destroy(&cfg);
         return r;
 }
@@ -1703,52 +870,10 @@ int config_load_string(const char *text, const char *path, struct config **ret,
         return load_text(text, path, NULL, ret, errs);
 }
 
-/* The whole file, NUL-terminated; -errno on failure. */
-static int read_file(const char *path, char **ret, size_t *ret_len)
-{
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
-        size_t len = 0, size = 0;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-
-        for (;;) {
-                ssize_t n;
-
-                if (size - len < 4096) {
-                        char *b;
-
-                        if (size >= CONFIG_FILE_MAX)
-                                return -EFBIG;
-                        size = size ? size * 2 : 16384;
-                        b = realloc(buf, size + 1);
-                        if (!b)
-                                return -ENOMEM;
-                        buf = b;
-                }
-                n = read(fd, buf + len, size - len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t) n;
-        }
-        buf[len] = '\0';
-        *ret = buf;
-        buf = NULL;
-        *ret_len = len;
-        return 0;
-}
-
 int config_load(const char *path, struct config **ret, struct config_errors *errs)
 {
         _cleanup_free_ char *text = NULL, *dir = NULL;
-        struct parser p = { .path = path, .errs = errs };
+        struct config_parser p = { .path = path, .errs = errs };
         const char *slash;
         size_t len = 0;
         int r;
@@ -1756,13 +881,13 @@ int config_load(const char *path, struct config **ret, struct config_errors *err
         if (!path || !ret)
                 return -EINVAL;
 
-        r = read_file(path, &text, &len);
+        r = config_scan_read_file(path, &text, &len);
         if (r < 0) {
-                error_file_line(&p, path, 0, "cannot read: %s", strerror(-r));
+                config_error_file_line(&p, path, 0, "cannot read: %s", strerror(-r));
                 return r;
         }
 
-        if (check_nul(&p, path, text, len))
+        if (config_scan_check_nul(&p, path, text, len))
                 return p.oom ? -ENOMEM : -EINVAL;
 
         /* relative @include paths are relative to the file's directory */

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "acl.h"
+
 enum muxd_mode { MODE_ECHO, MODE_ONESHOT };
 enum muxd_framing { FRAMING_LINE, FRAMING_RAW };
 
@@ -38,17 +40,6 @@ enum log_level { LOG_LEVEL_ERR = 3, LOG_LEVEL_WARNING = 4, LOG_LEVEL_NOTICE = 5,
 #define CONFIG_DEFAULT_SHUTDOWN_TIMEOUT 5u
 #define CONFIG_DEFAULT_MAX_MESSAGE      4096u
 
-struct cidr {
-        int family;             /* AF_INET or AF_INET6 */
-        uint8_t prefix;         /* 0..32 or 0..128 */
-        uint8_t addr[16];       /* network byte order; host bits cleared */
-};
-
-struct acl {
-        struct cidr *entries;
-        size_t n;
-};
-
 /* Settings a listen entry may override; the global ones are the defaults. */
 struct listen_opts {
         char *greeting;         /* never NULL; may be "" */
@@ -77,6 +68,9 @@ struct config {
         char *path;
         uint32_t timeout;               /* seconds, 0: never */
         char *backend;                  /* a name from the event backend table */
+        char *backend_file;             /* NULL: "backend" is in the main file (path) or not
+                                         * written; else the @include'd file it is in */
+        int backend_line;               /* its line in that file, for messages; 0: not written */
         uint32_t max_connections;
         bool max_connections_set;       /* written in the file (else the default, maybe lowered) */
         enum log_level log_level;
@@ -118,12 +112,3 @@ bool listen_opts_equal(const struct listen_opts *a, const struct listen_opts *b)
 
 const char *log_level_to_string(enum log_level l);
 int log_level_from_string(const char *s);       /* -EINVAL if unknown */
-
-/* Parse "a.b.c.d/n", "x::y/n", or a bare address (full-length prefix).
- * IPv4-mapped IPv6 networks (::ffff:a.b.c.d/n, n >= 96) become IPv4. */
-int cidr_parse(const char *s, struct cidr *ret);
-
-/* Does the address (AF_INET 4 bytes / AF_INET6 16 bytes) match? IPv4-mapped
- * IPv6 addresses are matched as IPv4. */
-bool cidr_match(const struct cidr *c, int family, const void *addr);
-bool acl_match(const struct acl *a, int family, const void *addr);

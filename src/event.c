@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,18 +26,49 @@ const struct ev_backend *ev_backend_find(const char *name)
         return NULL;
 }
 
+/* "epoll, poll, select[, io_uring]", made once from the table above: the one
+ * list of backends (messages, and the integration tests, which read it from
+ * "muxd -t"). */
+static char ev_names[128];
+static pthread_once_t ev_names_once = PTHREAD_ONCE_INIT;
+
+static void ev_backend_names_make(void)
+{
+        size_t o = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(ev_backends) && o < sizeof(ev_names); i++)
+                o += (size_t) snprintf(ev_names + o, sizeof(ev_names) - o, "%s%s",
+                                       i > 0 ? ", " : "", ev_backends[i]->name);
+}
+
 const char *ev_backend_names(void)
 {
-#ifdef HAVE_LIBURING
-        return "epoll, poll, select, io_uring";
-#else
-        return "epoll, poll, select";
-#endif
+        pthread_once(&ev_names_once, ev_backend_names_make);
+        return ev_names;
 }
 
 const struct ev_backend *ev_backend_default(void)
 {
         return ev_backends[0];
+}
+
+int ev_backend_check(const struct ev_backend *b, char **why)
+{
+        int r = b->probe ? b->probe() : 0, n = 0;
+
+        *why = NULL;
+        if (r == -EOPNOTSUPP)
+                n = asprintf(why, "this kernel's %s lacks what muxd needs (Linux 6.0 or later); "
+                             "use backend \"epoll\"", b->name);
+        else if (r < 0)
+                n = asprintf(why, "the kernel refused %s (%s); use backend \"epoll\"%s",
+                             b->name, strerror(-r),
+                             strcmp(b->name, "io_uring") == 0 ?
+                             ", or allow io_uring in the unit (SystemCallFilter="
+                             "io_uring_setup io_uring_enter io_uring_register)" : "");
+        if (n < 0)
+                *why = NULL;    /* undefined after a failed asprintf() */
+        return r;
 }
 
 int ev_loop_new(const struct ev_backend *b, int setsize, struct ev_loop **ret)

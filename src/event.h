@@ -37,6 +37,11 @@ struct ev_backend {
 const struct ev_backend *ev_backend_find(const char *name);
 const char *ev_backend_names(void);     /* "epoll, poll, select[, io_uring]" */
 const struct ev_backend *ev_backend_default(void);
+/* Can this kernel run b (io_uring: a seccomp filter such as the unit's
+ * SystemCallFilter=, kernel.io_uring_disabled or an old kernel may refuse
+ * it)? Tries it: 0, or -errno with *why (malloc'd, NULL without memory) saying
+ * why and what to do instead, for a "FILE:LINE: backend: " prefix. */
+int ev_backend_check(const struct ev_backend *b, char **why);
 
 /* setsize: one more than the highest fd the loop may watch. */
 int ev_loop_new(const struct ev_backend *b, int setsize, struct ev_loop **ret);

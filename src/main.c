@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "event.h"
 #include "log.h"
 #include "server.h"
 
@@ -47,6 +48,27 @@ static void main_print_errors(const struct config_errors *errs)
 {
         for (size_t i = 0; i < errs->n; i++)
                 fprintf(stderr, "%s\n", errs->msgs[i]);
+}
+
+/* Whether this kernel lets muxd use the configured backend (io_uring may be
+ * refused), said like an error of the file: "muxd -t" (and so "systemctl
+ * reload") and the start fail with the way out rather than a bare errno. */
+static int main_check_backend(const struct config *cfg)
+{
+        const char *file = cfg->backend_file ? cfg->backend_file : cfg->path;
+        char *why = NULL;
+        int r;
+
+        r = ev_backend_check(ev_backend_find(cfg->backend), &why);
+        if (r < 0) {
+                if (cfg->backend_line > 0)
+                        fprintf(stderr, "%s:%d: backend: %s\n", file, cfg->backend_line,
+                                why ? why : strerror(-r));
+                else
+                        fprintf(stderr, "%s: backend: %s\n", file, why ? why : strerror(-r));
+        }
+        free(why);
+        return r;
 }
 
 int main(int argc, char **argv)
@@ -120,6 +142,10 @@ int main(int argc, char **argv)
         if (r < 0) {
                 main_print_errors(&errs);
                 config_errors_clear(&errs);
+                return 1;
+        }
+        if (main_check_backend(cfg) < 0) {
+                config_free(cfg);
                 return 1;
         }
         if (check_only) {

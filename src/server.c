@@ -622,6 +622,21 @@ static int server_check_budget(struct server *s, struct config *cfg, char **erro
         return -EINVAL;
 }
 
+/* The kernel must allow the file's backend (io_uring: a seccomp filter,
+ * kernel.io_uring_disabled), as at start and with -t, though it takes effect
+ * at the next start only: the verdicts agree. */
+static int server_check_backend(const struct config *cfg, char **error)
+{
+        char *why = NULL;
+        int r = ev_backend_check(ev_backend_find(cfg->backend), &why);
+
+        if (r < 0 && asprintf(error, "%s:%d: backend: %s", cfg->backend_file ? cfg->backend_file : cfg->path,
+                              cfg->backend_line, why ? why : errno_text(-r)) < 0)
+                *error = NULL;
+        free(why);
+        return r;
+}
+
 static void server_reload_failed(struct server *s, const char *error)
 {
         free(s->reload_error);
@@ -652,7 +667,9 @@ void server_reload(struct server *s)
                 config_errors_clear(&errs);
                 goto done;
         }
-        r = server_check_budget(s, cfg, &error);
+        r = server_check_backend(cfg, &error);
+        if (r >= 0)
+                r = server_check_budget(s, cfg, &error);
         if (r >= 0)
                 r = server_apply_listeners(s, cfg, false, &error);
         if (r < 0) {

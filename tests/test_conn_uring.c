@@ -98,8 +98,10 @@ static void pair(int sv[2])
 /* A connection on fd, as worker_on_accept() makes one; returns it. */
 static struct conn *start(int fd)
 {
+        static const struct listener l = { .serial = 1 };
         struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        struct source *src = server_source_hold(&srv, (struct sockaddr *) &sin);
+        uint32_t count;
+        struct source *src = server_source_hold(&srv, &l, (struct sockaddr *) &sin, &count);
 
         assert_non_null(src);
         srv.n_conns_total++;

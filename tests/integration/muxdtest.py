@@ -5,7 +5,6 @@ Environment (set by `make check`):
   MUXD         absolute path of the built daemon
   MUXC         absolute path of the built client
   MUXD_SRCDIR  top source directory
-  MUXD_BUILT_BACKENDS  "epoll, poll, select[, io_uring]": what configure built
 Optional:
   MUXDTEST_BACKENDS   run only these backends (comma-separated), e.g. io_uring;
                       by default every backend muxd was built with
@@ -76,12 +75,9 @@ def _built_backends():
     return tuple(b.strip() for b in m.group(1).split(","))
 
 
-# every backend muxd was built with: as configure found them (make check sets
-# MUXD_BUILT_BACKENDS), else as "muxd -t" lists them
-if os.environ.get("MUXD_BUILT_BACKENDS"):
-    BUILT_BACKENDS = tuple(b.strip() for b in os.environ["MUXD_BUILT_BACKENDS"].split(","))
-else:
-    BUILT_BACKENDS = _built_backends()
+# every backend muxd was built with, as "muxd -t" lists them (from its one
+# table, src/event.c)
+BUILT_BACKENDS = _built_backends()
 BACKENDS = BUILT_BACKENDS
 if os.environ.get("MUXDTEST_BACKENDS"):
     BACKENDS = tuple(b for b in os.environ["MUXDTEST_BACKENDS"].split(",") if b)

@@ -2,6 +2,7 @@
 """muxd's command line: options, usage errors, -t/--check-config, start-up failures."""
 
 import os
+import signal
 import re
 import socket
 import subprocess
@@ -413,6 +414,19 @@ class IoUringRefused(mt.MuxdTestCase):
     def test_epoll_starts_under_the_same_filter(self):
         m = self.start_muxd(text=self.text("epoll"), wrapper=self.deny())
         self.roundtrip(self.client(m), b"x\n")
+        self.assertEqual(m.stop(), 0)
+
+    def test_reload_refused(self):
+        # a reload to io_uring is refused as the start and -t refuse it,
+        # though the backend would only change at the next start
+        m = self.start_muxd(text=self.text("epoll"), wrapper=self.deny())
+        c = self.client(m)
+        self.write_config(text=self.text("io_uring"), name=os.path.basename(m.config_path))
+        since = m.log_count()
+        m.signal(signal.SIGHUP)
+        self.assertLogged(m, "muxd: err: reload failed: %s; keeping the running configuration"
+                          % (self.REFUSED % m.config_path), since)
+        self.roundtrip(c, b"still\n")
         self.assertEqual(m.stop(), 0)
 
 if __name__ == "__main__":
