@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Small helpers shared by muxd and muxc. libc only: both programs link this. */
+/* Small helpers shared by muxd, muxc and muxbench (libmuxcommon.a). libc
+ * only: no libconfig, libsystemd or liburing. */
 
 #include <arpa/inet.h>
 #include <errno.h>
