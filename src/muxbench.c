@@ -24,7 +24,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <dirent.h>
@@ -215,14 +214,6 @@ static volatile sig_atomic_t got_signal;
 static void on_signal(int sig)
 {
         got_signal = sig;
-}
-
-static uint64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
 /* ---- option values --------------------------------------------------------- */
@@ -537,7 +528,7 @@ static int conn_send_requests(struct bench *b, struct conn *c, uint64_t max)
                 target = c->sent + max;
         if (c->sent >= target)
                 return 0;
-        t = now_ns();
+        t = monotonic_ns();
         for (; c->sent < target; c->sent++) {
                 len += build_request(b, b->wbuf + len, id, c->sent);
                 b->send_ns[(size_t) id * b->depth + c->sent % b->depth] = t;
@@ -604,7 +595,7 @@ static void conns_open_more(struct bench *b)
                 (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
                 c->fd = fd;
                 c->state = CONN_CONNECTING;
-                c->start_ns = now_ns();
+                c->start_ns = monotonic_ns();
                 b->handshaking++;
                 b->open++;
 
@@ -712,7 +703,7 @@ static void conn_on_readable(struct bench *b, struct conn *c)
                 conn_lost(b, c, ECONNRESET);
                 return;
         }
-        now = now_ns();
+        now = monotonic_ns();
         p = b->rbuf;
 
         while (n > 0) {
@@ -1187,7 +1178,7 @@ static void phase_advance(struct bench *b, uint64_t now)
 static int run(struct bench *b)
 {
         struct epoll_event events[EVENTS_MAX];
-        uint64_t now = now_ns();
+        uint64_t now = monotonic_ns();
 
         b->phase = PHASE_CONNECT;
         b->next_tick_ns = now + 1000000000u;
@@ -1198,7 +1189,7 @@ static int run(struct bench *b)
 
                 if (got_signal) {
                         if (b->phase == PHASE_MEASURE) {
-                                b->measure_end_ns = now_ns();
+                                b->measure_end_ns = monotonic_ns();
                                 if (b->server_pid)
                                         server_sample_end(b);
                         }
@@ -1221,7 +1212,7 @@ static int run(struct bench *b)
                 for (int i = 0; i < n; i++)
                         conn_on_event(b, &b->conns[events[i].data.u32], events[i].events);
 
-                now = now_ns();
+                now = monotonic_ns();
                 if (b->phase == PHASE_CONNECT) {
                         conns_open_more(b);
                         if (b->handshaking > 0 && (n == 0 || now >= b->next_tick_ns))

@@ -22,7 +22,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <netinet/in.h>
 
 #include "cli.h"
@@ -93,14 +92,6 @@ struct context {
         struct bytes stdin_line;        /* stdin after the last newline */
         struct bytes stdout_buf;        /* scratch for prefixed output */
 };
-
-static uint64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
 
 /* poll() timeout until deadline (UINT64_MAX: none). */
 static int poll_timeout(uint64_t deadline_ms, uint64_t now)
@@ -418,7 +409,7 @@ static size_t connect_all(struct context *c)
 {
         _cleanup_free_ struct pollfd *fds = NULL;
         _cleanup_free_ size_t *idx = NULL;
-        uint64_t now = now_ms();
+        uint64_t now = monotonic_ms();
         size_t n_open = 0;
 
         fds = calloc(c->n_servers, sizeof(*fds));
@@ -452,13 +443,13 @@ static size_t connect_all(struct context *c)
                 if (n == 0)
                         break;
 
-                r = poll(fds, n, poll_timeout(deadline, now_ms()));
+                r = poll(fds, n, poll_timeout(deadline, monotonic_ms()));
                 if (r < 0 && errno != EINTR) {
                         cli_error("poll: %s", strerror(errno));
                         return 0;
                 }
 
-                now = now_ms();
+                now = monotonic_ms();
                 for (size_t k = 0; k < n; k++) {
                         struct server *s = &c->servers[idx[k]];
 
@@ -619,7 +610,7 @@ static bool line_is_quit(const char *p, size_t n)
 static void input_quit(struct context *c)
 {
         c->stdin_open = false;
-        c->quit_deadline_ms = deadline_after(c->timeout_sec, now_ms());
+        c->quit_deadline_ms = deadline_after(c->timeout_sec, monotonic_ms());
         bytes_free(&c->stdin_line);
 
         for (size_t i = 0; i < c->n_servers; i++) {
@@ -716,7 +707,7 @@ static int run(struct context *c)
         c->quit_deadline_ms = UINT64_MAX;
 
         while (servers_open(c) > 0) {
-                uint64_t now = now_ms();
+                uint64_t now = monotonic_ms();
                 int r;
 
                 if (!c->stdin_open && now >= c->quit_deadline_ms)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -226,4 +227,17 @@ const char *errno_text(int err)
         const char *t = strerrordesc_np(err);  /* constant strings: thread-safe */
 
         return t ? t : "Unknown error";
+}
+
+uint64_t monotonic_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+uint64_t monotonic_ms(void)
+{
+        return monotonic_ns() / 1000000u;
 }

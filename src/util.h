@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -14,6 +15,10 @@ static inline void freep(void *p) { free(*(void **)p); }
 static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
 #define _cleanup_free_ __attribute__((cleanup(freep)))
 #define _cleanup_close_ __attribute__((cleanup(closep)))
+
+/* CLOCK_MONOTONIC in nanoseconds and in milliseconds. */
+uint64_t monotonic_ns(void);
+uint64_t monotonic_ms(void);
 
 /* strerror() for any thread: glibc's strerror() formats unknown numbers in a
  * static buffer, and the workers log from their own threads. */

@@ -112,6 +112,22 @@ static void test_escape_bytes(void **state)
         assert_int_equal(strlen(out), 14);
 }
 
+static void test_monotonic_clock(void **state)
+{
+        uint64_t ms0, ns0, ns1, ms1;
+
+        (void) state;
+        ms0 = monotonic_ms();
+        ns0 = monotonic_ns();
+        ns1 = monotonic_ns();
+        ms1 = monotonic_ms();
+        assert_true(ns0 > 0);
+        assert_true(ns1 >= ns0);
+        /* the same clock in two units */
+        assert_true(ms0 <= ns0 / 1000000u);
+        assert_true(ns1 / 1000000u <= ms1);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -119,6 +135,7 @@ int main(void)
                 cmocka_unit_test(test_hostport),
                 cmocka_unit_test(test_sockaddr_to_string),
                 cmocka_unit_test(test_escape_bytes),
+                cmocka_unit_test(test_monotonic_clock),
         };
 
         return cmocka_run_group_tests_name("util", tests, NULL, NULL);
