@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -28,4 +29,16 @@ void cli_usage_error(const char *fmt, ...)
         vfprintf(stderr, fmt, ap);
         va_end(ap);
         fprintf(stderr, "\nTry '%s --help' for more information.\n", cli_program);
+}
+
+int cli_parse_server(const char *arg, struct hostport *ret)
+{
+        const char *why;
+        int r = hostport_parse(arg, ret, &why);
+
+        if (r == -EINVAL)
+                cli_usage_error("invalid server '%s': %s", arg, why);
+        else if (r == -ERANGE)
+                cli_usage_error("invalid port in '%s': %s", arg, why);
+        return r == -ERANGE ? -EINVAL : r;
 }

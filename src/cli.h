@@ -3,9 +3,15 @@
  * on stderr in one write, and usage errors that point at --help. */
 #pragma once
 
+#include "util.h"
+
 /* The tool's name: each tool defines it. */
 extern const char *cli_program;
 
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A bad option or argument: the message, then "Try 'PROG --help' ...". */
 void cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A server named on the command line (hostport_parse()); a wrong one is a
+ * usage error, said here. Returns 0, -EINVAL or -ENOMEM (not said). */
+int cli_parse_server(const char *arg, struct hostport *ret);

@@ -292,24 +292,14 @@ static char *unescape(const char *s, size_t *len)
  * is used. */
 static int resolve_target(struct bench *b)
 {
-        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
         struct addrinfo *res;
         struct hostport hp;
-        const char *why;
-        char port[6];
         int r;
 
-        r = hostport_parse(b->target, &hp, &why);
-        if (r == -EINVAL)
-                cli_usage_error("invalid server '%s': %s", b->target, why);
-        else if (r == -ERANGE)
-                cli_usage_error("invalid port in '%s': %s", b->target, why);
+        r = cli_parse_server(b->target, &hp);
         if (r < 0)
-                return r == -ERANGE ? -EINVAL : r;
-        if (hp.numeric_host)
-                hints.ai_flags |= AI_NUMERICHOST;
-        snprintf(port, sizeof(port), "%u", hp.port);
-        r = getaddrinfo(hp.host, port, &hints, &res);
+                return r;
+        r = hostport_resolve(&hp, &res);
         free(hp.host);
         if (r != 0) {
                 cli_error("%s: %s", b->target, r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));

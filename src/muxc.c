@@ -59,9 +59,7 @@ enum server_state {
 
 struct server {
         char *name;             /* "host:port", "[v6]:port": how messages name it */
-        char *host;
-        unsigned port;
-        bool numeric_host;      /* given as [IPv6]: never ask DNS */
+        struct hostport hostport;       /* as given: host, port, [IPv6] or not */
         char *prefix;           /* "[PORT] " when several servers are connected */
 
         struct addrinfo *addrs;
@@ -252,23 +250,15 @@ static int server_output_flush(struct context *c, struct server *s)
 
 static int server_parse(struct server *s, const char *arg)
 {
-        struct hostport hp;
-        const char *why;
         int r;
 
         *s = (struct server) { .fd = -1, .state = SERVER_NEW };
-        r = hostport_parse(arg, &hp, &why);
-        if (r == -EINVAL)
-                cli_usage_error("invalid server '%s': %s", arg, why);
-        else if (r == -ERANGE)
-                cli_usage_error("invalid port in '%s': %s", arg, why);
+        r = cli_parse_server(arg, &s->hostport);
         if (r < 0)
-                return r == -ERANGE ? -EINVAL : r;
+                return r;
 
-        s->host = hp.host;
-        s->port = hp.port;
-        s->numeric_host = hp.numeric_host;
-        if (asprintf(&s->name, s->numeric_host ? "[%s]:%u" : "%s:%u", s->host, s->port) < 0) {
+        if (asprintf(&s->name, s->hostport.numeric_host ? "[%s]:%u" : "%s:%u",
+                     s->hostport.host, s->hostport.port) < 0) {
                 s->name = NULL;
                 return -ENOMEM;
         }
@@ -285,7 +275,7 @@ static void server_free(struct server *s)
         bytes_free(&s->partial);
         free(s->prefix);
         free(s->name);
-        free(s->host);
+        free(s->hostport.host);
 }
 
 static void server_fail(struct context *c, struct server *s, int error, const char *msg)
@@ -300,16 +290,8 @@ static void server_fail(struct context *c, struct server *s, int error, const ch
 
 static void server_resolve(struct context *c, struct server *s)
 {
-        struct addrinfo hints = {
-                .ai_family = AF_UNSPEC,
-                .ai_socktype = SOCK_STREAM,
-                .ai_flags = AI_NUMERICSERV | (s->numeric_host ? AI_NUMERICHOST : 0),
-        };
-        char port[6];
-        int r;
+        int r = hostport_resolve(&s->hostport, &s->addrs);
 
-        snprintf(port, sizeof(port), "%u", s->port);
-        r = getaddrinfo(s->host, port, &hints, &s->addrs);
         if (r != 0) {
                 s->addrs = NULL;
                 if (r == EAI_SYSTEM)
@@ -485,7 +467,7 @@ static int prefixes_setup(struct context *c, size_t n_open)
                 for (size_t j = i + 1; j < c->n_servers; j++)
                         if (c->servers[i].state == SERVER_OPEN &&
                             c->servers[j].state == SERVER_OPEN &&
-                            c->servers[i].port == c->servers[j].port)
+                            c->servers[i].hostport.port == c->servers[j].hostport.port)
                                 by_name = true;
 
         for (size_t i = 0; i < c->n_servers; i++) {
@@ -495,7 +477,7 @@ static int prefixes_setup(struct context *c, size_t n_open)
                 if (s->state != SERVER_OPEN)
                         continue;
                 r = by_name ? asprintf(&s->prefix, "[%s] ", s->name)
-                            : asprintf(&s->prefix, "[%u] ", s->port);
+                            : asprintf(&s->prefix, "[%u] ", s->hostport.port);
                 if (r < 0) {
                         s->prefix = NULL;
                         return -ENOMEM;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <net/if.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -220,6 +221,19 @@ int hostport_parse(const char *arg, struct hostport *ret, const char **why)
         ret->port = (unsigned) p;
         ret->numeric_host = numeric;
         return 0;
+}
+
+int hostport_resolve(const struct hostport *hp, struct addrinfo **ret)
+{
+        struct addrinfo hints = {
+                .ai_family = AF_UNSPEC,
+                .ai_socktype = SOCK_STREAM,
+                .ai_flags = AI_NUMERICSERV | (hp->numeric_host ? AI_NUMERICHOST : 0),
+        };
+        char port[6];
+
+        snprintf(port, sizeof(port), "%u", hp->port);
+        return getaddrinfo(hp->host, port, &hints, ret);
 }
 
 const char *errno_text(int err)

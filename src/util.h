@@ -48,3 +48,9 @@ struct hostport {
 /* Returns 0; -EINVAL (the form is wrong) or -ERANGE (the port is wrong) with
  * *why saying what was expected; or -ENOMEM. */
 int hostport_parse(const char *arg, struct hostport *ret, const char **why);
+
+/* getaddrinfo() for a TCP connection to hp (a bracketed host is never looked
+ * up by name). Returns getaddrinfo()'s result: 0 with *ret to free with
+ * freeaddrinfo(), or an EAI_* code (EAI_SYSTEM: see errno). */
+struct addrinfo;
+int hostport_resolve(const struct hostport *hp, struct addrinfo **ret);
