@@ -15,3 +15,12 @@ void cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 /* A server named on the command line (hostport_parse()); a wrong one is a
  * usage error, said here. Returns 0, -EINVAL or -ENOMEM (not said). */
 int cli_parse_server(const char *arg, struct hostport *ret);
+
+/* After getopt_long() with an optstring that starts with ':', opt being ':'
+ * (an argument missing) or '?' (an unknown option, or an argument given to
+ * one that takes none): the usage error, naming the option as written.
+ * no_arg: the short options that take no argument. */
+void cli_option_error(int opt, char *const argv[], const char *no_arg);
+
+/* --version: "PROG VERSION" on stdout. */
+void cli_version(void);

@@ -1327,15 +1327,6 @@ static void help(void)
                DEFAULT_DURATION, DEFAULT_WARMUP, DEFAULT_SIZE);
 }
 
-static void version(void)
-{
-#ifdef PACKAGE_VERSION
-        printf("muxbench %s\n", PACKAGE_VERSION);
-#else
-        printf("muxbench\n");
-#endif
-}
-
 enum {
         OPT_NO_GREETING = 0x100,
         OPT_SUFFIX,
@@ -1487,22 +1478,10 @@ static int parse_argv(struct bench *b, int argc, char *argv[])
                         help();
                         return 0;
                 case 'V':
-                        version();
+                        cli_version();
                         return 0;
-                case ':':
-                        if (strncmp(argv[optind - 1], "--", 2) == 0)
-                                cli_usage_error("option '%s' requires an argument", argv[optind - 1]);
-                        else
-                                cli_usage_error("option requires an argument -- '%c'", optopt);
-                        return -EINVAL;
                 default:
-                        if (optopt == 0)
-                                cli_usage_error("unrecognized option '%s'", argv[optind - 1]);
-                        else if (strchr("iqhV", optopt) || optopt >= 0x100)
-                                cli_usage_error("option '%.*s' doesn't allow an argument",
-                                            (int) strcspn(argv[optind - 1], "="), argv[optind - 1]);
-                        else
-                                cli_usage_error("invalid option -- '%c'", optopt);
+                        cli_option_error(opt, argv, "iqhV");
                         return -EINVAL;
                 }
         }

@@ -797,15 +797,6 @@ static void help(void)
                TIMEOUT_DEFAULT_SEC);
 }
 
-static void version(void)
-{
-#ifdef PACKAGE_VERSION
-        printf("muxc %s\n", PACKAGE_VERSION);
-#else
-        printf("muxc\n");
-#endif
-}
-
 /* Returns 1 to go on, 0 to exit successfully (help, version), or -EINVAL. */
 static int parse_argv(struct context *c, int argc, char *argv[])
 {
@@ -837,26 +828,10 @@ static int parse_argv(struct context *c, int argc, char *argv[])
                         help();
                         return 0;
                 case 'V':
-                        version();
+                        cli_version();
                         return 0;
-                /* getopt_long() always moves past a long option, so then
-                 * argv[optind - 1] is it; a short one may sit inside "-qw". An
-                 * argument missing is only ever noticed at the end of an
-                 * element, so argv[optind - 1] is the option there too. */
-                case ':':
-                        if (strncmp(argv[optind - 1], "--", 2) == 0)
-                                cli_usage_error("option '%s' requires an argument", argv[optind - 1]);
-                        else
-                                cli_usage_error("option requires an argument -- '%c'", optopt);
-                        return -EINVAL;
                 default:
-                        if (optopt == 0)
-                                cli_usage_error("unrecognized option '%s'", argv[optind - 1]);
-                        else if (strchr("qhV", optopt))   /* valid, so it was --quiet=... */
-                                cli_usage_error("option '%.*s' doesn't allow an argument",
-                                            (int) strcspn(argv[optind - 1], "="), argv[optind - 1]);
-                        else
-                                cli_usage_error("invalid option -- '%c'", optopt);
+                        cli_option_error(opt, argv, "qhV");
                         return -EINVAL;
                 }
         }
