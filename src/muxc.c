@@ -24,6 +24,7 @@
 #include <string.h>
 #include <netinet/in.h>
 
+#include "buffer.h"
 #include "cli.h"
 #include "util.h"
 
@@ -40,14 +41,6 @@ const char *cli_program = "muxc";
 #define LINE_KEEP_MAX           65536u
 
 #define EXIT_USAGE              2
-
-/* A simple byte queue. */
-struct bytes {
-        char *data;
-        size_t off;     /* first unconsumed byte */
-        size_t len;     /* bytes queued from off */
-        size_t cap;
-};
 
 enum server_state {
         SERVER_NEW,             /* parsed, not resolved yet */
@@ -72,8 +65,8 @@ struct server {
         int fd;
         bool write_shut;        /* shutdown(SHUT_WR) done */
         bool send_closed;       /* server takes no more input (EPIPE) */
-        struct bytes out;       /* stdin lines not sent yet */
-        struct bytes partial;   /* output after the last newline (prefix mode) */
+        struct buffer out;      /* stdin lines not sent yet */
+        struct buffer partial;  /* output after the last newline (prefix mode) */
 };
 
 struct context {
@@ -87,8 +80,7 @@ struct context {
 
         bool stdin_open;        /* neither EOF nor "q" yet */
         uint64_t quit_deadline_ms;
-        struct bytes stdin_line;        /* stdin after the last newline */
-        struct bytes stdout_buf;        /* scratch for prefixed output */
+        struct buffer stdin_line;       /* stdin after the last newline */
 };
 
 /* poll() timeout until deadline (UINT64_MAX: none). */
@@ -104,57 +96,6 @@ static int poll_timeout(uint64_t deadline_ms, uint64_t now)
 static uint64_t deadline_after(unsigned sec, uint64_t now)
 {
         return sec == 0 ? UINT64_MAX : now + (uint64_t) sec * 1000u;
-}
-
-/* ---- byte queues ------------------------------------------------------- */
-
-static int bytes_append(struct bytes *b, const void *p, size_t n)
-{
-        if (n == 0)
-                return 0;
-
-        if (b->off + b->len + n > b->cap) {
-                /* Slide the live bytes down before growing. */
-                if (b->off > 0) {
-                        memmove(b->data, b->data + b->off, b->len);
-                        b->off = 0;
-                }
-                if (b->len + n > b->cap) {
-                        size_t cap = b->cap ? b->cap : 256;
-                        char *d;
-
-                        while (cap < b->len + n)
-                                cap *= 2;
-                        d = realloc(b->data, cap);
-                        if (!d)
-                                return -ENOMEM;
-                        b->data = d;
-                        b->cap = cap;
-                }
-        }
-
-        memcpy(b->data + b->off + b->len, p, n);
-        b->len += n;
-        return 0;
-}
-
-static void bytes_consume(struct bytes *b, size_t n)
-{
-        b->off += n;
-        b->len -= n;
-        if (b->len == 0)
-                b->off = 0;
-}
-
-static void bytes_clear(struct bytes *b)
-{
-        b->off = b->len = 0;
-}
-
-static void bytes_free(struct bytes *b)
-{
-        free(b->data);
-        *b = (struct bytes) { 0 };
 }
 
 /* ---- stdout ------------------------------------------------------------ */
@@ -186,23 +127,23 @@ static int output_write(const char *p, size_t n)
         return 0;
 }
 
-static int output_prefixed(struct context *c, const struct server *s,
+static int output_prefixed(const struct server *s,
                            const char *line, size_t n, bool add_newline)
 {
-        struct bytes *o = &c->stdout_buf;
+        struct buffer o = BUFFER_INIT;  /* the whole line, for one write */
         int r;
 
-        bytes_clear(o);
-        r = bytes_append(o, s->prefix, strlen(s->prefix));
-        if (r >= 0 && s->partial.len > 0)
-                r = bytes_append(o, s->partial.data + s->partial.off, s->partial.len);
+        r = buffer_append(&o, s->prefix, strlen(s->prefix), 0);
+        if (r >= 0 && buffer_len(&s->partial) > 0)
+                r = buffer_append(&o, buffer_head(&s->partial), buffer_len(&s->partial), 0);
         if (r >= 0)
-                r = bytes_append(o, line, n);
+                r = buffer_append(&o, line, n, 0);
         if (r >= 0 && add_newline)
-                r = bytes_append(o, "\n", 1);
-        if (r < 0)
-                return r;
-        return output_write(o->data + o->off, o->len);
+                r = buffer_append(&o, "\n", 1, 0);
+        if (r >= 0)
+                r = output_write(buffer_head(&o), buffer_len(&o));
+        buffer_free(&o);
+        return r;
 }
 
 /* Print what a server sent. With several servers, whole lines get the
@@ -217,20 +158,20 @@ static int server_output(struct context *c, struct server *s, const char *p, siz
                 return output_write(p, n);
 
         while ((nl = memchr(p, '\n', (size_t) (end - p)))) {
-                r = output_prefixed(c, s, p, (size_t) (nl + 1 - p), false);
+                r = output_prefixed(s, p, (size_t) (nl + 1 - p), false);
                 if (r < 0)
                         return r;
-                bytes_clear(&s->partial);
+                buffer_free(&s->partial);
                 p = nl + 1;
         }
 
-        r = bytes_append(&s->partial, p, (size_t) (end - p));
+        r = buffer_append(&s->partial, p, (size_t) (end - p), 0);
         if (r < 0)
                 return r;
 
-        if (s->partial.len >= LINE_KEEP_MAX) {
-                r = output_prefixed(c, s, NULL, 0, true);
-                bytes_clear(&s->partial);
+        if (buffer_len(&s->partial) >= LINE_KEEP_MAX) {
+                r = output_prefixed(s, NULL, 0, true);
+                buffer_free(&s->partial);
         }
         return r;
 }
@@ -240,9 +181,9 @@ static int server_output_flush(struct context *c, struct server *s)
 {
         int r = 0;
 
-        if (c->prefix && s->partial.len > 0)
-                r = output_prefixed(c, s, NULL, 0, true);
-        bytes_free(&s->partial);
+        if (c->prefix && buffer_len(&s->partial) > 0)
+                r = output_prefixed(s, NULL, 0, true);
+        buffer_free(&s->partial);
         return r;
 }
 
@@ -271,8 +212,8 @@ static void server_free(struct server *s)
                 close(s->fd);
         if (s->addrs)
                 freeaddrinfo(s->addrs);
-        bytes_free(&s->out);
-        bytes_free(&s->partial);
+        buffer_free(&s->out);
+        buffer_free(&s->partial);
         free(s->prefix);
         free(s->name);
         free(s->hostport.host);
@@ -498,7 +439,7 @@ static int server_close(struct context *c, struct server *s)
         close(s->fd);
         s->fd = -1;
         s->state = SERVER_CLOSED;
-        bytes_free(&s->out);
+        buffer_free(&s->out);
         return r;
 }
 
@@ -535,8 +476,8 @@ static void server_shutdown_write(struct server *s)
 
 static int server_send(struct context *c, struct server *s)
 {
-        while (s->out.len > 0) {
-                ssize_t n = send(s->fd, s->out.data + s->out.off, s->out.len,
+        while (buffer_len(&s->out) > 0) {
+                ssize_t n = send(s->fd, buffer_head(&s->out), buffer_len(&s->out),
                                  MSG_NOSIGNAL | MSG_DONTWAIT);
 
                 if (n < 0) {
@@ -548,7 +489,7 @@ static int server_send(struct context *c, struct server *s)
                                 /* The server stopped reading but may still
                                  * have things to say: keep reading until EOF. */
                                 s->send_closed = true;
-                                bytes_free(&s->out);
+                                buffer_free(&s->out);
                                 return 0;
                         } else {
                                 int err = errno, r;
@@ -558,7 +499,7 @@ static int server_send(struct context *c, struct server *s)
                                 return r;
                         }
                 }
-                bytes_consume(&s->out, (size_t) n);
+                buffer_consume(&s->out, (size_t) n);
         }
 
         if (!c->stdin_open)
@@ -575,7 +516,7 @@ static int input_queue_all(struct context *c, const char *p, size_t n)
 
                 if (s->state != SERVER_OPEN || s->send_closed)
                         continue;
-                r = bytes_append(&s->out, p, n);
+                r = buffer_append(&s->out, p, n, 0);
                 if (r < 0)
                         return r;
         }
@@ -593,19 +534,19 @@ static void input_quit(struct context *c)
 {
         c->stdin_open = false;
         c->quit_deadline_ms = deadline_after(c->timeout_sec, monotonic_ms());
-        bytes_free(&c->stdin_line);
+        buffer_free(&c->stdin_line);
 
         for (size_t i = 0; i < c->n_servers; i++) {
                 struct server *s = &c->servers[i];
 
-                if (s->state == SERVER_OPEN && (s->out.len == 0 || s->send_closed))
+                if (s->state == SERVER_OPEN && (buffer_len(&s->out) == 0 || s->send_closed))
                         server_shutdown_write(s);
         }
 }
 
 static int input_read(struct context *c)
 {
-        struct bytes *l = &c->stdin_line;
+        struct buffer *l = &c->stdin_line;
         char buf[READ_CHUNK];
         const char *p, *end, *nl;
         ssize_t n;
@@ -621,8 +562,8 @@ static int input_read(struct context *c)
 
         if (n == 0) {
                 /* A last line without newline is still sent, unless it is "q". */
-                if (l->len > 0 && !line_is_quit(l->data + l->off, l->len)) {
-                        r = input_queue_all(c, l->data + l->off, l->len);
+                if (buffer_len(l) > 0 && !line_is_quit(buffer_head(l), buffer_len(l))) {
+                        r = input_queue_all(c, buffer_head(l), buffer_len(l));
                         if (r < 0)
                                 return r;
                 }
@@ -630,13 +571,13 @@ static int input_read(struct context *c)
                 return 0;
         }
 
-        r = bytes_append(l, buf, (size_t) n);
+        r = buffer_append(l, buf, (size_t) n, 0);
         if (r < 0)
                 return r;
 
         /* Whole lines go out as they come; "q" on its own line quits. */
-        p = l->data + l->off;
-        end = p + l->len;
+        p = buffer_head(l);
+        end = p + buffer_len(l);
         while ((nl = memchr(p, '\n', (size_t) (end - p)))) {
                 if (line_is_quit(p, (size_t) (nl - p))) {
                         input_quit(c);
@@ -645,16 +586,16 @@ static int input_read(struct context *c)
                 r = input_queue_all(c, p, (size_t) (nl + 1 - p));
                 if (r < 0)
                         return r;
-                bytes_consume(l, (size_t) (nl + 1 - p));
                 p = nl + 1;
         }
+        buffer_consume(l, (size_t) (p - buffer_head(l)));      /* the lines sent */
 
         /* A line this long cannot be "q": pass it on instead of hoarding it. */
-        if (l->len >= LINE_KEEP_MAX) {
-                r = input_queue_all(c, l->data + l->off, l->len);
+        if (buffer_len(l) >= LINE_KEEP_MAX) {
+                r = input_queue_all(c, buffer_head(l), buffer_len(l));
                 if (r < 0)
                         return r;
-                bytes_clear(l);
+                buffer_free(l);
         }
         return 0;
 }
@@ -662,7 +603,7 @@ static int input_read(struct context *c)
 static bool input_throttled(const struct context *c)
 {
         for (size_t i = 0; i < c->n_servers; i++)
-                if (c->servers[i].state == SERVER_OPEN && c->servers[i].out.len >= SEND_QUEUE_MAX)
+                if (c->servers[i].state == SERVER_OPEN && buffer_len(&c->servers[i].out) >= SEND_QUEUE_MAX)
                         return true;
         return false;
 }
@@ -704,7 +645,7 @@ static int run(struct context *c)
 
                         fds[1 + i] = (struct pollfd) {
                                 .fd = s->state == SERVER_OPEN ? s->fd : -1,
-                                .events = POLLIN | (s->out.len > 0 ? POLLOUT : 0),
+                                .events = POLLIN | (buffer_len(&s->out) > 0 ? POLLOUT : 0),
                         };
                 }
 
@@ -722,7 +663,7 @@ static int run(struct context *c)
                         struct server *s = &c->servers[i];
                         short ev = fds[1 + i].revents;
 
-                        if (ev & (POLLOUT | POLLERR) && s->state == SERVER_OPEN && s->out.len > 0) {
+                        if (ev & (POLLOUT | POLLERR) && s->state == SERVER_OPEN && buffer_len(&s->out) > 0) {
                                 r = server_send(c, s);
                                 if (r < 0)
                                         return r;
@@ -752,8 +693,8 @@ static int run(struct context *c)
                 r = server_output_flush(c, s);
                 if (r < 0)
                         return r;
-                if (s->out.len > 0) {
-                        cli_error("%s: %zu bytes not sent", s->name, s->out.len);
+                if (buffer_len(&s->out) > 0) {
+                        cli_error("%s: %zu bytes not sent", s->name, buffer_len(&s->out));
                         c->any_failed = true;
                 }
         }
@@ -899,7 +840,6 @@ finish:
         for (size_t i = 0; i < c.n_servers; i++)
                 server_free(&c.servers[i]);
         free(c.servers);
-        bytes_free(&c.stdin_line);
-        bytes_free(&c.stdout_buf);
+        buffer_free(&c.stdin_line);
         return ret;
 }
