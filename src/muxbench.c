@@ -30,6 +30,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 
+#include "buffer.h"
 #include "cli.h"
 #include "util.h"
 
@@ -140,8 +141,7 @@ struct conn {
         uint64_t sent;          /* requests sent (or queued in out) */
         uint64_t done;          /* replies read */
         uint64_t start_ns;      /* connect() time, for the handshake timeout */
-        char *out;              /* requests the socket did not take yet */
-        size_t out_off, out_len, out_cap;
+        struct buffer out;      /* requests the socket did not take yet */
 };
 
 enum phase {
@@ -403,9 +403,7 @@ static void conn_close(struct bench *b, struct conn *c)
         b->open--;
         c->fd = -1;
         c->state = CONN_CLOSED;
-        free(c->out);
-        c->out = NULL;
-        c->out_off = c->out_len = c->out_cap = 0;
+        buffer_free(&c->out);
 }
 
 static void conn_failed_to_connect(struct bench *b, struct conn *c, int err)
@@ -442,26 +440,10 @@ static void conn_abort(struct bench *b, struct conn *c)
 /* Queue bytes the socket did not take; written on EPOLLOUT, in order. */
 static int conn_queue(struct bench *b, struct conn *c, const char *p, size_t n)
 {
-        if (c->out_off + c->out_len + n > c->out_cap) {
-                if (c->out_off > 0) {
-                        memmove(c->out, c->out + c->out_off, c->out_len);
-                        c->out_off = 0;
-                }
-                if (c->out_len + n > c->out_cap) {
-                        size_t cap = c->out_cap ? c->out_cap : 1024;
-                        char *d;
+        int r = buffer_append(&c->out, p, n, 0);
 
-                        while (cap < c->out_len + n)
-                                cap *= 2;
-                        d = realloc(c->out, cap);
-                        if (!d)
-                                return -ENOMEM;
-                        c->out = d;
-                        c->out_cap = cap;
-                }
-        }
-        memcpy(c->out + c->out_off + c->out_len, p, n);
-        c->out_len += n;
+        if (r < 0)
+                return r;
         if (!c->want_out)
                 return conn_watch(b, c, true);
         return 0;
@@ -471,7 +453,7 @@ static int conn_write(struct bench *b, struct conn *c, const char *p, size_t n)
 {
         ssize_t w;
 
-        if (c->out_len > 0)
+        if (buffer_len(&c->out) > 0)
                 return conn_queue(b, c, p, n);
         do
                 w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -488,8 +470,9 @@ static int conn_write(struct bench *b, struct conn *c, const char *p, size_t n)
 
 static int conn_flush(struct bench *b, struct conn *c)
 {
-        while (c->out_len > 0) {
-                ssize_t w = send(c->fd, c->out + c->out_off, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (buffer_len(&c->out) > 0) {
+                ssize_t w = send(c->fd, buffer_head(&c->out), buffer_len(&c->out),
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
 
                 if (w < 0) {
                         if (errno == EINTR)
@@ -498,10 +481,8 @@ static int conn_flush(struct bench *b, struct conn *c)
                                 return 0;
                         return -errno;
                 }
-                c->out_off += (size_t) w;
-                c->out_len -= (size_t) w;
+                buffer_consume(&c->out, (size_t) w);
         }
-        c->out_off = 0;
         return conn_watch(b, c, false);
 }
 
@@ -764,7 +745,7 @@ static void conn_on_event(struct bench *b, struct conn *c, uint32_t events)
         }
         if (c->state == CONN_CLOSED)
                 return;
-        if ((events & EPOLLOUT) && c->out_len > 0) {
+        if ((events & EPOLLOUT) && buffer_len(&c->out) > 0) {
                 int r = conn_flush(b, c);
 
                 if (r < 0) {
