@@ -30,6 +30,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 
+#include "bench-hist.h"
 #include "buffer.h"
 #include "cli.h"
 #include "util.h"
@@ -55,71 +56,6 @@ const char *cli_program = "muxbench";
 #define DEFAULT_WARMUP          1.0
 #define DEFAULT_GREETING        "hello...\n"
 #define DEFAULT_SUFFIX          "hi..."
-
-/* ---- latency histogram ------------------------------------------------- */
-/* Log-linear buckets as in HdrHistogram: values below 2^HIST_SUB_BITS are
- * exact, above that each power of two is split in 2^HIST_SUB_BITS buckets,
- * so a value is known to within 1/64 (1.6 %). Values are nanoseconds. */
-#define HIST_SUB_BITS   6
-#define HIST_SUB        (1u << HIST_SUB_BITS)
-#define HIST_BUCKETS    ((64 - HIST_SUB_BITS + 1) * HIST_SUB)
-
-struct histogram {
-        uint64_t count;
-        uint64_t sum;
-        uint64_t max;
-        uint64_t buckets[HIST_BUCKETS];
-};
-
-static unsigned hist_index(uint64_t v)
-{
-        unsigned e;
-
-        if (v < HIST_SUB)
-                return (unsigned) v;
-        e = 63u - (unsigned) __builtin_clzll(v);        /* >= HIST_SUB_BITS */
-        return (e - HIST_SUB_BITS + 1) * HIST_SUB + (unsigned) (v >> (e - HIST_SUB_BITS)) - HIST_SUB;
-}
-
-/* The highest value that falls in bucket i. */
-static uint64_t hist_value(unsigned i)
-{
-        unsigned g = i / HIST_SUB, s = i % HIST_SUB, shift;
-
-        if (g == 0)
-                return i;
-        shift = g - 1;
-        return (((uint64_t) (HIST_SUB + s)) << shift) + (((uint64_t) 1 << shift) - 1);
-}
-
-static void hist_record(struct histogram *h, uint64_t v)
-{
-        h->buckets[hist_index(v)]++;
-        h->count++;
-        h->sum += v;
-        if (v > h->max)
-                h->max = v;
-}
-
-/* The value at quantile q (0..1]; 0 for an empty histogram. */
-static uint64_t hist_quantile(const struct histogram *h, double q)
-{
-        uint64_t want, seen = 0;
-
-        if (h->count == 0)
-                return 0;
-        want = (uint64_t) ceil(q * (double) h->count);
-        if (want < 1)
-                want = 1;
-        for (unsigned i = 0; i < HIST_BUCKETS; i++) {
-                seen += h->buckets[i];
-                if (seen >= want) {
-                        uint64_t v = hist_value(i);
-                        return v < h->max ? v : h->max;
-                }
-        }
-        return h->max;
-}
 
 /* ---- state ---------------------------------------------------------------- */
 
