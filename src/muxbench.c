@@ -31,6 +31,7 @@
 #include <sys/resource.h>
 
 #include "bench-hist.h"
+#include "bench-proc.h"
 #include "buffer.h"
 #include "cli.h"
 #include "util.h"
@@ -132,8 +133,7 @@ struct bench {
         uint64_t measure_start_ns, measure_end_ns;
         uint64_t next_tick_ns;
         uint64_t replies_total, replies_at_tick;
-        int64_t cpu_ns_start, cpu_ns_end;
-        int64_t sleeps_start, sleeps_end;
+        struct proc_sample server_start, server_end;    /* of the measured window */
 
         /* results */
         struct histogram hist;
@@ -693,136 +693,6 @@ static void conn_on_event(struct bench *b, struct conn *c, uint32_t events)
                 conn_on_readable(b, c);
 }
 
-/* ---- the server's /proc ------------------------------------------------------ */
-
-/* utime + stime of a process (all threads) in nanoseconds, from
- * /proc/PID/stat: clock ticks, sampled; -1 if unknown. */
-static int64_t proc_cpu_ns_stat(long pid)
-{
-        char path[64], buf[1024], *p;
-        unsigned long utime, stime;
-        ssize_t n;
-        int fd;
-
-        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -1;
-        n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-                return -1;
-        buf[n] = '\0';
-        /* the command name may hold anything, ") " too: the last one ends it */
-        p = strrchr(buf, ')');
-        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                         &utime, &stime) != 2)
-                return -1;
-        return (int64_t) (utime + stime) * (1000000000 / sysconf(_SC_CLK_TCK));
-}
-
-/* Sum a number over the threads of a process: read(f, &v) parses it from
- * /proc/PID/task/TID/FILE (0, or -1 if the file is not as expected). A thread
- * that ends meanwhile is skipped. Returns the sum, or -1. */
-static int64_t proc_tasks_sum(long pid, const char *file, int (*read)(FILE *f, int64_t *v))
-{
-        char path[64];
-        struct dirent *de;
-        int64_t total = 0;
-        DIR *d;
-
-        snprintf(path, sizeof(path), "/proc/%ld/task", pid);
-        d = opendir(path);
-        if (!d)
-                return -1;
-        while ((de = readdir(d))) {
-                char name[300];
-                int64_t v;
-                FILE *f;
-                int r;
-
-                if (de->d_name[0] == '.')
-                        continue;
-                snprintf(name, sizeof(name), "/proc/%ld/task/%s/%s", pid, de->d_name, file);
-                f = fopen(name, "re");
-                if (!f) {
-                        if (errno == ENOENT)
-                                continue;
-                        total = -1;
-                        break;
-                }
-                r = read(f, &v);
-                fclose(f);
-                if (r < 0) {
-                        total = -1;
-                        break;
-                }
-                total += v;
-        }
-        closedir(d);
-        return total;
-}
-
-static int read_schedstat_run_ns(FILE *f, int64_t *v)
-{
-        unsigned long long run;
-
-        if (fscanf(f, "%llu", &run) != 1)
-                return -1;
-        *v = (int64_t) run;
-        return 0;
-}
-
-static int read_status_sleeps(FILE *f, int64_t *v)
-{
-        char line[128];
-        long long n;
-
-        *v = 0;         /* a thread without the line has not slept */
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "voluntary_ctxt_switches: %lld", &n) == 1) {
-                        *v = n;
-                        break;
-                }
-        return 0;
-}
-
-/* CPU time of a process in nanoseconds: the scheduler's exact run time of
- * each thread (/proc/PID/task/TID/schedstat), or else the sampled ticks of
- * /proc/PID/stat; -1 if unknown. Sampled ticks misjudge a server that runs
- * for microseconds at a time, so schedstat comes first. */
-static int64_t proc_cpu_ns(long pid)
-{
-        int64_t total = proc_tasks_sum(pid, "schedstat", read_schedstat_run_ns);
-
-        return total >= 0 ? total : proc_cpu_ns_stat(pid);
-}
-
-/* How often the threads of a process went to sleep (voluntary context
- * switches, summed over /proc/PID/task/TID/status); -1 if unknown. */
-static int64_t proc_sleeps(long pid)
-{
-        return proc_tasks_sum(pid, "status", read_status_sleeps);
-}
-
-/* VmRSS of a process in KiB; -1 if unknown. */
-static long proc_rss_kib(long pid)
-{
-        char path[64], line[256];
-        long kib = -1;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%ld/status", pid);
-        f = fopen(path, "re");
-        if (!f)
-                return -1;
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "VmRSS: %ld", &kib) == 1)
-                        break;
-        fclose(f);
-        return kib;
-}
-
 /* ---- descriptors ---------------------------------------------------------------- */
 
 static int raise_fd_limit(unsigned n_conns)
@@ -942,10 +812,10 @@ static void report(struct bench *b)
         long rss = b->server_pid ? proc_rss_kib(b->server_pid) : -1;
         unsigned connected = b->idle ? b->ready : (unsigned) (b->n_conns - b->connect_errors);
 
-        if (b->server_pid && b->cpu_ns_start >= 0 && b->cpu_ns_end >= 0 && reqs > 0)
-                cpu_us = (double) (b->cpu_ns_end - b->cpu_ns_start) / 1e3 / (double) reqs;
-        if (b->server_pid && b->sleeps_start >= 0 && b->sleeps_end >= 0 && reqs > 0)
-                sleeps = (double) (b->sleeps_end - b->sleeps_start) / (double) reqs;
+        if (b->server_pid && b->server_start.cpu_ns >= 0 && b->server_end.cpu_ns >= 0 && reqs > 0)
+                cpu_us = (double) (b->server_end.cpu_ns - b->server_start.cpu_ns) / 1e3 / (double) reqs;
+        if (b->server_pid && b->server_start.sleeps >= 0 && b->server_end.sleeps >= 0 && reqs > 0)
+                sleeps = (double) (b->server_end.sleeps - b->server_start.sleeps) / (double) reqs;
 
         if (b->json) {
                 printf("{\"target\":");
@@ -1025,8 +895,7 @@ static void report(struct bench *b)
 
 static void server_sample_end(struct bench *b)
 {
-        b->cpu_ns_end = proc_cpu_ns(b->server_pid);
-        b->sleeps_end = proc_sleeps(b->server_pid);
+        b->server_end = proc_sample(b->server_pid);
 }
 
 static void phase_start_measure(struct bench *b, uint64_t now)
@@ -1035,8 +904,7 @@ static void phase_start_measure(struct bench *b, uint64_t now)
         b->measure_start_ns = now;
         b->phase_end_ns = b->duration > 0 ? now + (uint64_t) (b->duration * 1e9) : UINT64_MAX;
         if (b->server_pid) {
-                b->cpu_ns_start = proc_cpu_ns(b->server_pid);
-                b->sleeps_start = proc_sleeps(b->server_pid);
+                b->server_start = proc_sample(b->server_pid);
         }
 }
 
@@ -1451,10 +1319,8 @@ int main(int argc, char *argv[])
                 .size = DEFAULT_SIZE,
                 .depth = 1,
                 .epfd = -1,
-                .cpu_ns_start = -1,
-                .cpu_ns_end = -1,
-                .sleeps_start = -1,
-                .sleeps_end = -1,
+                .server_start = PROC_SAMPLE_UNKNOWN,
+                .server_end = PROC_SAMPLE_UNKNOWN,
         };
         struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESETHAND };
         int r, ret = EXIT_FAILURE;
