@@ -11,7 +11,7 @@
  * bench-request.c (what is sent and expected), bench-conn.c (the
  * connections), bench-loop.c (the epoll loop and its phases), bench-hist.c
  * (latencies), bench-proc.c (the server's /proc), bench-report.c (output). */
-/* The build force-includes autoconfig.h (PACKAGE_VERSION, _GNU_SOURCE). */
+/* The build force-includes autoconfig.h (_GNU_SOURCE); without it too: */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif

@@ -5,8 +5,7 @@
  * One poll() loop over stdin and every socket; sends are queued per server and
  * never block, so a slow server cannot stall the others. No tty assumptions:
  * works the same at a terminal and in a pipe. */
-/* The build force-includes autoconfig.h (PACKAGE_VERSION, _GNU_SOURCE); the
- * file also builds alone with plain gcc. */
+/* The build force-includes autoconfig.h (_GNU_SOURCE); without it too: */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
