@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* Error messages of the command-line tools (muxc, muxbench): "PROG: text"
- * on stderr in one write, and usage errors that point at --help. */
+/* What the command-line tools (muxc, muxbench) share: error messages
+ * ("PROG: text" on stderr in one write), usage errors that point at --help
+ * (getopt's among them, and a wrong HOST:PORT), --version. */
 #pragma once
 
 #include "util.h"
+
+/* The exit status of a usage error (0: success, 1: failure). */
+#define CLI_EXIT_USAGE 2
 
 /* The tool's name: each tool defines it. */
 extern const char *cli_program;

@@ -41,8 +41,6 @@
 
 const char *cli_program = "muxbench";
 
-#define EXIT_USAGE              2
-
 #define CONNECTIONS_MAX         1000000u
 #define SIZE_MAX_BYTES          (1u << 20)      /* -s: muxd's own max_message bound */
 #define DEPTH_MAX               4096u
@@ -501,12 +499,12 @@ int main(int argc, char *argv[])
         if (r <= 0) {
                 if (r == -ENOMEM)
                         cli_error("%s", strerror(ENOMEM));
-                ret = r == 0 ? EXIT_SUCCESS : r == -ENOMEM ? EXIT_FAILURE : EXIT_USAGE;
+                ret = r == 0 ? EXIT_SUCCESS : r == -ENOMEM ? EXIT_FAILURE : CLI_EXIT_USAGE;
                 goto finish;
         }
         r = bench_resolve_target(&b);
         if (r < 0) {
-                ret = r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+                ret = r == -EINVAL ? CLI_EXIT_USAGE : EXIT_FAILURE;
                 goto finish;
         }
         if (bench_raise_fd_limit(b.n_conns) < 0)

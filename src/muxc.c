@@ -39,8 +39,6 @@ const char *cli_program = "muxc";
  * prefixing); longer ones are passed on in pieces. */
 #define LINE_KEEP_MAX           65536u
 
-#define EXIT_USAGE              2
-
 enum server_state {
         SERVER_NEW,             /* parsed, not resolved yet */
         SERVER_CONNECTING,      /* non-blocking connect() in progress */
@@ -798,7 +796,7 @@ int main(int argc, char *argv[])
 
         r = parse_argv(&c, argc, argv);
         if (r <= 0)
-                return r == 0 ? EXIT_SUCCESS : EXIT_USAGE;
+                return r == 0 ? EXIT_SUCCESS : CLI_EXIT_USAGE;
 
         c.n_servers = (size_t) (argc - optind);
         c.servers = calloc(c.n_servers, sizeof(*c.servers));
@@ -809,13 +807,13 @@ int main(int argc, char *argv[])
         for (size_t i = 0; i < c.n_servers; i++)
                 c.servers[i].fd = -1;
 
-        ret = EXIT_USAGE;
+        ret = CLI_EXIT_USAGE;
         for (size_t i = 0; i < c.n_servers; i++) {
                 r = server_parse(&c.servers[i], argv[optind + (int) i]);
                 if (r == -ENOMEM)
                         cli_error("%s", strerror(ENOMEM));
                 if (r < 0) {
-                        ret = r == -ENOMEM ? EXIT_FAILURE : EXIT_USAGE;
+                        ret = r == -ENOMEM ? EXIT_FAILURE : CLI_EXIT_USAGE;
                         goto finish;
                 }
         }
