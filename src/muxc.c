@@ -5,8 +5,7 @@
  * One poll() loop over stdin and every socket; sends are queued per server and
  * never block, so a slow server cannot stall the others. No tty assumptions:
  * works the same at a terminal and in a pipe. */
-/* The build force-includes autoconfig.h (PACKAGE_VERSION, _GNU_SOURCE); the
- * file also builds alone with plain gcc. */
+/* The build force-includes autoconfig.h (_GNU_SOURCE); without it too: */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -22,9 +21,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <netinet/in.h>
 
+#include "buffer.h"
 #include "cli.h"
 #include "util.h"
 
@@ -40,16 +39,6 @@ const char *cli_program = "muxc";
  * prefixing); longer ones are passed on in pieces. */
 #define LINE_KEEP_MAX           65536u
 
-#define EXIT_USAGE              2
-
-/* A simple byte queue. */
-struct bytes {
-        char *data;
-        size_t off;     /* first unconsumed byte */
-        size_t len;     /* bytes queued from off */
-        size_t cap;
-};
-
 enum server_state {
         SERVER_NEW,             /* parsed, not resolved yet */
         SERVER_CONNECTING,      /* non-blocking connect() in progress */
@@ -60,9 +49,7 @@ enum server_state {
 
 struct server {
         char *name;             /* "host:port", "[v6]:port": how messages name it */
-        char *host;
-        unsigned port;
-        bool numeric_host;      /* given as [IPv6]: never ask DNS */
+        struct hostport hostport;       /* as given: host, port, [IPv6] or not */
         char *prefix;           /* "[PORT] " when several servers are connected */
 
         struct addrinfo *addrs;
@@ -75,8 +62,8 @@ struct server {
         int fd;
         bool write_shut;        /* shutdown(SHUT_WR) done */
         bool send_closed;       /* server takes no more input (EPIPE) */
-        struct bytes out;       /* stdin lines not sent yet */
-        struct bytes partial;   /* output after the last newline (prefix mode) */
+        struct buffer out;      /* stdin lines not sent yet */
+        struct buffer partial;  /* output after the last newline (prefix mode) */
 };
 
 struct context {
@@ -90,17 +77,8 @@ struct context {
 
         bool stdin_open;        /* neither EOF nor "q" yet */
         uint64_t quit_deadline_ms;
-        struct bytes stdin_line;        /* stdin after the last newline */
-        struct bytes stdout_buf;        /* scratch for prefixed output */
+        struct buffer stdin_line;       /* stdin after the last newline */
 };
-
-static uint64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
 
 /* poll() timeout until deadline (UINT64_MAX: none). */
 static int poll_timeout(uint64_t deadline_ms, uint64_t now)
@@ -115,57 +93,6 @@ static int poll_timeout(uint64_t deadline_ms, uint64_t now)
 static uint64_t deadline_after(unsigned sec, uint64_t now)
 {
         return sec == 0 ? UINT64_MAX : now + (uint64_t) sec * 1000u;
-}
-
-/* ---- byte queues ------------------------------------------------------- */
-
-static int bytes_append(struct bytes *b, const void *p, size_t n)
-{
-        if (n == 0)
-                return 0;
-
-        if (b->off + b->len + n > b->cap) {
-                /* Slide the live bytes down before growing. */
-                if (b->off > 0) {
-                        memmove(b->data, b->data + b->off, b->len);
-                        b->off = 0;
-                }
-                if (b->len + n > b->cap) {
-                        size_t cap = b->cap ? b->cap : 256;
-                        char *d;
-
-                        while (cap < b->len + n)
-                                cap *= 2;
-                        d = realloc(b->data, cap);
-                        if (!d)
-                                return -ENOMEM;
-                        b->data = d;
-                        b->cap = cap;
-                }
-        }
-
-        memcpy(b->data + b->off + b->len, p, n);
-        b->len += n;
-        return 0;
-}
-
-static void bytes_consume(struct bytes *b, size_t n)
-{
-        b->off += n;
-        b->len -= n;
-        if (b->len == 0)
-                b->off = 0;
-}
-
-static void bytes_clear(struct bytes *b)
-{
-        b->off = b->len = 0;
-}
-
-static void bytes_free(struct bytes *b)
-{
-        free(b->data);
-        *b = (struct bytes) { 0 };
 }
 
 /* ---- stdout ------------------------------------------------------------ */
@@ -197,23 +124,23 @@ static int output_write(const char *p, size_t n)
         return 0;
 }
 
-static int output_prefixed(struct context *c, const struct server *s,
+static int output_prefixed(const struct server *s,
                            const char *line, size_t n, bool add_newline)
 {
-        struct bytes *o = &c->stdout_buf;
+        struct buffer o = BUFFER_INIT;  /* the whole line, for one write */
         int r;
 
-        bytes_clear(o);
-        r = bytes_append(o, s->prefix, strlen(s->prefix));
-        if (r >= 0 && s->partial.len > 0)
-                r = bytes_append(o, s->partial.data + s->partial.off, s->partial.len);
+        r = buffer_append(&o, s->prefix, strlen(s->prefix), 0);
+        if (r >= 0 && buffer_len(&s->partial) > 0)
+                r = buffer_append(&o, buffer_head(&s->partial), buffer_len(&s->partial), 0);
         if (r >= 0)
-                r = bytes_append(o, line, n);
+                r = buffer_append(&o, line, n, 0);
         if (r >= 0 && add_newline)
-                r = bytes_append(o, "\n", 1);
-        if (r < 0)
-                return r;
-        return output_write(o->data + o->off, o->len);
+                r = buffer_append(&o, "\n", 1, 0);
+        if (r >= 0)
+                r = output_write(buffer_head(&o), buffer_len(&o));
+        buffer_free(&o);
+        return r;
 }
 
 /* Print what a server sent. With several servers, whole lines get the
@@ -228,20 +155,20 @@ static int server_output(struct context *c, struct server *s, const char *p, siz
                 return output_write(p, n);
 
         while ((nl = memchr(p, '\n', (size_t) (end - p)))) {
-                r = output_prefixed(c, s, p, (size_t) (nl + 1 - p), false);
+                r = output_prefixed(s, p, (size_t) (nl + 1 - p), false);
                 if (r < 0)
                         return r;
-                bytes_clear(&s->partial);
+                buffer_free(&s->partial);
                 p = nl + 1;
         }
 
-        r = bytes_append(&s->partial, p, (size_t) (end - p));
+        r = buffer_append(&s->partial, p, (size_t) (end - p), 0);
         if (r < 0)
                 return r;
 
-        if (s->partial.len >= LINE_KEEP_MAX) {
-                r = output_prefixed(c, s, NULL, 0, true);
-                bytes_clear(&s->partial);
+        if (buffer_len(&s->partial) >= LINE_KEEP_MAX) {
+                r = output_prefixed(s, NULL, 0, true);
+                buffer_free(&s->partial);
         }
         return r;
 }
@@ -251,9 +178,9 @@ static int server_output_flush(struct context *c, struct server *s)
 {
         int r = 0;
 
-        if (c->prefix && s->partial.len > 0)
-                r = output_prefixed(c, s, NULL, 0, true);
-        bytes_free(&s->partial);
+        if (c->prefix && buffer_len(&s->partial) > 0)
+                r = output_prefixed(s, NULL, 0, true);
+        buffer_free(&s->partial);
         return r;
 }
 
@@ -261,23 +188,15 @@ static int server_output_flush(struct context *c, struct server *s)
 
 static int server_parse(struct server *s, const char *arg)
 {
-        struct hostport hp;
-        const char *why;
         int r;
 
         *s = (struct server) { .fd = -1, .state = SERVER_NEW };
-        r = hostport_parse(arg, &hp, &why);
-        if (r == -EINVAL)
-                cli_usage_error("invalid server '%s': %s", arg, why);
-        else if (r == -ERANGE)
-                cli_usage_error("invalid port in '%s': %s", arg, why);
+        r = cli_parse_server(arg, &s->hostport);
         if (r < 0)
-                return r == -ERANGE ? -EINVAL : r;
+                return r;
 
-        s->host = hp.host;
-        s->port = hp.port;
-        s->numeric_host = hp.numeric_host;
-        if (asprintf(&s->name, s->numeric_host ? "[%s]:%u" : "%s:%u", s->host, s->port) < 0) {
+        if (asprintf(&s->name, s->hostport.numeric_host ? "[%s]:%u" : "%s:%u",
+                     s->hostport.host, s->hostport.port) < 0) {
                 s->name = NULL;
                 return -ENOMEM;
         }
@@ -290,11 +209,11 @@ static void server_free(struct server *s)
                 close(s->fd);
         if (s->addrs)
                 freeaddrinfo(s->addrs);
-        bytes_free(&s->out);
-        bytes_free(&s->partial);
+        buffer_free(&s->out);
+        buffer_free(&s->partial);
         free(s->prefix);
         free(s->name);
-        free(s->host);
+        free(s->hostport.host);
 }
 
 static void server_fail(struct context *c, struct server *s, int error, const char *msg)
@@ -309,16 +228,8 @@ static void server_fail(struct context *c, struct server *s, int error, const ch
 
 static void server_resolve(struct context *c, struct server *s)
 {
-        struct addrinfo hints = {
-                .ai_family = AF_UNSPEC,
-                .ai_socktype = SOCK_STREAM,
-                .ai_flags = AI_NUMERICSERV | (s->numeric_host ? AI_NUMERICHOST : 0),
-        };
-        char port[6];
-        int r;
+        int r = hostport_resolve(&s->hostport, &s->addrs);
 
-        snprintf(port, sizeof(port), "%u", s->port);
-        r = getaddrinfo(s->host, port, &hints, &s->addrs);
         if (r != 0) {
                 s->addrs = NULL;
                 if (r == EAI_SYSTEM)
@@ -418,7 +329,7 @@ static size_t connect_all(struct context *c)
 {
         _cleanup_free_ struct pollfd *fds = NULL;
         _cleanup_free_ size_t *idx = NULL;
-        uint64_t now = now_ms();
+        uint64_t now = monotonic_ms();
         size_t n_open = 0;
 
         fds = calloc(c->n_servers, sizeof(*fds));
@@ -452,13 +363,13 @@ static size_t connect_all(struct context *c)
                 if (n == 0)
                         break;
 
-                r = poll(fds, n, poll_timeout(deadline, now_ms()));
+                r = poll(fds, n, poll_timeout(deadline, monotonic_ms()));
                 if (r < 0 && errno != EINTR) {
                         cli_error("poll: %s", strerror(errno));
                         return 0;
                 }
 
-                now = now_ms();
+                now = monotonic_ms();
                 for (size_t k = 0; k < n; k++) {
                         struct server *s = &c->servers[idx[k]];
 
@@ -494,7 +405,7 @@ static int prefixes_setup(struct context *c, size_t n_open)
                 for (size_t j = i + 1; j < c->n_servers; j++)
                         if (c->servers[i].state == SERVER_OPEN &&
                             c->servers[j].state == SERVER_OPEN &&
-                            c->servers[i].port == c->servers[j].port)
+                            c->servers[i].hostport.port == c->servers[j].hostport.port)
                                 by_name = true;
 
         for (size_t i = 0; i < c->n_servers; i++) {
@@ -504,7 +415,7 @@ static int prefixes_setup(struct context *c, size_t n_open)
                 if (s->state != SERVER_OPEN)
                         continue;
                 r = by_name ? asprintf(&s->prefix, "[%s] ", s->name)
-                            : asprintf(&s->prefix, "[%u] ", s->port);
+                            : asprintf(&s->prefix, "[%u] ", s->hostport.port);
                 if (r < 0) {
                         s->prefix = NULL;
                         return -ENOMEM;
@@ -525,7 +436,7 @@ static int server_close(struct context *c, struct server *s)
         close(s->fd);
         s->fd = -1;
         s->state = SERVER_CLOSED;
-        bytes_free(&s->out);
+        buffer_free(&s->out);
         return r;
 }
 
@@ -562,8 +473,8 @@ static void server_shutdown_write(struct server *s)
 
 static int server_send(struct context *c, struct server *s)
 {
-        while (s->out.len > 0) {
-                ssize_t n = send(s->fd, s->out.data + s->out.off, s->out.len,
+        while (buffer_len(&s->out) > 0) {
+                ssize_t n = send(s->fd, buffer_head(&s->out), buffer_len(&s->out),
                                  MSG_NOSIGNAL | MSG_DONTWAIT);
 
                 if (n < 0) {
@@ -575,7 +486,7 @@ static int server_send(struct context *c, struct server *s)
                                 /* The server stopped reading but may still
                                  * have things to say: keep reading until EOF. */
                                 s->send_closed = true;
-                                bytes_free(&s->out);
+                                buffer_free(&s->out);
                                 return 0;
                         } else {
                                 int err = errno, r;
@@ -585,7 +496,7 @@ static int server_send(struct context *c, struct server *s)
                                 return r;
                         }
                 }
-                bytes_consume(&s->out, (size_t) n);
+                buffer_consume(&s->out, (size_t) n);
         }
 
         if (!c->stdin_open)
@@ -602,7 +513,7 @@ static int input_queue_all(struct context *c, const char *p, size_t n)
 
                 if (s->state != SERVER_OPEN || s->send_closed)
                         continue;
-                r = bytes_append(&s->out, p, n);
+                r = buffer_append(&s->out, p, n, 0);
                 if (r < 0)
                         return r;
         }
@@ -619,20 +530,20 @@ static bool line_is_quit(const char *p, size_t n)
 static void input_quit(struct context *c)
 {
         c->stdin_open = false;
-        c->quit_deadline_ms = deadline_after(c->timeout_sec, now_ms());
-        bytes_free(&c->stdin_line);
+        c->quit_deadline_ms = deadline_after(c->timeout_sec, monotonic_ms());
+        buffer_free(&c->stdin_line);
 
         for (size_t i = 0; i < c->n_servers; i++) {
                 struct server *s = &c->servers[i];
 
-                if (s->state == SERVER_OPEN && (s->out.len == 0 || s->send_closed))
+                if (s->state == SERVER_OPEN && (buffer_len(&s->out) == 0 || s->send_closed))
                         server_shutdown_write(s);
         }
 }
 
 static int input_read(struct context *c)
 {
-        struct bytes *l = &c->stdin_line;
+        struct buffer *l = &c->stdin_line;
         char buf[READ_CHUNK];
         const char *p, *end, *nl;
         ssize_t n;
@@ -648,8 +559,8 @@ static int input_read(struct context *c)
 
         if (n == 0) {
                 /* A last line without newline is still sent, unless it is "q". */
-                if (l->len > 0 && !line_is_quit(l->data + l->off, l->len)) {
-                        r = input_queue_all(c, l->data + l->off, l->len);
+                if (buffer_len(l) > 0 && !line_is_quit(buffer_head(l), buffer_len(l))) {
+                        r = input_queue_all(c, buffer_head(l), buffer_len(l));
                         if (r < 0)
                                 return r;
                 }
@@ -657,13 +568,13 @@ static int input_read(struct context *c)
                 return 0;
         }
 
-        r = bytes_append(l, buf, (size_t) n);
+        r = buffer_append(l, buf, (size_t) n, 0);
         if (r < 0)
                 return r;
 
         /* Whole lines go out as they come; "q" on its own line quits. */
-        p = l->data + l->off;
-        end = p + l->len;
+        p = buffer_head(l);
+        end = p + buffer_len(l);
         while ((nl = memchr(p, '\n', (size_t) (end - p)))) {
                 if (line_is_quit(p, (size_t) (nl - p))) {
                         input_quit(c);
@@ -672,16 +583,16 @@ static int input_read(struct context *c)
                 r = input_queue_all(c, p, (size_t) (nl + 1 - p));
                 if (r < 0)
                         return r;
-                bytes_consume(l, (size_t) (nl + 1 - p));
                 p = nl + 1;
         }
+        buffer_consume(l, (size_t) (p - buffer_head(l)));      /* the lines sent */
 
         /* A line this long cannot be "q": pass it on instead of hoarding it. */
-        if (l->len >= LINE_KEEP_MAX) {
-                r = input_queue_all(c, l->data + l->off, l->len);
+        if (buffer_len(l) >= LINE_KEEP_MAX) {
+                r = input_queue_all(c, buffer_head(l), buffer_len(l));
                 if (r < 0)
                         return r;
-                bytes_clear(l);
+                buffer_free(l);
         }
         return 0;
 }
@@ -689,7 +600,7 @@ static int input_read(struct context *c)
 static bool input_throttled(const struct context *c)
 {
         for (size_t i = 0; i < c->n_servers; i++)
-                if (c->servers[i].state == SERVER_OPEN && c->servers[i].out.len >= SEND_QUEUE_MAX)
+                if (c->servers[i].state == SERVER_OPEN && buffer_len(&c->servers[i].out) >= SEND_QUEUE_MAX)
                         return true;
         return false;
 }
@@ -716,7 +627,7 @@ static int run(struct context *c)
         c->quit_deadline_ms = UINT64_MAX;
 
         while (servers_open(c) > 0) {
-                uint64_t now = now_ms();
+                uint64_t now = monotonic_ms();
                 int r;
 
                 if (!c->stdin_open && now >= c->quit_deadline_ms)
@@ -731,7 +642,7 @@ static int run(struct context *c)
 
                         fds[1 + i] = (struct pollfd) {
                                 .fd = s->state == SERVER_OPEN ? s->fd : -1,
-                                .events = POLLIN | (s->out.len > 0 ? POLLOUT : 0),
+                                .events = POLLIN | (buffer_len(&s->out) > 0 ? POLLOUT : 0),
                         };
                 }
 
@@ -749,7 +660,7 @@ static int run(struct context *c)
                         struct server *s = &c->servers[i];
                         short ev = fds[1 + i].revents;
 
-                        if (ev & (POLLOUT | POLLERR) && s->state == SERVER_OPEN && s->out.len > 0) {
+                        if (ev & (POLLOUT | POLLERR) && s->state == SERVER_OPEN && buffer_len(&s->out) > 0) {
                                 r = server_send(c, s);
                                 if (r < 0)
                                         return r;
@@ -779,8 +690,8 @@ static int run(struct context *c)
                 r = server_output_flush(c, s);
                 if (r < 0)
                         return r;
-                if (s->out.len > 0) {
-                        cli_error("%s: %zu bytes not sent", s->name, s->out.len);
+                if (buffer_len(&s->out) > 0) {
+                        cli_error("%s: %zu bytes not sent", s->name, buffer_len(&s->out));
                         c->any_failed = true;
                 }
         }
@@ -824,15 +735,6 @@ static void help(void)
                TIMEOUT_DEFAULT_SEC);
 }
 
-static void version(void)
-{
-#ifdef PACKAGE_VERSION
-        printf("muxc %s\n", PACKAGE_VERSION);
-#else
-        printf("muxc\n");
-#endif
-}
-
 /* Returns 1 to go on, 0 to exit successfully (help, version), or -EINVAL. */
 static int parse_argv(struct context *c, int argc, char *argv[])
 {
@@ -864,26 +766,10 @@ static int parse_argv(struct context *c, int argc, char *argv[])
                         help();
                         return 0;
                 case 'V':
-                        version();
+                        cli_version();
                         return 0;
-                /* getopt_long() always moves past a long option, so then
-                 * argv[optind - 1] is it; a short one may sit inside "-qw". An
-                 * argument missing is only ever noticed at the end of an
-                 * element, so argv[optind - 1] is the option there too. */
-                case ':':
-                        if (strncmp(argv[optind - 1], "--", 2) == 0)
-                                cli_usage_error("option '%s' requires an argument", argv[optind - 1]);
-                        else
-                                cli_usage_error("option requires an argument -- '%c'", optopt);
-                        return -EINVAL;
                 default:
-                        if (optopt == 0)
-                                cli_usage_error("unrecognized option '%s'", argv[optind - 1]);
-                        else if (strchr("qhV", optopt))   /* valid, so it was --quiet=... */
-                                cli_usage_error("option '%.*s' doesn't allow an argument",
-                                            (int) strcspn(argv[optind - 1], "="), argv[optind - 1]);
-                        else
-                                cli_usage_error("invalid option -- '%c'", optopt);
+                        cli_option_error(opt, argv, "qhV");
                         return -EINVAL;
                 }
         }
@@ -910,7 +796,7 @@ int main(int argc, char *argv[])
 
         r = parse_argv(&c, argc, argv);
         if (r <= 0)
-                return r == 0 ? EXIT_SUCCESS : EXIT_USAGE;
+                return r == 0 ? EXIT_SUCCESS : CLI_EXIT_USAGE;
 
         c.n_servers = (size_t) (argc - optind);
         c.servers = calloc(c.n_servers, sizeof(*c.servers));
@@ -921,13 +807,13 @@ int main(int argc, char *argv[])
         for (size_t i = 0; i < c.n_servers; i++)
                 c.servers[i].fd = -1;
 
-        ret = EXIT_USAGE;
+        ret = CLI_EXIT_USAGE;
         for (size_t i = 0; i < c.n_servers; i++) {
                 r = server_parse(&c.servers[i], argv[optind + (int) i]);
                 if (r == -ENOMEM)
                         cli_error("%s", strerror(ENOMEM));
                 if (r < 0) {
-                        ret = r == -ENOMEM ? EXIT_FAILURE : EXIT_USAGE;
+                        ret = r == -ENOMEM ? EXIT_FAILURE : CLI_EXIT_USAGE;
                         goto finish;
                 }
         }
@@ -951,7 +837,6 @@ finish:
         for (size_t i = 0; i < c.n_servers; i++)
                 server_free(&c.servers[i]);
         free(c.servers);
-        bytes_free(&c.stdin_line);
-        bytes_free(&c.stdout_buf);
+        buffer_free(&c.stdin_line);
         return ret;
 }

@@ -5,10 +5,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "notify.h"
+#include "util.h"
 
 #define NOTIFY_QUEUE_MAX 8
 
@@ -74,10 +74,7 @@ static bool notify_error_is_transient(int err)
 
 static uint64_t notify_now_ms(void)
 {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u + 1;    /* never 0 */
+        return monotonic_ms() + 1;      /* never 0 */
 }
 
 void notify_set_retry_ms(struct notifier *n, unsigned ms)

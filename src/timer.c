@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "timer.h"
+#include "util.h"
 
 void idle_queue_init(struct idle_queue *q)
 {
@@ -69,8 +69,5 @@ struct idle_link *idle_pop_expired(struct idle_queue *q, uint64_t now_ms, uint64
 
 uint64_t timer_now_ms(void)
 {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+        return monotonic_ms();
 }

@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* Small helpers shared by muxd and muxc. libc only: both programs link this. */
+/* Small helpers shared by muxd, muxc and muxbench (libmuxcommon.a). libc
+ * only: no libconfig, libsystemd or liburing. */
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <net/if.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -220,9 +223,35 @@ int hostport_parse(const char *arg, struct hostport *ret, const char **why)
         return 0;
 }
 
+int hostport_resolve(const struct hostport *hp, struct addrinfo **ret)
+{
+        struct addrinfo hints = {
+                .ai_family = AF_UNSPEC,
+                .ai_socktype = SOCK_STREAM,
+                .ai_flags = AI_NUMERICSERV | (hp->numeric_host ? AI_NUMERICHOST : 0),
+        };
+        char port[6];
+
+        snprintf(port, sizeof(port), "%u", hp->port);
+        return getaddrinfo(hp->host, port, &hints, ret);
+}
+
 const char *errno_text(int err)
 {
         const char *t = strerrordesc_np(err);  /* constant strings: thread-safe */
 
         return t ? t : "Unknown error";
+}
+
+uint64_t monotonic_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+uint64_t monotonic_ms(void)
+{
+        return monotonic_ns() / 1000000u;
 }

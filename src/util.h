@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -14,6 +15,10 @@ static inline void freep(void *p) { free(*(void **)p); }
 static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
 #define _cleanup_free_ __attribute__((cleanup(freep)))
 #define _cleanup_close_ __attribute__((cleanup(closep)))
+
+/* CLOCK_MONOTONIC in nanoseconds and in milliseconds. */
+uint64_t monotonic_ns(void);
+uint64_t monotonic_ms(void);
 
 /* strerror() for any thread: glibc's strerror() formats unknown numbers in a
  * static buffer, and the workers log from their own threads. */
@@ -43,3 +48,9 @@ struct hostport {
 /* Returns 0; -EINVAL (the form is wrong) or -ERANGE (the port is wrong) with
  * *why saying what was expected; or -ENOMEM. */
 int hostport_parse(const char *arg, struct hostport *ret, const char **why);
+
+/* getaddrinfo() for a TCP connection to hp (a bracketed host is never looked
+ * up by name). Returns getaddrinfo()'s result: 0 with *ret to free with
+ * freeaddrinfo(), or an EAI_* code (EAI_SYSTEM: see errno). */
+struct addrinfo;
+int hostport_resolve(const struct hostport *hp, struct addrinfo **ret);

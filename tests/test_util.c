@@ -3,6 +3,7 @@
  * formatting for log lines. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -112,13 +113,57 @@ static void test_escape_bytes(void **state)
         assert_int_equal(strlen(out), 14);
 }
 
+static void expect_resolved(const char *host, bool numeric, const char *addr)
+{
+        const struct hostport hp = { .host = (char *) host, .port = 8088, .numeric_host = numeric };
+        struct addrinfo *res = NULL;
+        char buf[SOCKADDR_STR_MAX];
+
+        assert_int_equal(hostport_resolve(&hp, &res), 0);
+        assert_non_null(res);
+        assert_int_equal(res->ai_socktype, SOCK_STREAM);
+        assert_string_equal(sockaddr_to_string(res->ai_addr, res->ai_addrlen, buf), addr);
+        freeaddrinfo(res);
+}
+
+/* Addresses only: the test must not depend on DNS or /etc/hosts. */
+static void test_hostport_resolve(void **state)
+{
+        const struct hostport name = { .host = (char *) "localhost", .port = 1, .numeric_host = true };
+        struct addrinfo *res = NULL;
+
+        (void) state;
+        expect_resolved("127.0.0.1", false, "127.0.0.1:8088");
+        expect_resolved("::1", true, "[::1]:8088");
+        /* written in brackets: an address, never looked up as a name */
+        assert_int_equal(hostport_resolve(&name, &res), EAI_NONAME);
+}
+
+static void test_monotonic_clock(void **state)
+{
+        uint64_t ms0, ns0, ns1, ms1;
+
+        (void) state;
+        ms0 = monotonic_ms();
+        ns0 = monotonic_ns();
+        ns1 = monotonic_ns();
+        ms1 = monotonic_ms();
+        assert_true(ns0 > 0);
+        assert_true(ns1 >= ns0);
+        /* the same clock in two units */
+        assert_true(ms0 <= ns0 / 1000000u);
+        assert_true(ns1 / 1000000u <= ms1);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_uint),
                 cmocka_unit_test(test_hostport),
+                cmocka_unit_test(test_hostport_resolve),
                 cmocka_unit_test(test_sockaddr_to_string),
                 cmocka_unit_test(test_escape_bytes),
+                cmocka_unit_test(test_monotonic_clock),
         };
 
         return cmocka_run_group_tests_name("util", tests, NULL, NULL);
