@@ -457,8 +457,9 @@ static int uring_submit_wait(struct uring_state *s, unsigned nr, struct __kernel
 /* Valgrind 3.19 (Debian 12's) keeps its big lock while a thread waits in
  * io_uring_enter (it does not know the call blocks: liburing issue 657), so
  * every other thread of muxd, the main one too, would stop for as long as a
- * worker waits. Under valgrind a wait lasts at most 10 ms and the thread
- * yields before it; elsewhere this costs nothing. */
+ * worker waits. Under valgrind a wait is made of slices of at most 10 ms,
+ * with a yield before each (uring_valgrind_wait); elsewhere this costs
+ * nothing. */
 #define URING_VALGRIND_WAIT_NS  (10LL * 1000000)
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -473,6 +474,42 @@ static bool uring_under_valgrind(void)
 #else
         return false;
 #endif
+}
+
+static uint64_t uring_now_ns(void)
+{
+        struct timespec t;
+
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (uint64_t) t.tv_sec * 1000000000u + (uint64_t) t.tv_nsec;
+}
+
+/* The same wait in slices of at most 10 ms, yielding before each (where
+ * valgrind hands its lock to another thread), until a CQE is in or the
+ * plan's time is up. */
+static int uring_valgrind_wait(struct uring_state *s, struct ev_uring_wait plan)
+{
+        uint64_t start = uring_now_ns();
+
+        for (;;) {
+                uint64_t spent = uring_now_ns() - start;
+                long long slice = URING_VALGRIND_WAIT_NS;
+                struct __kernel_timespec ts;
+                int r;
+
+                if (plan.ns >= 0 && (long long) spent >= plan.ns)
+                        slice = 0;
+                else if (plan.ns >= 0 && plan.ns - (long long) spent < slice)
+                        slice = plan.ns - (long long) spent;
+                ts.tv_sec = slice / 1000000000;
+                ts.tv_nsec = slice % 1000000000;
+                sched_yield();
+                r = uring_submit_wait(s, plan.nr, &ts);
+                if (r < 0 || io_uring_cq_ready(&s->ring) > 0 || slice == 0)
+                        return r;
+                if (plan.ns >= 0 && (long long) (uring_now_ns() - start) >= plan.ns)
+                        return 0;
+        }
 }
 
 static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
@@ -493,11 +530,6 @@ static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
         uring_sync(loop, s);
         uring_close_waiting(s);
         plan = ev_uring_wait_plan(timeout_ms, s->expected, s->last_batch, s->clients);
-        if (uring_under_valgrind()) {
-                if (plan.ns < 0 || plan.ns > URING_VALGRIND_WAIT_NS)
-                        plan.ns = URING_VALGRIND_WAIT_NS;
-                sched_yield();  /* where valgrind hands its lock to another thread */
-        }
         inline_done = s->expected;
         s->expected = 0;
         if (plan.ns >= 0) {
@@ -505,7 +537,7 @@ static int uring_backend_poll(struct ev_loop *loop, int timeout_ms)
                 ts.tv_nsec = plan.ns % 1000000000;
                 tsp = &ts;
         }
-        r = uring_submit_wait(s, plan.nr, tsp);
+        r = uring_under_valgrind() ? uring_valgrind_wait(s, plan) : uring_submit_wait(s, plan.nr, tsp);
         if (r < 0)
                 return r;
 
