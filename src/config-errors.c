@@ -65,6 +65,17 @@ char *config_format(const char *fmt, ...)
         return s;
 }
 
+/* Append "FILE:LINE: msg" ("FILE: msg" without a line); msg NULL: out of memory. */
+static void errors_append_at(struct config_parser *p, const char *file, int line, const char *msg)
+{
+        if (!msg)
+                errors_append(p, NULL);
+        else if (line > 0)
+                errors_append(p, config_format("%s:%d: %s", file, line, msg));
+        else
+                errors_append(p, config_format("%s: %s", file, msg));
+}
+
 void config_error_file_line(struct config_parser *p, const char *file, int line, const char *fmt, ...)
 {
         _cleanup_free_ char *msg = NULL;
@@ -73,14 +84,7 @@ void config_error_file_line(struct config_parser *p, const char *file, int line,
         va_start(ap, fmt);
         msg = vformat(fmt, ap);
         va_end(ap);
-        if (!msg) {
-                errors_append(p, NULL);
-                return;
-        }
-        if (line > 0)
-                errors_append(p, config_format("%s:%d: %s", file, line, msg));
-        else
-                errors_append(p, config_format("%s: %s", file, msg));
+        errors_append_at(p, file, line, msg);
 }
 
 void config_error_at(struct config_parser *p, const config_setting_t *s, const char *fmt, ...)
@@ -91,11 +95,7 @@ void config_error_at(struct config_parser *p, const config_setting_t *s, const c
         va_start(ap, fmt);
         msg = vformat(fmt, ap);
         va_end(ap);
-        if (!msg) {
-                errors_append(p, NULL);
-                return;
-        }
-        config_error_file_line(p, config_file_of(p, s), config_scan_report_line(p, s), "%s", msg);
+        errors_append_at(p, config_file_of(p, s), config_scan_report_line(p, s), msg);
 }
 
 const char *config_quote(const char *s, char *buf)

@@ -16,23 +16,14 @@
 
 #include <cmocka.h>
 
+#include "testcidr.h"
+
 #include "acl.h"
 
 /* cmocka passes every test a state it may ignore */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
-
-/* "10.0.0.0/8" from a struct cidr, to compare against a string */
-static const char *cidr_str(const struct cidr *c, char *buf, size_t size)
-{
-        char a[INET6_ADDRSTRLEN];
-
-        assert_true(c->family == AF_INET || c->family == AF_INET6);
-        assert_non_null(inet_ntop(c->family, c->addr, a, sizeof(a)));
-        snprintf(buf, size, "%s/%u", a, c->prefix);
-        return buf;
-}
 
 static void test_cidr_parse(void **state)
 {

@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 
+#include "testcidr.h"
+
 /* not "config.h": the build's -I. would find autoconf's header first */
 #include "../src/config.h"
 
@@ -126,17 +128,6 @@ static char *xasprintf(const char *fmt, ...)
         vsnprintf(s, (size_t) n + 1, fmt, ap);
         va_end(ap);
         return s;
-}
-
-/* "10.0.0.0/8" from a struct cidr, to compare against a string */
-static const char *cidr_str(const struct cidr *c, char *buf, size_t size)
-{
-        char a[INET6_ADDRSTRLEN];
-
-        assert_true(c->family == AF_INET || c->family == AF_INET6);
-        assert_non_null(inet_ntop(c->family, c->addr, a, sizeof(a)));
-        snprintf(buf, size, "%s/%u", a, c->prefix);
-        return buf;
 }
 
 static void assert_acl(const struct acl *a, const char *const *expected, size_t n)
