@@ -1,46 +1,58 @@
 /* SPDX-License-Identifier: MIT */
-/* Private to conn.c and conn_uring.c: what a connection does (framing,
- * replies, backpressure, closing: conn.c) is shared; only the I/O differs.
- * On a readiness loop conn.c calls recv()/send() when the loop says so; on
- * io_uring (CONN_URING) conn_uring.c keeps a multishot receive armed and
- * sends from a buffer of its own, one send in flight at a time. */
+/* How a connection's bytes move: private to the conn*.c files. What a
+ * connection does with them (framing, replies, backpressure, closing) is
+ * conn.c's, the same on every loop; only the I/O differs, as nginx keeps its
+ * OS I/O (ngx_os_io_t) apart from its event actions. A worker picks its I/O
+ * once, when its loop exists (conn_io_setup()):
+ *
+ *   conn-socket.c  recv()/send() when the loop says the socket is ready
+ *                  (every backend)
+ *   conn-uring.c   receives and sends as operations on the loop's ring
+ *                  (io_uring backend only)
+ *
+ * An I/O keeps its per-worker state in w->io_state and its per-connection
+ * state in c->io_data and the flag bits from CONN_IO_FLAGS up. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
 #include "conn.h"
 
-/* Replies being sent on io_uring: they must stay put until the send's CQE. */
-struct conn_tx {
-        struct conn_tx *next;           /* on the worker's free list */
-        /* A large backlog is sent from c->out's storage, swapped in here (and
-         * this one's, emptied, becomes c->out's): two buffers that take turns
-         * rather than one allocated per batch. ext.data NULL: from data[]. */
-        struct buffer ext;
-        uint32_t off, len;              /* unsent: [off, off + len) of ext.data or data[] */
-        char data[];                    /* CONN_TX_SIZE - sizeof(struct conn_tx) bytes */
+struct ev_loop;
+
+struct conn_io {
+        const char *name;
+        /* Can it run on this loop? */
+        bool (*usable)(struct ev_loop *loop);
+        /* Per-worker state, once the loop exists; freed after the loop. */
+        int (*setup)(struct worker *w);
+        void (*free)(struct worker *w);
+        /* Start (on) or stop reading c; -errno if it cannot start. */
+        int (*read)(struct conn *c, bool on);
+        /* Send n bytes after whatever is queued, queueing what cannot go now
+         * (in c->out, or taken into c->io_sending). On failure c is closed
+         * and -errno returned. */
+        int (*send)(struct conn *c, const char *p, size_t n);
+        /* The end of conn_close(): stop watching c, release its descriptor,
+         * free c (now or once the I/O no longer needs it). */
+        void (*close)(struct conn *c);
 };
+
+extern const struct conn_io conn_io_socket;
+#ifdef HAVE_LIBURING
+extern const struct conn_io conn_io_uring;
+#endif
 
 /* Output queued for c, written or not. */
 static inline size_t conn_queued(const struct conn *c)
 {
-        return buffer_len(&c->out) + (c->tx ? c->tx->len : 0);
+        return buffer_len(&c->out) + c->io_sending;
 }
 
-/* conn.c, for the I/O paths */
+/* conn.c, called by the I/O: */
 /* Answer n new bytes at data plus what waits in c->in. -errno if c was closed. */
 int conn_serve(struct conn *c, const char *data, size_t n);
 /* Some output was written: finish a closing connection whose output is all
  * gone, or resume a throttled one. -errno if c was closed. */
 int conn_sent(struct conn *c);
-
-#ifdef HAVE_LIBURING
-/* conn_uring.c */
-int conn_uring_setup(struct worker *w);         /* conn_io_setup() on io_uring */
-void conn_uring_free(struct worker *w);         /* conn_io_free() */
-int conn_uring_send(struct conn *c, const char *p, size_t n);  /* -errno: c was closed */
-int conn_uring_read(struct conn *c, bool on);   /* arm or cancel the receive */
-void conn_uring_close(struct conn *c);          /* after the shared part of conn_close() */
-#endif

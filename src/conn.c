@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/* A client connection's protocol, the same on every loop: greeting, framing
+ * (framing.c) and answering messages, backpressure, idle bookkeeping,
+ * draining and the lingering close. Bytes move through the worker's I/O
+ * (conn-io.h): conn-socket.c or conn-uring.c. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,12 +11,9 @@
 #include <unistd.h>
 
 #include "conn-io.h"
-#include "ev_uring.h"
 #include "framing.h"
 #include "log.h"
 #include "worker.h"
-
-static void conn_on_event(struct ev_loop *loop, int fd, void *data, int mask);
 
 static const char *conn_peer(const struct conn *c, char *buf)
 {
@@ -41,16 +42,7 @@ void conn_close(struct conn *c)
         buffer_free(&c->out);
         lsettings_unref(c->set);
         src = c->src;
-#ifdef HAVE_LIBURING
-        if (c->flags & CONN_URING) {
-                conn_uring_close(c);    /* freed once its operations are over */
-        } else
-#endif
-        {
-                ev_del(w->loop, c->fd, EV_READABLE | EV_WRITABLE);
-                close(c->fd);
-                free(c);
-        }
+        w->io->close(c);        /* c is gone (or a zombie of the ring's) */
         worker_conn_closed(w, src);
 }
 
@@ -59,23 +51,13 @@ static void conn_read_off(struct conn *c)
         if (c->flags & CONN_READ_OFF)
                 return;
         c->flags |= CONN_READ_OFF;
-#ifdef HAVE_LIBURING
-        if (c->flags & CONN_URING) {
-                (void) conn_uring_read(c, false);
-                return;
-        }
-#endif
-        ev_del(c->w->loop, c->fd, EV_READABLE);
+        (void) c->w->io->read(c, false);
 }
 
 /* Read again (after throttling, or to discard input while lingering). */
 static int conn_read_on(struct conn *c)
 {
-#ifdef HAVE_LIBURING
-        if (c->flags & CONN_URING)
-                return conn_uring_read(c, true);
-#endif
-        return ev_add(c->w->loop, c->fd, EV_READABLE, conn_on_event, c);
+        return c->w->io->read(c, true);
 }
 
 /* Everything queued is written and nothing more will be: close. Closing a
@@ -100,84 +82,6 @@ static void conn_finish(struct conn *c)
                 if (conn_read_on(c) < 0)
                         conn_close(c);
         }
-}
-
-static void conn_linger_read(struct conn *c)
-{
-        ssize_t n = recv(c->fd, c->w->rbuf, c->w->rbuf_size, 0);
-
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-                conn_close(c);
-}
-
-/* Try to write the queued output; arm or disarm EV_WRITABLE accordingly.
- * Returns -errno if the connection was closed. */
-static int conn_flush(struct conn *c)
-{
-        struct worker *w = c->w;
-
-        while (buffer_len(&c->out) > 0) {
-                ssize_t n = send(c->fd, buffer_head(&c->out), buffer_len(&c->out), MSG_NOSIGNAL);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN) {
-                                if (ev_add(w->loop, c->fd, EV_WRITABLE, conn_on_event, c) < 0)
-                                        goto fail;
-                                return 0;
-                        }
-                        goto fail;
-                }
-                WORKER_STAT_ADD(w, bytes_out, n);
-                buffer_consume(&c->out, (size_t) n);
-                /* a client that reads its replies is not idle */
-                idle_touch(&w->conns, &c->idle, w->now_ms);
-        }
-        ev_del(w->loop, c->fd, EV_WRITABLE);
-        return 0;
-fail:
-        conn_close(c);
-        return -ECONNRESET;
-}
-
-/* Queue n bytes of output, writing directly when nothing is queued before them. */
-static int conn_send(struct conn *c, const char *p, size_t n)
-{
-        struct worker *w = c->w;
-
-#ifdef HAVE_LIBURING
-        if (c->flags & CONN_URING)
-                return conn_uring_send(c, p, n);
-#endif
-        if (buffer_len(&c->out) == 0) {
-                ssize_t sent;
-
-                do
-                        sent = send(c->fd, p, n, MSG_NOSIGNAL);
-                while (sent < 0 && errno == EINTR);
-                if (sent < 0 && errno != EAGAIN) {
-                        conn_close(c);
-                        return -ECONNRESET;
-                }
-                if (sent > 0) {
-                        WORKER_STAT_ADD(w, bytes_out, sent);
-                        p += sent;
-                        n -= (size_t) sent;
-                }
-                if (n == 0)
-                        return 0;
-        }
-        if (buffer_append(&c->out, p, n, 0) < 0) {
-                log_warning("out of memory queueing a reply: closing the connection");
-                conn_close(c);
-                return -ENOMEM;
-        }
-        if (ev_add(w->loop, c->fd, EV_WRITABLE, conn_on_event, c) < 0) {
-                conn_close(c);
-                return -ECONNRESET;
-        }
-        return 0;
 }
 
 /* Frame messages from data; assemble the replies in the worker's scratch
@@ -283,7 +187,7 @@ int conn_serve(struct conn *c, const char *data, size_t n)
                         buffer_free(&c->in);
                         conn_read_off(c);
                 }
-                if (wlen > 0 && conn_send(c, w->wbuf, wlen) < 0)
+                if (wlen > 0 && c->w->io->send(c, w->wbuf, wlen) < 0)
                         return -ECONNRESET;
                 if (!full)
                         break;
@@ -313,50 +217,6 @@ nomem:
         log_warning("out of memory buffering input: closing the connection");
         conn_close(c);
         return -ENOMEM;
-}
-
-static void conn_read(struct conn *c)
-{
-        struct worker *w = c->w;
-        const struct listen_opts *o = &c->set->o;
-        size_t want = w->rbuf_size;
-        ssize_t n;
-
-        /* raw framing: a chunk longer than max_message must be visible as such */
-        if (o->framing == FRAMING_RAW && want > (size_t) o->max_message + 1)
-                want = (size_t) o->max_message + 1;
-        do
-                n = recv(c->fd, w->rbuf, want, 0);
-        while (n < 0 && errno == EINTR);
-        if (n < 0) {
-                if (errno != EAGAIN)
-                        conn_close(c);
-                return;
-        }
-        if (n == 0)
-                c->flags |= CONN_EOF;
-        WORKER_STAT_ADD(w, bytes_in, n);
-        (void) conn_serve(c, w->rbuf, (size_t) n);
-}
-
-static void conn_on_event(struct ev_loop *loop, int fd, void *data, int mask)
-{
-        struct conn *c = data;
-
-        if (c->flags & CONN_LINGER) {
-                conn_linger_read(c);
-                return;
-        }
-        if (mask & EV_WRITABLE) {
-                bool throttled = c->flags & CONN_THROTTLED;
-
-                if (conn_flush(c) < 0 || conn_sent(c) < 0)
-                        return;
-                if (throttled && !(c->flags & CONN_THROTTLED))
-                        return;         /* resumed: read at the next wakeup */
-        }
-        if ((mask & EV_READABLE) && !(c->flags & CONN_READ_OFF))
-                conn_read(c);
 }
 
 int conn_sent(struct conn *c)
@@ -396,8 +256,6 @@ int conn_start(struct worker *w, int fd, struct lsettings *set, struct source *s
         c->fd = fd;
         c->set = lsettings_ref(set);
         c->src = src;
-        if (w->uring)
-                c->flags |= CONN_URING;
         w->n_conns++;
         idle_touch(&w->conns, &c->idle, w->now_ms);
 
@@ -406,7 +264,7 @@ int conn_start(struct worker *w, int fd, struct lsettings *set, struct source *s
                 conn_close(c);
                 return r;
         }
-        if (set->o.greeting_len > 0 && conn_send(c, set->o.greeting, set->o.greeting_len) < 0)
+        if (set->o.greeting_len > 0 && c->w->io->send(c, set->o.greeting, set->o.greeting_len) < 0)
                 return -ECONNRESET;
         return 0;
 }
@@ -426,20 +284,4 @@ void conn_drain(struct conn *c)
         conn_read_off(c);
         if (conn_queued(c) == 0)
                 conn_finish(c);
-}
-
-int conn_io_setup(struct worker *w)
-{
-#ifdef HAVE_LIBURING
-        if (ev_uring_ring(w->loop))
-                return conn_uring_setup(w);
-#endif
-        return 0;
-}
-
-void conn_io_free(struct worker *w)
-{
-#ifdef HAVE_LIBURING
-        conn_uring_free(w);
-#endif
 }

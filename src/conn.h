@@ -11,7 +11,6 @@
 #include "timer.h"
 
 struct worker;
-struct conn_tx;
 
 /* Stop reading a client while this much output is queued for it; resume
  * once the queue has drained below the low mark. */
@@ -25,13 +24,7 @@ enum {
         CONN_EOF        = 1 << 3,       /* the client closed its sending side */
         CONN_LINGER     = 1 << 4,       /* half-closed by us, discarding input until the client closes */
         CONN_DRAINING   = 1 << 5,       /* shutting down: answer what was read, read no more */
-        /* the io_uring completion path (conn_uring.c) */
-        CONN_URING      = 1 << 6,       /* I/O as operations on the worker's ring */
-        CONN_U_RECV     = 1 << 7,       /* a multishot receive is armed (until its last CQE) */
-        CONN_U_CANCEL   = 1 << 8,       /* ... and its cancellation was asked for */
-        CONN_U_CLOSED   = 1 << 9,       /* closed: freed once the last operation's CQE is in */
-        CONN_U_SEND     = 1 << 10,      /* a send is in flight (from c->tx) */
-        CONN_U_BUSY     = 1 << 11,      /* a CQE of its is being handled: not freed meanwhile */
+        CONN_IO_FLAGS   = 1 << 8,       /* this bit and up: the I/O's own (conn-io.h) */
 };
 
 /* How long a half-closed connection may wait for the client to close. */
@@ -43,21 +36,30 @@ struct conn {
         struct lsettings *set;
         struct source *src;             /* counted for max_per_source */
         struct buffer in;               /* an incomplete message */
-        struct buffer out;              /* replies not yet written (on io_uring: nor being sent) */
-        struct conn_tx *tx;             /* io_uring: the replies being sent, NULL if none */
+        struct buffer out;              /* replies not yet written, nor taken by the I/O */
+        void *io_data;                  /* the I/O's own (io_uring: the send in flight) */
+        uint32_t io_sending;            /* bytes the I/O took from out, not written yet */
         int fd;
         uint32_t flags;
 };
 
+/* The contract of every function here and in conn-io.h that returns int:
+ * a negative return (-errno) means the connection was closed and c freed;
+ * the caller must not touch c again. 0 means c is alive. */
+
 /* Takes ownership of fd (already non-blocking, close-on-exec) and of one hold
  * on src. Queues the greeting and starts watching. On failure the connection
- * is closed and -errno returned. */
+ * is closed (fd and the hold released) and -errno returned. */
 int conn_start(struct worker *w, int fd, struct lsettings *set, struct source *src);
+/* Close now, whatever is queued; c is freed (on io_uring, once the ring is
+ * done with it: c must not be used after this either way). */
 void conn_close(struct conn *c);
 /* Shutdown: stop reading and close once the queued replies are written. */
 void conn_drain(struct conn *c);
-/* The worker's connection I/O: set up once its loop exists (on io_uring, the
- * receive buffers and the completion handler); freed after the loop. */
+/* The worker's connection I/O (conn-io.c): the first of the table that can
+ * run on w->loop, set up once the loop exists (on io_uring, the receive
+ * buffers and the completion handler); freed after the loop. Accepts a
+ * worker whose setup did not run or failed. */
 int conn_io_setup(struct worker *w);
 void conn_io_free(struct worker *w);
 

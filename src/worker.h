@@ -20,7 +20,7 @@
 #include "timer.h"
 
 struct server;
-struct conn_uring;
+struct conn_io;
 
 struct worker_stats {
         _Atomic uint64_t accepted;
@@ -90,7 +90,8 @@ struct worker {
         size_t rbuf_size;
         char *wbuf;
         size_t wbuf_cap;
-        struct conn_uring *uring;       /* connection I/O on the loop's ring, or NULL */
+        const struct conn_io *io;       /* how its connections read and write (conn-io.h) */
+        void *io_state;                 /* that I/O's own, per worker */
 
         bool stopping;
         uint64_t stop_deadline_ms;

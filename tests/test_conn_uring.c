@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for closing a connection on io_uring (src/conn_uring.c): a
+/* Unit tests for closing a connection on io_uring (src/conn-uring.c): a
  * descriptor number may not be let go while an SQE naming it is still
  * queued, or the next socket to get the number (an accept in any worker)
  * receives the dead connection's replies, or loses its bytes to the dead
@@ -70,7 +70,8 @@ static int setup(void **state)
         srv.timeout_s = 60;
         srv.n_workers = 1;
         assert_int_equal(worker_new(&srv, 0, 1024, &w), 0);
-        assert_non_null(w->uring);
+        assert_ptr_equal(w->io, &conn_io_uring);
+        assert_non_null(w->io_state);
         srv.workers = &w;
         set = lsettings_new(&o);
         assert_non_null(set);
@@ -150,7 +151,7 @@ static void test_send_queued_then_closed(void **state)
         fd = a[0];
         c = start(fd);
         run(0);                 /* the receive is armed */
-        assert_int_equal(conn_uring_send(c, "for a\n", 6), 0);
+        assert_int_equal(w->io->send(c, "for a\n", 6), 0);
         conn_close(c);
         pair(b);
         run(100);
@@ -214,7 +215,7 @@ static void test_closed_at_teardown(void **state)
         run(0);
         c = start(a[0]);
         run(0);
-        assert_int_equal(conn_uring_send(c, "x\n", 2), 0);
+        assert_int_equal(w->io->send(c, "x\n", 2), 0);
         conn_close(c);                                  /* queued, not submitted */
         conn_close(start(b[0]));                        /* never submitted at all */
         assert_true(fd_open(a[0]));
@@ -242,7 +243,7 @@ static void test_close_with_queue_full(void **state)
         c = start(fd);
         run(0);
         fail_submit = true;
-        assert_int_equal(conn_uring_send(c, "for a\n", 6), 0);
+        assert_int_equal(w->io->send(c, "for a\n", 6), 0);
         while (io_uring_sq_space_left(ring) > 0) {
                 struct io_uring_sqe *sqe = ev_uring_get_sqe(w->loop);
 

@@ -19,7 +19,7 @@
  * share the listeners and the descriptor table) may have got the number for
  * another client: a send queued in the pass that closed the connection would
  * go to that client, a receive armed in it would take that client's bytes.
- * So conn_uring_close() queues the cancellations and then IORING_OP_CLOSE
+ * So uring_close() queues the cancellations and then IORING_OP_CLOSE
  * (ev_uring_close()): the kernel takes SQEs in order, so every SQE naming
  * the fd has its file before the number is released; nothing names the fd
  * after the close (a closed connection arms and sends nothing, whatever its
@@ -62,7 +62,28 @@ enum {
         URING_OP_SEND = 3,
 };
 
-struct conn_uring {
+/* A connection's state on the ring (its bits of c->flags). */
+enum {
+        CONN_U_RECV     = CONN_IO_FLAGS << 0,   /* a multishot receive is armed (until its last CQE) */
+        CONN_U_CANCEL   = CONN_IO_FLAGS << 1,   /* ... and its cancellation was asked for */
+        CONN_U_CLOSED   = CONN_IO_FLAGS << 2,   /* closed: freed once the last operation's CQE is in */
+        CONN_U_SEND     = CONN_IO_FLAGS << 3,   /* a send is in flight (from c->io_data) */
+        CONN_U_BUSY     = CONN_IO_FLAGS << 4,   /* a CQE of its is being handled: not freed meanwhile */
+};
+
+/* Replies being sent: they must stay put until the send's CQE. The bytes
+ * not yet written are c->io_sending from off. */
+struct conn_tx {
+        struct conn_tx *next;           /* on the worker's free list */
+        /* A large backlog is sent from c->out's storage, swapped in here (and
+         * this one's, emptied, becomes c->out's): two buffers that take turns
+         * rather than one allocated per batch. ext.data NULL: from data[]. */
+        struct buffer ext;
+        uint32_t off;                   /* where the unsent bytes start */
+        char data[];                    /* CONN_TX_SIZE - sizeof(struct conn_tx) bytes */
+};
+
+struct uring_io {
         struct io_uring_buf_ring *br;
         char *bufs;                     /* URING_BUF_COUNT * URING_BUF_SIZE */
         struct conn_tx *free_tx;
@@ -71,19 +92,29 @@ struct conn_uring {
         unsigned n_recv;                /* multishot receives armed */
 };
 
+static struct uring_io *uring_of(const struct worker *w)
+{
+        return w->io_state;
+}
+
+static struct conn_tx *uring_tx(const struct conn *c)
+{
+        return c->io_data;
+}
+
 static uint64_t uring_data(const struct conn *c, unsigned op)
 {
         return (uint64_t) (uintptr_t) c | op;
 }
 
-static void uring_buf_return(struct conn_uring *u, unsigned bid)
+static void uring_buf_return(struct uring_io *u, unsigned bid)
 {
         io_uring_buf_ring_add(u->br, u->bufs + (size_t) bid * URING_BUF_SIZE, URING_BUF_SIZE, (unsigned short) bid,
                               io_uring_buf_ring_mask(URING_BUF_COUNT), 0);
         io_uring_buf_ring_advance(u->br, 1);
 }
 
-static struct conn_tx *uring_tx_get(struct conn_uring *u)
+static struct conn_tx *uring_tx_get(struct uring_io *u)
 {
         struct conn_tx *tx = u->free_tx;
 
@@ -97,11 +128,11 @@ static struct conn_tx *uring_tx_get(struct conn_uring *u)
         }
         tx->next = NULL;
         tx->ext = (struct buffer) BUFFER_INIT;
-        tx->off = tx->len = 0;
+        tx->off = 0;
         return tx;
 }
 
-static void uring_tx_put(struct conn_uring *u, struct conn_tx *tx)
+static void uring_tx_put(struct uring_io *u, struct conn_tx *tx)
 {
         buffer_free(&tx->ext);
         if (u->n_free_tx >= URING_TX_KEEP) {
@@ -124,7 +155,7 @@ static int uring_submit_send(struct conn *c, bool poll_first)
 
         if (!sqe)
                 return -EBUSY;
-        io_uring_prep_send(sqe, c->fd, uring_tx_head(c->tx), c->tx->len, MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, c->fd, uring_tx_head(uring_tx(c)), c->io_sending, MSG_NOSIGNAL);
         if (poll_first)
                 sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;      /* wait until writable */
         else
@@ -134,10 +165,10 @@ static int uring_submit_send(struct conn *c, bool poll_first)
         return 0;
 }
 
-/* Move what waits in c->out into c->tx (empty) and send it. */
+/* Move what waits in c->out into the send buffer (empty) and send it. */
 static int uring_send_out(struct conn *c)
 {
-        struct conn_tx *tx = c->tx;
+        struct conn_tx *tx = uring_tx(c);
         size_t n = buffer_len(&c->out);
 
         if (n <= CONN_TX_CAP && !tx->ext.data) {
@@ -153,26 +184,28 @@ static int uring_send_out(struct conn *c)
                 spare.off = spare.len = 0;
                 c->out = spare;
         }
-        tx->len = (uint32_t) n;
+        c->io_sending = (uint32_t) n;
         return uring_submit_send(c, false);
 }
 
-int conn_uring_send(struct conn *c, const char *p, size_t n)
+static int uring_send(struct conn *c, const char *p, size_t n)
 {
-        struct conn_uring *u = c->w->uring;
+        struct uring_io *u = uring_of(c->w);
 
         if (n == 0)
                 return 0;
         if (!(c->flags & CONN_U_SEND) && buffer_len(&c->out) == 0 && n <= CONN_TX_CAP) {
                 /* the common case: straight into a send buffer, no allocation */
-                if (!c->tx && !(c->tx = uring_tx_get(u))) {
+                struct conn_tx *tx = uring_tx(c);
+
+                if (!tx && !(tx = c->io_data = uring_tx_get(u))) {
                         conn_close(c);
                         return -ENOMEM;
                 }
-                buffer_free(&c->tx->ext);
-                memcpy(c->tx->data, p, n);
-                c->tx->off = 0;
-                c->tx->len = (uint32_t) n;
+                buffer_free(&tx->ext);
+                memcpy(tx->data, p, n);
+                tx->off = 0;
+                c->io_sending = (uint32_t) n;
                 if (uring_submit_send(c, false) < 0) {
                         conn_close(c);
                         return -ECONNRESET;
@@ -186,7 +219,7 @@ int conn_uring_send(struct conn *c, const char *p, size_t n)
         }
         if (c->flags & CONN_U_SEND)
                 return 0;       /* goes once the send in flight is done */
-        if ((!c->tx && !(c->tx = uring_tx_get(u))) || uring_send_out(c) < 0) {
+        if ((!c->io_data && !(c->io_data = uring_tx_get(u))) || uring_send_out(c) < 0) {
                 conn_close(c);
                 return -ECONNRESET;
         }
@@ -196,13 +229,14 @@ int conn_uring_send(struct conn *c, const char *p, size_t n)
 static void uring_send_done(struct conn *c, int32_t res)
 {
         struct worker *w = c->w;
-        struct conn_tx *tx = c->tx;
+        struct conn_tx *tx = uring_tx(c);
         bool again = false;
 
         c->flags &= ~CONN_U_SEND;
         if (c->flags & CONN_U_CLOSED) {
-                c->tx = NULL;
-                uring_tx_put(w->uring, tx);
+                c->io_data = NULL;
+                c->io_sending = 0;
+                uring_tx_put(uring_of(w), tx);
                 return;
         }
         if (res == -EAGAIN || res == -EINTR) {
@@ -215,11 +249,11 @@ static void uring_send_done(struct conn *c, int32_t res)
         if (res > 0) {
                 WORKER_STAT_ADD(w, bytes_out, res);
                 tx->off += (uint32_t) res;
-                tx->len -= (uint32_t) res;
+                c->io_sending -= (uint32_t) res;
                 /* a client that reads its replies is not idle */
                 idle_touch(&w->conns, &c->idle, w->now_ms);
         }
-        if (tx->len > 0) {
+        if (c->io_sending > 0) {
                 /* the rest of a short send */
                 if (uring_submit_send(c, again) < 0)
                         conn_close(c);
@@ -229,15 +263,15 @@ static void uring_send_done(struct conn *c, int32_t res)
                 conn_close(c);
                 return;
         }
-        /* c->tx and the buffers stay while conn_sent() runs: a throttled
+        /* The send buffer and c->out stay while conn_sent() runs: a throttled
          * client resumed now gets its next batch of replies at once, in the
          * same storage (rather than a block allocated and freed per batch). */
         if (conn_sent(c) < 0 || (c->flags & (CONN_U_CLOSED | CONN_U_SEND)))
                 return;
         /* all written: an idle connection keeps no buffer */
         buffer_free(&c->out);
-        c->tx = NULL;
-        uring_tx_put(w->uring, tx);
+        c->io_data = NULL;
+        uring_tx_put(uring_of(w), tx);
 }
 
 static int uring_arm_recv(struct conn *c)
@@ -251,7 +285,7 @@ static int uring_arm_recv(struct conn *c)
         sqe->buf_group = URING_BUF_GROUP;
         io_uring_sqe_set_data64(sqe, uring_data(c, URING_OP_RECV));
         c->flags |= CONN_U_RECV;
-        ev_uring_set_clients(c->w->loop, ++c->w->uring->n_recv);
+        ev_uring_set_clients(c->w->loop, ++uring_of(c->w)->n_recv);
         return 0;
 }
 
@@ -268,7 +302,7 @@ static void uring_cancel(struct conn *c, unsigned op)
         io_uring_sqe_set_data64(sqe, 0);
 }
 
-int conn_uring_read(struct conn *c, bool on)
+static int uring_read(struct conn *c, bool on)
 {
         if (on) {
                 /* armed still (its cancellation pending): the last CQE arms again */
@@ -298,7 +332,7 @@ static void uring_recv_unwanted(struct conn *c, const char *data, size_t n)
 static void uring_recv_done(struct conn *c, int32_t res, uint32_t flags)
 {
         struct worker *w = c->w;
-        struct conn_uring *u = w->uring;
+        struct uring_io *u = uring_of(w);
         const char *data = NULL;
         int bid = -1;
 
@@ -360,12 +394,12 @@ static void uring_complete(void *ctx, uint64_t user_data, int32_t res, uint32_t 
         }
         c->flags &= ~CONN_U_BUSY;
         if ((c->flags & CONN_U_CLOSED) && !(c->flags & (CONN_U_RECV | CONN_U_SEND))) {
-                idle_remove(&w->uring->zombies, &c->idle);
+                idle_remove(&uring_of(w)->zombies, &c->idle);
                 free(c);
         }
 }
 
-void conn_uring_close(struct conn *c)
+static void uring_close(struct conn *c)
 {
         struct worker *w = c->w;
 
@@ -376,23 +410,24 @@ void conn_uring_close(struct conn *c)
         }
         if (c->flags & CONN_U_SEND) {
                 uring_cancel(c, URING_OP_SEND);
-        } else if (c->tx) {
-                uring_tx_put(w->uring, c->tx);
-                c->tx = NULL;
+        } else if (c->io_data) {
+                uring_tx_put(uring_of(w), c->io_data);
+                c->io_data = NULL;
+                c->io_sending = 0;
         }
         /* after the SQEs that name the fd, never before (see the top) */
         ev_uring_close(w->loop, c->fd);
         c->fd = -1;
         if (c->flags & (CONN_U_RECV | CONN_U_SEND))
-                idle_touch(&w->uring->zombies, &c->idle, w->now_ms);
+                idle_touch(&uring_of(w)->zombies, &c->idle, w->now_ms);
         else if (!(c->flags & CONN_U_BUSY))
                 free(c);
 }
 
-int conn_uring_setup(struct worker *w)
+static int uring_setup(struct worker *w)
 {
         struct io_uring *ring = ev_uring_ring(w->loop);
-        struct conn_uring *u = calloc(1, sizeof(*u));
+        struct uring_io *u = calloc(1, sizeof(*u));
         struct io_uring_buf_reg reg = { 0 };
         size_t ring_size = URING_BUF_COUNT * sizeof(struct io_uring_buf);
         int r;
@@ -426,7 +461,7 @@ int conn_uring_setup(struct worker *w)
          * rises to the largest block freed), so that memory stayed with
          * muxd after such clients left. Large blocks mmap'd, always. */
         (void) mallopt(M_MMAP_THRESHOLD, URING_MMAP_THRESHOLD);
-        w->uring = u;
+        w->io_state = u;
         return 0;
 fail:
         if (u->br != MAP_FAILED)
@@ -436,9 +471,9 @@ fail:
         return r;
 }
 
-void conn_uring_free(struct worker *w)
+static void uring_free(struct worker *w)
 {
-        struct conn_uring *u = w->uring;
+        struct uring_io *u = uring_of(w);
         struct idle_link *l;
 
         if (!u)
@@ -448,9 +483,11 @@ void conn_uring_free(struct worker *w)
                 struct conn *c = conn_from_idle(l);
 
                 idle_remove(&u->zombies, l);
-                if (c->tx) {
-                        buffer_free(&c->tx->ext);
-                        free(c->tx);
+                struct conn_tx *tx = uring_tx(c);
+
+                if (tx) {
+                        buffer_free(&tx->ext);
+                        free(tx);
                 }
                 free(c);
         }
@@ -463,5 +500,20 @@ void conn_uring_free(struct worker *w)
         munmap(u->br, URING_BUF_COUNT * sizeof(struct io_uring_buf));
         free(u->bufs);
         free(u);
-        w->uring = NULL;
+        w->io_state = NULL;
 }
+
+static bool uring_usable(struct ev_loop *loop)
+{
+        return ev_uring_ring(loop) != NULL;
+}
+
+const struct conn_io conn_io_uring = {
+        .name = "io_uring",
+        .usable = uring_usable,
+        .setup = uring_setup,
+        .free = uring_free,
+        .read = uring_read,
+        .send = uring_send,
+        .close = uring_close,
+};

@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the connection state machine (src/conn.c) against a fake
+ * worker and a fake I/O: no loop, no thread. The fake I/O (conn-io.h) records
+ * what conn.c asks of it and lets a test decide how much the "kernel" takes;
+ * the fake worker counts what conn.c reports to it. Each connection's fd is
+ * one end of a socketpair, so that the lingering close (FIONREAD, shutdown)
+ * is the real one; the test holds the other end as the client. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "conn-io.h"
+#include "framing.h"
+#include "worker.h"
+
+/* ---- the fake I/O ---- */
+
+static struct {
+        bool reading;           /* what the last read(on/off) asked */
+        unsigned read_calls;
+        unsigned sends;         /* send() calls */
+        size_t room;            /* bytes the "kernel" takes before it is full */
+        struct buffer wire;     /* what the client has been sent, in order */
+        unsigned closes;
+        int fail_read;          /* -errno for the next read(on), 0: succeed */
+        int fail_send;          /* -errno for the next send, 0: succeed */
+} io;
+
+static int fake_read(struct conn *c, bool on)
+{
+        (void) c;
+        io.read_calls++;
+        if (on && io.fail_read) {
+                int r = io.fail_read;
+
+                io.fail_read = 0;
+                return r;
+        }
+        io.reading = on;
+        return 0;
+}
+
+/* Like the socket I/O: straight to the wire while nothing waits, the rest
+ * queued in c->out. */
+static int fake_send(struct conn *c, const char *p, size_t n)
+{
+        size_t take = 0;
+
+        io.sends++;
+        if (io.fail_send) {
+                int r = io.fail_send;
+
+                io.fail_send = 0;
+                conn_close(c);
+                return r;
+        }
+        if (buffer_len(&c->out) == 0) {
+                take = n < io.room ? n : io.room;
+                assert_int_equal(buffer_append(&io.wire, p, take, 0), 0);
+                io.room -= take;
+        }
+        if (take < n)
+                assert_int_equal(buffer_append(&c->out, p + take, n - take, 0), 0);
+        return 0;
+}
+
+static void fake_close(struct conn *c)
+{
+        io.closes++;
+        close(c->fd);
+        free(c);
+}
+
+static bool fake_usable(struct ev_loop *loop)
+{
+        (void) loop;
+        return true;
+}
+
+static int fake_setup(struct worker *w)
+{
+        (void) w;
+        return 0;
+}
+
+static void fake_free(struct worker *w)
+{
+        (void) w;
+}
+
+static const struct conn_io fake_io = {
+        .name = "fake", .usable = fake_usable, .setup = fake_setup, .free = fake_free,
+        .read = fake_read, .send = fake_send, .close = fake_close,
+};
+
+/* ---- the fake worker: conn.c's two calls into worker.c ---- */
+
+static struct worker w;
+static unsigned conns_closed;
+static bool fail_grow;
+
+void worker_conn_closed(struct worker *wk, struct source *src)
+{
+        assert_ptr_equal(wk, &w);
+        (void) src;
+        wk->n_conns--;
+        conns_closed++;
+}
+
+int worker_grow_wbuf(struct worker *wk, size_t need)
+{
+        char *p;
+
+        if (need <= wk->wbuf_cap)
+                return 0;
+        if (fail_grow)
+                return -ENOMEM;
+        p = realloc(wk->wbuf, need);
+        if (!p)
+                return -ENOMEM;
+        wk->wbuf = p;
+        wk->wbuf_cap = need;
+        return 0;
+}
+
+/* ---- set-up ---- */
+
+static struct lsettings *set;
+static int client = -1;         /* the test's end of the socketpair */
+
+static struct lsettings *settings(enum muxd_mode mode, enum muxd_framing framing, uint32_t max_message,
+                                  const char *greeting)
+{
+        struct listen_opts o = {
+                .greeting = (char *) greeting, .greeting_len = strlen(greeting),
+                .suffix = (char *) "!", .suffix_len = 1,
+                .mode = mode, .framing = framing, .max_message = max_message,
+        };
+
+        return lsettings_new(&o);
+}
+
+static int setup(void **state)
+{
+        (void) state;
+        memset(&io, 0, sizeof(io));
+        io.room = SIZE_MAX;
+        io.wire = (struct buffer) BUFFER_INIT;
+        memset(&w, 0, sizeof(w));
+        w.io = &fake_io;
+        w.now_ms = 1000;
+        idle_queue_init(&w.conns);
+        idle_queue_init(&w.lingering);
+        w.wbuf_cap = 64;
+        w.wbuf = malloc(w.wbuf_cap);
+        assert_non_null(w.wbuf);
+        conns_closed = 0;
+        fail_grow = false;
+        set = settings(MODE_ECHO, FRAMING_LINE, 16, "hello\n");
+        assert_non_null(set);
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct idle_link *l;
+
+        (void) state;
+        while ((l = idle_oldest(&w.conns)))
+                conn_close(conn_from_idle(l));
+        while ((l = idle_oldest(&w.lingering)))
+                conn_close(conn_from_idle(l));
+        lsettings_unref(set);
+        buffer_free(&io.wire);
+        free(w.wbuf);
+        if (client >= 0)
+                close(client);
+        client = -1;
+        return 0;
+}
+
+/* A started connection; the client's end in `client`. */
+static struct conn *start(void)
+{
+        int sv[2];
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+        client = sv[1];
+        assert_int_equal(conn_start(&w, sv[0], set, NULL), 0);
+        assert_int_equal(w.conns.count, 1);
+        return conn_from_idle(idle_oldest(&w.conns));
+}
+
+/* Everything sent to the client so far, as a string, then forgotten. */
+static char *wire_take(void)
+{
+        static char text[1024];
+        size_t n = buffer_len(&io.wire);
+
+        assert_true(n < sizeof(text));
+        memcpy(text, buffer_head(&io.wire), n);
+        text[n] = '\0';
+        buffer_consume(&io.wire, n);
+        return text;
+}
+
+/* The client reads everything queued: the I/O writes c->out and says so. */
+static int client_reads(struct conn *c)
+{
+        size_t n = buffer_len(&c->out);
+
+        assert_int_equal(buffer_append(&io.wire, buffer_head(&c->out), n, 0), 0);
+        buffer_consume(&c->out, n);
+        return conn_sent(c);
+}
+
+static int serve(struct conn *c, const char *text)
+{
+        return conn_serve(c, text, strlen(text));
+}
+
+/* ---- the tests ---- */
+
+static void test_greeting_then_reading(void **state)
+{
+        (void) state;
+        (void) start();
+        assert_string_equal(wire_take(), "hello\n");
+        assert_true(io.reading);
+        assert_int_equal(w.n_conns, 1);
+}
+
+static void test_messages_answered_in_order_in_one_send(void **state)
+{
+        struct conn *c;
+
+        (void) state;
+        c = start();
+        (void) wire_take();
+        io.sends = 0;
+        assert_int_equal(serve(c, "a\nbb\r\nccc\n"), 0);
+        assert_string_equal(wire_take(), "a!\nbb!\r\nccc!\n");
+        assert_int_equal(io.sends, 1);          /* one batch per read */
+        assert_int_equal(buffer_len(&c->in), 0);
+}
+
+static void test_partial_message_waits_for_its_end(void **state)
+{
+        struct conn *c;
+
+        (void) state;
+        c = start();
+        (void) wire_take();
+        assert_int_equal(serve(c, "hel"), 0);
+        assert_string_equal(wire_take(), "");
+        assert_int_equal(buffer_len(&c->in), 3);
+        assert_int_equal(serve(c, "lo\nnext"), 0);
+        assert_string_equal(wire_take(), "hello!\n");
+        assert_int_equal(buffer_len(&c->in), 4);
+}
+
+/* Only a complete message counts as activity (slowloris still times out). */
+static void test_only_complete_messages_touch_idle(void **state)
+{
+        struct conn *c;
+
+        (void) state;
+        c = start();
+        w.now_ms = 5000;
+        assert_int_equal(serve(c, "trickle"), 0);
+        assert_int_equal(c->idle.last_ms, 1000);
+        assert_int_equal(serve(c, "\n"), 0);
+        assert_int_equal(c->idle.last_ms, 5000);
+}
+
+static void test_oneshot_closes_after_one_message(void **state)
+{
+        struct conn *c;
+
+        (void) state;
+        lsettings_unref(set);
+        set = settings(MODE_ONESHOT, FRAMING_LINE, 16, "");
+        c = start();
+        assert_int_equal(io.sends, 0);          /* no greeting: nothing sent */
+        assert_true(serve(c, "one\ntwo\n") < 0);        /* closed: c is gone */
+        assert_int_equal(io.closes, 1);
+        assert_int_equal(conns_closed, 1);
+        assert_int_equal(w.n_conns, 0);
+        assert_string_equal(wire_take(), "");
+        assert_int_equal(atomic_load(&w.stats.messages), 1);
+}
+
+static void test_too_long_is_answered_then_closed(void **state)
+{
+        struct conn *c;
+
+        (void) state;
+        c = start();
+        (void) wire_take();
+        assert_true(serve(c, "0123456789abcdefXYZ") < 0);
+        assert_string_equal(wire_take(), FRAMING_TOO_LONG_REPLY);
+        assert_int_equal(io.closes, 1);
+        assert_int_equal(atomic_load(&w.stats.oversized), 1);
+}
+
+/* A message at eof without its line ending is still a message. */
+static void test_eof_answers_the_last_line_then_closes(void **state)
+{
+        struct conn *c;
+
+        (void) state;
+        c = start();
+        (void) wire_take();
+        assert_int_equal(serve(c, "last"), 0);
+        c->flags |= CONN_EOF;
+        assert_true(conn_serve(c, NULL, 0) < 0);
+        assert_string_equal(wire_take(), "last!");
+        assert_int_equal(io.closes, 1);
+}
+
+/* Output over CONN_OUTPUT_HIGH: reading stops, the rest of the input waits
+ * in c->in, and is answered as the client reads; then reading resumes. */
+static void test_backpressure_throttles_and_resumes(void **state)
+{
+        struct conn *c;
+        size_t n_msgs = 2 * CONN_OUTPUT_HIGH / 8, answered;
+        char *input = malloc(n_msgs * 8);
+
+        (void) state;
+        assert_non_null(input);
+        for (size_t i = 0; i < n_msgs; i++)
+                memcpy(input + i * 8, "message\n", 8);
+        c = start();
+        (void) wire_take();
+        io.room = 0;                            /* the client reads nothing */
+        assert_int_equal(conn_serve(c, input, n_msgs * 8), 0);
+        assert_true(c->flags & CONN_THROTTLED);
+        assert_false(io.reading);
+        assert_true(conn_queued(c) >= CONN_OUTPUT_HIGH);
+        assert_true(buffer_len(&c->in) > 0);    /* unanswered messages wait */
+
+        /* each time the client reads everything, the next batch is answered */
+        answered = 0;
+        for (int rounds = 0; rounds < 10 && (c->flags & CONN_THROTTLED); rounds++) {
+                assert_int_equal(client_reads(c), 0);
+                answered += buffer_len(&io.wire);
+                buffer_consume(&io.wire, buffer_len(&io.wire));
+        }
+        assert_false(c->flags & CONN_THROTTLED);
+        answered += buffer_len(&c->out);
+        assert_int_equal(answered, n_msgs * 9);         /* "message!\n" each */
+        assert_true(io.reading);
+        free(input);
+}
+
+static void test_drain_closes_once_output_is_read(void **state)
+{
+        struct conn *c;
+
+        (void) state;
+        c = start();
+        (void) wire_take();
+        io.room = 0;
+        assert_int_equal(serve(c, "x\n"), 0);
+        conn_drain(c);
+        assert_int_equal(io.closes, 0);         /* a reply is still queued */
+        assert_false(io.reading);
+        assert_true(client_reads(c) < 0);
+        assert_string_equal(wire_take(), "x!\n");
+        assert_int_equal(io.closes, 1);
+}
+
+static void test_drain_with_nothing_queued_closes_now(void **state)
+{
+        (void) state;
+        conn_drain(start());
+        assert_int_equal(io.closes, 1);
+        assert_int_equal(w.n_conns, 0);
+}
+
+/* Closing with unread input would make the kernel send RST and drop the
+ * replies still queued: conn.c half-closes and lingers instead. */
+static void test_close_with_unread_input_lingers(void **state)
+{
+        struct conn *c;
+        char buf[64];
+
+        (void) state;
+        lsettings_unref(set);
+        set = settings(MODE_ONESHOT, FRAMING_LINE, 16, "");
+        c = start();
+        assert_int_equal(write(client, "more\n", 5), 5);        /* unread by muxd */
+        assert_int_equal(serve(c, "one\n"), -ECONNRESET);       /* no longer a client */
+        assert_int_equal(io.closes, 0);
+        assert_int_equal(w.lingering.count, 1);
+        assert_int_equal(w.conns.count, 0);
+        assert_true(io.reading);                /* reading to discard */
+        assert_int_equal(read(client, buf, sizeof(buf)), 0);    /* FIN seen */
+}
+
+/* The contract of conn.h: a call that returned < 0 has freed c. Here the
+ * I/O fails, and every path reports it. */
+static void test_failed_send_closes(void **state)
+{
+        struct conn *c;
+
+        (void) state;
+        c = start();
+        io.fail_send = -EPIPE;
+        assert_int_equal(serve(c, "x\n"), -ECONNRESET);
+        assert_int_equal(io.closes, 1);
+        assert_int_equal(w.n_conns, 0);
+}
+
+static void test_failed_start_balances_the_books(void **state)
+{
+        int sv[2];
+
+        (void) state;
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        client = sv[1];
+        io.fail_read = -ENOSPC;
+        assert_int_equal(conn_start(&w, sv[0], set, NULL), -ENOSPC);
+        assert_int_equal(io.closes, 1);
+        assert_int_equal(w.n_conns, 0);
+        assert_int_equal(conns_closed, 1);
+        assert_int_equal(w.conns.count, 0);
+}
+
+static void test_out_of_memory_for_a_reply_closes(void **state)
+{
+        struct conn *c;
+
+        (void) state;
+        c = start();
+        (void) wire_take();
+        fail_grow = true;
+        /* a reply longer than the scratch buffer's 64 bytes needs it to grow */
+        assert_true(conn_serve(c, "0123456789012345\n0123456789012345\n0123456789012345\n"
+                                  "0123456789012345\n", 68) < 0);
+        assert_int_equal(io.closes, 1);
+}
+
+int main(int argc, char **argv)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_greeting_then_reading, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_messages_answered_in_order_in_one_send, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_partial_message_waits_for_its_end, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_only_complete_messages_touch_idle, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_oneshot_closes_after_one_message, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_too_long_is_answered_then_closed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_eof_answers_the_last_line_then_closes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_backpressure_throttles_and_resumes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_drain_closes_once_output_is_read, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_drain_with_nothing_queued_closes_now, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_close_with_unread_input_lingers, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_failed_send_closes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_failed_start_balances_the_books, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_out_of_memory_for_a_reply_closes, setup, teardown),
+        };
+
+        (void) argc;
+        (void) argv;
+        return cmocka_run_group_tests_name("conn", tests, NULL, NULL);
+}
