@@ -129,9 +129,9 @@ int log_level_from_string(const char *s)
         return -EINVAL;
 }
 
-/* ---- listen_opts ------------------------------------------------------------ */
+/* ---- listener_opts ------------------------------------------------------------ */
 
-void listen_opts_done(struct listen_opts *o)
+void listener_opts_done(struct listener_opts *o)
 {
         if (!o)
                 return;
@@ -139,7 +139,7 @@ void listen_opts_done(struct listen_opts *o)
         free(o->suffix);
         acl_done(&o->allow);
         acl_done(&o->deny);
-        *o = (struct listen_opts) {};
+        *o = (struct listener_opts) {};
 }
 
 static char *memdup_nul(const char *s, size_t len)
@@ -153,9 +153,9 @@ static char *memdup_nul(const char *s, size_t len)
         return d;
 }
 
-int listen_opts_copy(struct listen_opts *dst, const struct listen_opts *src)
+int listener_opts_copy(struct listener_opts *dst, const struct listener_opts *src)
 {
-        struct listen_opts o = *src;
+        struct listener_opts o = *src;
 
         o.greeting = memdup_nul(src->greeting ? src->greeting : "", src->greeting_len);
         o.suffix = memdup_nul(src->suffix ? src->suffix : "", src->suffix_len);
@@ -163,8 +163,8 @@ int listen_opts_copy(struct listen_opts *dst, const struct listen_opts *src)
         o.deny = (struct acl) {};
         if (!o.greeting || !o.suffix ||
             acl_copy(&o.allow, &src->allow) < 0 || acl_copy(&o.deny, &src->deny) < 0) {
-                listen_opts_done(&o);
-                *dst = (struct listen_opts) {};
+                listener_opts_done(&o);
+                *dst = (struct listener_opts) {};
                 return -ENOMEM;
         }
         *dst = o;
@@ -176,7 +176,7 @@ static bool bytes_equal(const char *a, size_t alen, const char *b, size_t blen)
         return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
 }
 
-bool listen_opts_equal(const struct listen_opts *a, const struct listen_opts *b)
+bool listener_opts_equal(const struct listener_opts *a, const struct listener_opts *b)
 {
         return bytes_equal(a->greeting, a->greeting_len, b->greeting, b->greeting_len) &&
                 bytes_equal(a->suffix, a->suffix_len, b->suffix, b->suffix_len) &&
@@ -188,9 +188,9 @@ bool listen_opts_equal(const struct listen_opts *a, const struct listen_opts *b)
                 a->max_per_source == b->max_per_source;
 }
 
-static int listen_opts_init_defaults(struct listen_opts *o)
+static int listener_opts_init_defaults(struct listener_opts *o)
 {
-        *o = (struct listen_opts) {
+        *o = (struct listener_opts) {
                 .greeting = strdup(CONFIG_DEFAULT_GREETING),
                 .greeting_len = strlen(CONFIG_DEFAULT_GREETING),
                 .suffix = strdup(CONFIG_DEFAULT_SUFFIX),
@@ -201,7 +201,7 @@ static int listen_opts_init_defaults(struct listen_opts *o)
                 .max_per_source = 0,
         };
         if (!o->greeting || !o->suffix) {
-                listen_opts_done(o);
+                listener_opts_done(o);
                 return -ENOMEM;
         }
         return 0;
@@ -216,12 +216,12 @@ void config_free(struct config *c)
         free(c->path);
         free(c->backend);
         free(c->backend_file);
-        listen_opts_done(&c->defaults);
+        listener_opts_done(&c->defaults);
         for (size_t i = 0; i < c->n_listeners; i++) {
                 free(c->listeners[i].name);
                 free(c->listeners[i].address);
                 free(c->listeners[i].file);
-                listen_opts_done(&c->listeners[i].opts);
+                listener_opts_done(&c->listeners[i].opts);
         }
         free(c->listeners);
         free(c);
@@ -323,7 +323,7 @@ static void parse_acl(struct config_parser *p, const config_setting_t *s, struct
 
 /* Per-listener settings (global defaults or inside a listen entry). Returns
  * false if name is not one. */
-static bool parse_listen_opt(struct config_parser *p, const config_setting_t *s, struct listen_opts *o)
+static bool parse_listen_opt(struct config_parser *p, const config_setting_t *s, struct listener_opts *o)
 {
         const char *name = config_setting_name(s);
         char q[CONFIG_QUOTE_BUF];
@@ -380,20 +380,12 @@ static bool listener_name_valid(const char *s)
         return true;
 }
 
-/* Binary form of a listen address for comparisons: family 0 for "all addresses". */
-struct addr_key {
-        int family;
-        uint8_t addr[16];
-};
-
-static bool addr_key_mapped(const struct addr_key *k)
+/* The binary form of a numeric address, or of "all addresses" (NULL):
+ * family AF_UNSPEC. The port is left alone. */
+static int parse_address(const char *address, struct listener_key *k)
 {
-        return k->family == AF_INET6 && acl_addr_is_v4mapped(k->addr);
-}
-
-static int addr_key(const char *address, struct addr_key *k)
-{
-        *k = (struct addr_key) {};
+        k->family = AF_UNSPEC;
+        memset(k->addr, 0, sizeof(k->addr));
         if (!address)
                 return 0;
         if (inet_pton(AF_INET, address, k->addr) == 1)
@@ -405,21 +397,37 @@ static int addr_key(const char *address, struct addr_key *k)
         return 0;
 }
 
+static bool key_is_v4mapped(const struct listener_key *k)
+{
+        return k->family == AF_INET6 && acl_addr_is_v4mapped(k->addr);
+}
+
+int config_listener_key(const struct listener_conf *e, struct listener_key *ret)
+{
+        struct listener_key k = { .port = e->port };
+        int r = parse_address(e->address, &k);
+
+        if (r < 0)
+                return r;
+        *ret = k;
+        return 0;
+}
+
 /* A new entry for the setting s (the group, or the element of "ports"). */
 /* Where e is, for a message about an entry written in file: "line N" in the
  * same file, else "FILE:N". */
-static char *entry_where(const struct config_parser *p, const struct listen_entry *e, const char *file)
+static char *entry_where(const struct config_parser *p, const struct listener_conf *e, const char *file)
 {
         if (config_same_file(e->file, file))
                 return config_format("line %d", e->line);
         return config_format("%s:%d", e->file ? e->file : p->path, e->line);
 }
 
-static struct listen_entry *listeners_add(struct config_parser *p, struct config *c,
+static struct listener_conf *listeners_add(struct config_parser *p, struct config *c,
                                           const config_setting_t *s)
 {
         const char *file = config_setting_source_file(s);
-        struct listen_entry *l, *e;
+        struct listener_conf *l, *e;
 
         l = realloc(c->listeners, (c->n_listeners + 1) * sizeof(*l));
         if (!l) {
@@ -428,8 +436,8 @@ static struct listen_entry *listeners_add(struct config_parser *p, struct config
         }
         c->listeners = l;
         e = &l[c->n_listeners];
-        *e = (struct listen_entry) { .line = config_line_of(s) };
-        if ((file && !(e->file = strdup(file))) || listen_opts_copy(&e->opts, &c->defaults) < 0) {
+        *e = (struct listener_conf) { .line = config_line_of(s) };
+        if ((file && !(e->file = strdup(file))) || listener_opts_copy(&e->opts, &c->defaults) < 0) {
                 free(e->file);
                 p->oom = true;
                 return NULL;
@@ -449,7 +457,7 @@ static void parse_ports(struct config_parser *p, struct config *c, const config_
         n = config_setting_length(s);
         for (int i = 0; i < n; i++) {
                 const config_setting_t *e = config_setting_get_elem(s, (unsigned) i);
-                struct listen_entry *l;
+                struct listener_conf *l;
                 long long port;
 
                 if (!setting_is_int(e)) {
@@ -465,11 +473,11 @@ static void parse_ports(struct config_parser *p, struct config *c, const config_
         }
 }
 
-static void parse_listen_entry(struct config_parser *p, struct config *c, const config_setting_t *g,
+static void parse_listener_conf(struct config_parser *p, struct config *c, const config_setting_t *g,
                                size_t first_listen)
 {
         const config_setting_t *port_setting = NULL;
-        struct listen_entry *l;
+        struct listener_conf *l;
         size_t self;
         int n;
 
@@ -493,16 +501,16 @@ static void parse_listen_entry(struct config_parser *p, struct config *c, const 
                         if (get_int_range(p, s, "port", 0, 65535, &port) == 0)
                                 l->port = (uint16_t) port;
                 } else if (strcmp(name, "address") == 0) {
-                        struct addr_key k;
+                        struct listener_key k;
 
                         v = get_string(p, s);
                         if (!v)
                                 continue;
                         /* kept even when invalid: check_duplicates() then skips the entry */
-                        if (addr_key(v, &k) < 0)
+                        if (parse_address(v, &k) < 0)
                                 config_error_at(p, s, "address: not a numeric IPv4 or IPv6 address: %s",
                                                 config_quote(v, q));
-                        else if (addr_key_mapped(&k)) {
+                        else if (key_is_v4mapped(&k)) {
                                 /* bound IPV6_V6ONLY (see listener.c), it fails with EINVAL */
                                 char v4[INET_ADDRSTRLEN];
 
@@ -572,7 +580,7 @@ static void parse_listen(struct config_parser *p, struct config *c, const config
                         config_error_at(p, g, "listen: expected a list of groups");
                         continue;
                 }
-                parse_listen_entry(p, c, g, first);
+                parse_listener_conf(p, c, g, first);
                 if (p->oom)
                         return;
         }
@@ -588,7 +596,7 @@ static bool listeners_written(const config_setting_t *s)
  * (EADDRINUSE), or NULL if it does not: an entry for all addresses is one
  * dual-stack socket, "0.0.0.0" takes every IPv4 address and an explicit "::"
  * (bound IPv6 only) every IPv6 address. */
-static const char *addr_key_conflict(const struct addr_key *a, const struct addr_key *b)
+static const char *key_conflict(const struct listener_key *a, const struct listener_key *b)
 {
         static const uint8_t any[16];
 
@@ -605,25 +613,25 @@ static const char *addr_key_conflict(const struct addr_key *a, const struct addr
 static void check_duplicates(struct config_parser *p, const struct config *c)
 {
         for (size_t i = 0; i < c->n_listeners; i++) {
-                const struct listen_entry *a = &c->listeners[i];
+                const struct listener_conf *a = &c->listeners[i];
                 const char *file = a->file ? a->file : p->path;
                 const char *as = a->address ? a->address : "all addresses";
-                struct addr_key ka;
+                struct listener_key ka;
 
                 /* invalid and IPv4-mapped addresses have their error already */
-                if (a->port == 0 || addr_key(a->address, &ka) < 0 || addr_key_mapped(&ka))
+                if (a->port == 0 || config_listener_key(a, &ka) < 0 || key_is_v4mapped(&ka))
                         continue;
                 for (size_t j = 0; j < i; j++) {
-                        const struct listen_entry *b = &c->listeners[j];
+                        const struct listener_conf *b = &c->listeners[j];
                         _cleanup_free_ char *where = NULL;
                         const char *why = NULL;
-                        struct addr_key kb;
+                        struct listener_key kb;
                         bool same;
 
-                        if (b->port != a->port || addr_key(b->address, &kb) < 0 || addr_key_mapped(&kb))
+                        if (b->port != a->port || config_listener_key(b, &kb) < 0 || key_is_v4mapped(&kb))
                                 continue;
-                        same = memcmp(&ka, &kb, sizeof(ka)) == 0;
-                        if (!same && !(why = addr_key_conflict(&ka, &kb)))
+                        same = ka.family == kb.family && memcmp(ka.addr, kb.addr, sizeof(ka.addr)) == 0;
+                        if (!same && !(why = key_conflict(&ka, &kb)))
                                 continue;
                         where = entry_where(p, b, a->file);
                         if (!where)
@@ -782,7 +790,7 @@ static int config_new(const char *path, struct config **ret)
                 .shutdown_timeout = CONFIG_DEFAULT_SHUTDOWN_TIMEOUT,
                 .workers = 1,
         };
-        if (!c->path || !c->backend || listen_opts_init_defaults(&c->defaults) < 0) {
+        if (!c->path || !c->backend || listener_opts_init_defaults(&c->defaults) < 0) {
                 config_free(c);
                 return -ENOMEM;
         }

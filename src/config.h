@@ -41,7 +41,7 @@ enum log_level { LOG_LEVEL_ERR = 3, LOG_LEVEL_WARNING = 4, LOG_LEVEL_NOTICE = 5,
 #define CONFIG_DEFAULT_MAX_MESSAGE      4096u
 
 /* Settings a listen entry may override; the global ones are the defaults. */
-struct listen_opts {
+struct listener_opts {
         char *greeting;         /* never NULL; may be "" */
         size_t greeting_len;
         char *suffix;           /* never NULL */
@@ -54,15 +54,26 @@ struct listen_opts {
         uint32_t max_per_source; /* 0: no limit */
 };
 
-struct listen_entry {
+struct listener_conf {
         char *name;             /* NULL when not given */
         char *address;          /* NULL: all addresses (dual-stack); else a numeric literal */
         uint16_t port;          /* 0: an ephemeral port chosen by the kernel */
         char *file;             /* NULL: written in the main file (path); else the
                                  * @include'd file it is written in */
         int line;               /* line of the entry in its file, for messages */
-        struct listen_opts opts;
+        struct listener_opts opts;
 };
+
+/* Where a listener listens, in binary: what a reload compares, and what the
+ * kernel may refuse to bind twice. */
+struct listener_key {
+        int family;             /* AF_INET / AF_INET6; AF_UNSPEC: all addresses */
+        uint8_t addr[16];
+        uint16_t port;          /* as configured (0: ephemeral) */
+};
+
+/* The key of an entry: 0, or -EINVAL if its address is not a numeric literal. */
+int config_listener_key(const struct listener_conf *e, struct listener_key *ret);
 
 struct config {
         char *path;
@@ -76,8 +87,8 @@ struct config {
         enum log_level log_level;
         uint32_t shutdown_timeout;      /* seconds */
         uint32_t workers;
-        struct listen_opts defaults;
-        struct listen_entry *listeners; /* "ports" entries first, then "listen" entries */
+        struct listener_opts defaults;
+        struct listener_conf *listeners; /* "ports" entries first, then "listen" entries */
         size_t n_listeners;
 };
 
@@ -104,11 +115,11 @@ void config_free(struct config *c);             /* accepts NULL */
 size_t config_client_budget(size_t max_fds, size_t n_listeners, unsigned workers);
 void config_errors_clear(struct config_errors *e);
 
-/* Deep copy / free of a listen_opts (used to share settings with connections). */
-int listen_opts_copy(struct listen_opts *dst, const struct listen_opts *src);
-void listen_opts_done(struct listen_opts *o);
+/* Deep copy / free of a listener_opts (used to share settings with connections). */
+int listener_opts_copy(struct listener_opts *dst, const struct listener_opts *src);
+void listener_opts_done(struct listener_opts *o);
 
-bool listen_opts_equal(const struct listen_opts *a, const struct listen_opts *b);
+bool listener_opts_equal(const struct listener_opts *a, const struct listener_opts *b);
 
 const char *log_level_to_string(enum log_level l);
 int log_level_from_string(const char *s);       /* -EINVAL if unknown */

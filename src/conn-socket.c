@@ -124,7 +124,7 @@ static void socket_linger_recv(struct conn *c)
 static void socket_recv(struct conn *c)
 {
         struct worker *w = c->w;
-        const struct listen_opts *o = &c->set->o;
+        const struct listener_opts *o = &c->set->o;
         size_t want = w->rbuf_size;
         ssize_t n;
 

@@ -40,7 +40,7 @@ void conn_close(struct conn *c)
         idle_remove(c->flags & CONN_LINGER ? &w->lingering : &w->conns, &c->idle);
         buffer_free(&c->in);
         buffer_free(&c->out);
-        lsettings_unref(c->set);
+        listener_settings_unref(c->set);
         src = c->src;
         w->io->close(c);        /* c is gone (or a zombie of the ring's) */
         worker_conn_closed(w, src);
@@ -93,7 +93,7 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, bool eo
                            size_t *wlen, bool *full)
 {
         struct worker *w = c->w;
-        const struct listen_opts *o = &c->set->o;
+        const struct listener_opts *o = &c->set->o;
         size_t pos = 0;
 
         while (pos < len && !(c->flags & CONN_CLOSING)) {
@@ -241,7 +241,7 @@ int conn_sent(struct conn *c)
         return 0;
 }
 
-int conn_start(struct worker *w, int fd, struct lsettings *set, struct source *src)
+int conn_start(struct worker *w, int fd, struct listener_settings *set, struct source *src)
 {
         struct conn *c = calloc(1, sizeof(*c));
         int r;
@@ -254,7 +254,7 @@ int conn_start(struct worker *w, int fd, struct lsettings *set, struct source *s
         }
         c->w = w;
         c->fd = fd;
-        c->set = lsettings_ref(set);
+        c->set = listener_settings_ref(set);
         c->src = src;
         w->n_conns++;
         idle_touch(&w->conns, &c->idle, w->now_ms);

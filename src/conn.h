@@ -8,7 +8,7 @@
 #include "buffer.h"
 #include "listener.h"
 #include "source.h"
-#include "timer.h"
+#include "idle.h"
 
 struct worker;
 
@@ -33,7 +33,7 @@ enum {
 struct conn {
         struct idle_link idle;          /* first: the worker's lists link conns by it */
         struct worker *w;
-        struct lsettings *set;
+        struct listener_settings *set;
         struct source *src;             /* counted for max_per_source */
         struct buffer in;               /* an incomplete message */
         struct buffer out;              /* replies not yet written, nor taken by the I/O */
@@ -50,7 +50,7 @@ struct conn {
 /* Takes ownership of fd (already non-blocking, close-on-exec) and of one hold
  * on src. Queues the greeting and starts watching. On failure the connection
  * is closed (fd and the hold released) and -errno returned. */
-int conn_start(struct worker *w, int fd, struct lsettings *set, struct source *src);
+int conn_start(struct worker *w, int fd, struct listener_settings *set, struct source *src);
 /* Close now, whatever is queued; c is freed (on io_uring, once the ring is
  * done with it: c must not be used after this either way). */
 void conn_close(struct conn *c);

@@ -18,13 +18,13 @@ static uint64_t listener_next_serial(void)
         return atomic_fetch_add_explicit(&serial, 1, memory_order_relaxed) + 1;
 }
 
-struct lsettings *lsettings_new(const struct listen_opts *o)
+struct listener_settings *listener_settings_new(const struct listener_opts *o)
 {
-        struct lsettings *s = calloc(1, sizeof(*s));
+        struct listener_settings *s = calloc(1, sizeof(*s));
 
         if (!s)
                 return NULL;
-        if (listen_opts_copy(&s->o, o) < 0) {
+        if (listener_opts_copy(&s->o, o) < 0) {
                 free(s);
                 return NULL;
         }
@@ -32,43 +32,27 @@ struct lsettings *lsettings_new(const struct listen_opts *o)
         return s;
 }
 
-struct lsettings *lsettings_ref(struct lsettings *s)
+struct listener_settings *listener_settings_ref(struct listener_settings *s)
 {
         atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
         return s;
 }
 
-void lsettings_unref(struct lsettings *s)
+void listener_settings_unref(struct listener_settings *s)
 {
         if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) > 1)
                 return;
-        listen_opts_done(&s->o);
+        listener_opts_done(&s->o);
         free(s);
 }
 
-int listen_key_from_entry(const struct listen_entry *e, struct listen_key *ret)
-{
-        struct listen_key k = { .family = AF_UNSPEC, .port = e->port };
-
-        if (e->address) {
-                if (inet_pton(AF_INET, e->address, k.addr) == 1)
-                        k.family = AF_INET;
-                else if (inet_pton(AF_INET6, e->address, k.addr) == 1)
-                        k.family = AF_INET6;
-                else
-                        return -EINVAL;
-        }
-        *ret = k;
-        return 0;
-}
-
-bool listen_key_equal(const struct listen_key *a, const struct listen_key *b)
+bool listener_key_equal(const struct listener_key *a, const struct listener_key *b)
 {
         return a->family == b->family && a->port == b->port &&
                 memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
 }
 
-static int listener_bind(const struct listen_key *k, int *ret_fd)
+static int listener_bind(const struct listener_key *k, int *ret_fd)
 {
         _cleanup_close_ int fd = -1;
         struct sockaddr_storage ss = { 0 };
@@ -181,13 +165,13 @@ fail:
         return r;
 }
 
-bool listener_matches(const struct listener *l, const struct listen_key *k, bool exact)
+bool listener_matches(const struct listener *l, const struct listener_key *k, bool exact)
 {
         static const uint8_t zero[16];
 
         if (k->port == 0 && l->passed)
                 return false;   /* port 0 asks for a fresh ephemeral port */
-        if (listen_key_equal(&l->key, k))
+        if (listener_key_equal(&l->key, k))
                 return true;
         /* an ephemeral listener whose port is now written in the file */
         if (l->key.port == 0 && k->port == l->bound_port && l->key.family == k->family &&
@@ -199,7 +183,7 @@ bool listener_matches(const struct listener *l, const struct listen_key *k, bool
         return l->passed && memcmp(l->key.addr, zero, sizeof(zero)) == 0;
 }
 
-bool listener_overlaps(const struct listener *l, const struct listen_key *k)
+bool listener_overlaps(const struct listener *l, const struct listener_key *k)
 {
         static const uint8_t zero[16];
 
@@ -215,7 +199,7 @@ bool listener_overlaps(const struct listener *l, const struct listen_key *k)
 
 int listener_reopen(struct listener *l)
 {
-        struct listen_key k = l->key;
+        struct listener_key k = l->key;
         int fd = -1, r;
 
         k.port = l->bound_port;
@@ -228,7 +212,7 @@ int listener_reopen(struct listener *l)
         return 0;
 }
 
-int listener_open(const struct listen_key *k, struct listener **ret)
+int listener_open(const struct listener_key *k, struct listener **ret)
 {
         struct sockaddr_storage ss;
         struct listener *l;
@@ -260,7 +244,7 @@ void listener_free(struct listener *l)
                 return;
         if (l->fd >= 0)
                 close(l->fd);
-        lsettings_unref(l->settings);
+        listener_settings_unref(l->settings);
         free(l->name);
         free(l);
 }

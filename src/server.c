@@ -200,9 +200,9 @@ static void server_stop(struct server *s, const char *why)
                  s->cfg->shutdown_timeout);
 }
 
-static void server_log_listening(const struct listener *l, const struct listen_entry *e)
+static void server_log_listening(const struct listener *l, const struct listener_conf *e)
 {
-        const struct listen_opts *o = e ? &e->opts : &l->settings->o;
+        const struct listener_opts *o = e ? &e->opts : &l->settings->o;
         const char *name = e ? e->name : l->name;
 
         log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "listening", .listen = l->addr_str },
@@ -214,8 +214,8 @@ static void server_log_listening(const struct listener *l, const struct listen_e
 }
 
 /* The listener already serving entry e, if any (not one claimed before). */
-static struct listener *server_find_listener(struct server *s, const struct listen_entry *e,
-                                             const struct listen_key *k, int pass)
+static struct listener *server_find_listener(struct server *s, const struct listener_conf *e,
+                                             const struct listener_key *k, int pass)
 {
         for (struct listener *l = s->listeners; l; l = l->next) {
                 if (l->claimed)
@@ -231,7 +231,7 @@ static struct listener *server_find_listener(struct server *s, const struct list
 }
 
 /* "FILE:LINE: cannot listen on ADDRESS:PORT: WHY" for entry e. */
-static char *server_listen_error(const struct config *cfg, const struct listen_entry *e, const char *why)
+static char *server_listen_error(const struct config *cfg, const struct listener_conf *e, const char *why)
 {
         const char *a = e->address;
         bool v6 = a && strchr(a, ':');
@@ -246,7 +246,7 @@ static char *server_listen_error(const struct config *cfg, const struct listen_e
 /* A listener the running backend cannot watch would be bound and never
  * served (select: a descriptor at or above FD_SETSIZE). */
 static int server_check_watchable(struct server *s, const struct config *cfg,
-                                  const struct listen_entry *e, const struct listener *l, char **error)
+                                  const struct listener_conf *e, const struct listener *l, char **error)
 {
         char why[128];
 
@@ -278,9 +278,9 @@ static int server_swap_listeners(struct server *s, const struct config *cfg, str
                 bool take = false;
 
                 for (size_t i = 0; i < n && !take && !l->claimed && !l->passed; i++) {
-                        struct listen_key key;
+                        struct listener_key key;
 
-                        take = swap[i] && listen_key_from_entry(&cfg->listeners[i], &key) == 0 &&
+                        take = swap[i] && config_listener_key(&cfg->listeners[i], &key) == 0 &&
                                 listener_overlaps(l, &key);
                 }
                 if (take) {
@@ -308,12 +308,12 @@ static int server_swap_listeners(struct server *s, const struct config *cfg, str
                 l->fd = -1;
         }
         for (size_t i = 0; i < n; i++) {
-                const struct listen_entry *e = &cfg->listeners[i];
-                struct listen_key key;
+                const struct listener_conf *e = &cfg->listeners[i];
+                struct listener_key key;
 
                 if (!swap[i])
                         continue;
-                r = listen_key_from_entry(e, &key);
+                r = config_listener_key(e, &key);
                 if (r >= 0)
                         r = listener_open(&key, &match[i]);
                 if (r < 0) {
@@ -371,10 +371,10 @@ static int server_apply_listeners(struct server *s, const struct config *cfg, bo
         size_t n = cfg->n_listeners, n_old = s->n_listeners, n_kept = 0;
         struct listener **match = calloc(n + 1, sizeof(*match));
         struct listener **old = calloc(n_old + 1, sizeof(*old));
-        struct lsettings **set = calloc(n + 1, sizeof(*set));
+        struct listener_settings **set = calloc(n + 1, sizeof(*set));
         bool *opened = calloc(n + 1, sizeof(*opened));
         bool *swap = calloc(n + 1, sizeof(*swap));
-        struct lsettings *defaults = lsettings_new(&cfg->defaults);
+        struct listener_settings *defaults = listener_settings_new(&cfg->defaults);
         struct listener *list = NULL, **tail = &list, *l;
         bool any_swap = false;
         size_t k = 0;
@@ -392,10 +392,10 @@ static int server_apply_listeners(struct server *s, const struct config *cfg, bo
          * wildcard socket that an entry for all addresses could also take */
         for (int pass = 0; pass < 3; pass++)
                 for (size_t i = 0; i < n; i++) {
-                        const struct listen_entry *e = &cfg->listeners[i];
-                        struct listen_key key;
+                        const struct listener_conf *e = &cfg->listeners[i];
+                        struct listener_key key;
 
-                        if (match[i] || listen_key_from_entry(e, &key) < 0)
+                        if (match[i] || config_listener_key(e, &key) < 0)
                                 continue;
                         match[i] = server_find_listener(s, e, &key, pass);
                         if (match[i])
@@ -403,17 +403,17 @@ static int server_apply_listeners(struct server *s, const struct config *cfg, bo
                 }
 
         for (size_t i = 0; i < n; i++) {
-                const struct listen_entry *e = &cfg->listeners[i];
-                struct listen_key key;
+                const struct listener_conf *e = &cfg->listeners[i];
+                struct listener_key key;
 
-                set[i] = lsettings_new(&e->opts);
+                set[i] = listener_settings_new(&e->opts);
                 if (!set[i]) {
                         r = -ENOMEM;
                         goto rollback;
                 }
                 if (match[i])
                         continue;
-                r = listen_key_from_entry(e, &key);
+                r = config_listener_key(e, &key);
                 if (r >= 0)
                         r = listener_open(&key, &match[i]);
                 if (r == -EADDRINUSE && !starting) {
@@ -458,7 +458,7 @@ static int server_apply_listeners(struct server *s, const struct config *cfg, bo
         pthread_mutex_lock(&s->listeners_lock);
         for (size_t i = 0; i < n; i++) {
                 l = match[i];
-                lsettings_unref(l->settings);
+                listener_settings_unref(l->settings);
                 l->settings = set[i];
                 set[i] = NULL;
                 if (starting || opened[i])
@@ -472,8 +472,8 @@ static int server_apply_listeners(struct server *s, const struct config *cfg, bo
                         continue;
                 if (l->passed) {
                         /* systemd holds this socket for us: keep serving it */
-                        lsettings_unref(l->settings);
-                        l->settings = lsettings_ref(defaults);
+                        listener_settings_unref(l->settings);
+                        l->settings = listener_settings_ref(defaults);
                         if (starting)
                                 server_log_listening(l, NULL);
                         log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) { .event = "unclaimed-socket", .listen = l->addr_str },
@@ -508,8 +508,8 @@ rollback:
                 l->claimed = false;
 out:
         for (size_t i = 0; set && i < n; i++)
-                lsettings_unref(set[i]);
-        lsettings_unref(defaults);
+                listener_settings_unref(set[i]);
+        listener_settings_unref(defaults);
         free(match);
         free(old);
         free(set);
@@ -945,7 +945,7 @@ int server_run(struct server *s)
         char workers[32];
         int r;
 
-        s->now_ms = timer_now_ms();
+        s->now_ms = monotonic_ms();
         if (server_start_workers(s) < 0)
                 return 1;       /* server_free() stops the ones that started */
         notify_state(s->notify, "READY=1");
@@ -969,7 +969,7 @@ int server_run(struct server *s)
                         break;
                 }
                 transient = 0;
-                s->now_ms = timer_now_ms();
+                s->now_ms = monotonic_ms();
                 ev_dispatch(s->loop, n);
                 server_tick(s);
         }

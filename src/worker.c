@@ -12,6 +12,7 @@
 
 #include "conn.h"
 #include "server.h"
+#include "util.h"
 #include "worker.h"
 
 #define WORKER_READ_SIZE        (64u * 1024u)
@@ -28,7 +29,7 @@ static void worker_watch_listeners(struct worker *w, bool on)
         int excl = w->srv->n_workers > 1 ? EV_EXCLUSIVE : 0;
 
         for (size_t i = 0; i < w->n_listeners; i++) {
-                struct wlistener *wl = &w->listeners[i];
+                struct worker_listener *wl = &w->listeners[i];
 
                 if (on && !wl->watched) {
                         int r = ev_add(w->loop, wl->l->fd, EV_READABLE | excl, worker_on_accept, wl);
@@ -116,7 +117,7 @@ int worker_grow_wbuf(struct worker *w, size_t need)
         return 0;
 }
 
-static const char *worker_refusal(const struct listen_opts *o, const struct sockaddr_storage *ss,
+static const char *worker_refusal(const struct listener_opts *o, const struct sockaddr_storage *ss,
                                   uint32_t source_count)
 {
         const void *addr;
@@ -174,7 +175,7 @@ static void worker_refuse(struct worker *w, const struct listener *l, int cfd,
 
 static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
 {
-        struct wlistener *wl = data;
+        struct worker_listener *wl = data;
         struct worker *w = wl->w;
         struct server *s = w->srv;
         const struct listener *l = wl->l;
@@ -256,7 +257,7 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
 static void worker_resync(struct worker *w)
 {
         struct server *s = w->srv;
-        struct wlistener *next = NULL;
+        struct worker_listener *next = NULL;
         size_t n = 0;
         uint64_t gen;
 
@@ -270,7 +271,7 @@ static void worker_resync(struct worker *w)
                         size_t i = 0;
 
                         for (struct listener *l = s->listeners; l; l = l->next, i++)
-                                next[i] = (struct wlistener) { .l = l, .set = lsettings_ref(l->settings), .w = w };
+                                next[i] = (struct worker_listener) { .l = l, .set = listener_settings_ref(l->settings), .w = w };
                 } else {
                         n = 0;  /* out of memory: stop accepting rather than guess */
                 }
@@ -279,7 +280,7 @@ static void worker_resync(struct worker *w)
 
         worker_watch_listeners(w, false);
         for (size_t i = 0; i < w->n_listeners; i++)
-                lsettings_unref(w->listeners[i].set);
+                listener_settings_unref(w->listeners[i].set);
         free(w->listeners);
         w->listeners = next;
         w->n_listeners = n;
@@ -358,7 +359,7 @@ static int worker_run(struct worker *w)
         unsigned transient = 0;
         int exit_code = 0;
 
-        w->now_ms = timer_now_ms();
+        w->now_ms = monotonic_ms();
         worker_resync(w);
         while (!w->exit_now) {
                 uint64_t timeout_ms = (uint64_t) atomic_load(&s->timeout_s) * 1000u;
@@ -382,7 +383,7 @@ static int worker_run(struct worker *w)
                 n = ev_wait(w->loop, wait);
                 if (n < 0) {
                         if (worker_loop_error_is_transient(-n) && ++transient < WORKER_TRANSIENT_MAX) {
-                                w->now_ms = timer_now_ms();
+                                w->now_ms = monotonic_ms();
                                 continue;
                         }
                         /* Nothing this worker watches can be served any more:
@@ -396,7 +397,7 @@ static int worker_run(struct worker *w)
                         break;
                 }
                 transient = 0;
-                w->now_ms = timer_now_ms();
+                w->now_ms = monotonic_ms();
                 ev_dispatch(w->loop, n);
 
                 while ((l = idle_pop_expired(&w->conns, w->now_ms, timeout_ms))) {
@@ -522,7 +523,7 @@ void worker_free(struct worker *w)
                         ev_del(w->loop, w->wake_fd, EV_READABLE);
         }
         for (size_t i = 0; i < w->n_listeners; i++)
-                lsettings_unref(w->listeners[i].set);
+                listener_settings_unref(w->listeners[i].set);
         free(w->listeners);
         if (w->wake_fd >= 0)
                 close(w->wake_fd);

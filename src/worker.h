@@ -17,7 +17,7 @@
 #include "listener.h"
 #include "log.h"
 #include "source.h"
-#include "timer.h"
+#include "idle.h"
 
 struct server;
 struct conn_io;
@@ -55,9 +55,9 @@ enum {
 
 /* A listener as one worker sees it: the settings it accepts with are the
  * ones in force at its last resync (a reload gives the listener new ones). */
-struct wlistener {
+struct worker_listener {
         struct listener *l;
-        struct lsettings *set;
+        struct listener_settings *set;
         struct worker *w;
         bool watched;
 };
@@ -72,7 +72,7 @@ struct worker {
         _Atomic unsigned requests;      /* WORKER_* bits */
         _Atomic bool exited;            /* its thread has left its loop for good */
 
-        struct wlistener *listeners;
+        struct worker_listener *listeners;
         size_t n_listeners;
         _Atomic uint64_t synced_gen;    /* server listener generation seen */
 

@@ -141,7 +141,7 @@ static void assert_acl(const struct acl *a, const char *const *expected, size_t 
                 assert_null(a->entries);
 }
 
-static void assert_default_opts(const struct listen_opts *o)
+static void assert_default_opts(const struct listener_opts *o)
 {
         assert_string_equal(o->greeting, "hello...\n");
         assert_int_equal(o->greeting_len, 9);
@@ -155,7 +155,7 @@ static void assert_default_opts(const struct listen_opts *o)
         assert_int_equal(o->max_per_source, 0);
 }
 
-static void assert_entry(const struct listen_entry *l, const char *address, unsigned port,
+static void assert_entry(const struct listener_conf *l, const char *address, unsigned port,
                          const char *name, int line)
 {
         if (address)
@@ -695,7 +695,7 @@ static void test_spec_example(void **state)
 {
         static const char *const allow[] = { "127.0.0.0/8", "::1/128" };
         struct config *c = load_ok(spec_example);
-        const struct listen_entry *l;
+        const struct listener_conf *l;
 
         assert_int_equal(c->timeout, 60);
         assert_string_equal(c->backend, "epoll");
@@ -717,7 +717,7 @@ static void test_spec_example(void **state)
         assert_entry(&c->listeners[1], NULL, 8008, NULL, 20);
         assert_entry(&c->listeners[2], NULL, 8080, NULL, 20);
         for (size_t i = 0; i < 3; i++) {
-                assert_true(listen_opts_equal(&c->listeners[i].opts, &c->defaults));
+                assert_true(listener_opts_equal(&c->listeners[i].opts, &c->defaults));
                 /* a deep copy, not shared */
                 assert_ptr_not_equal(c->listeners[i].opts.greeting, c->defaults.greeting);
                 assert_ptr_not_equal(c->listeners[i].opts.allow.entries, c->defaults.allow.entries);
@@ -733,7 +733,7 @@ static void test_spec_example(void **state)
         assert_int_equal(l->opts.max_message, 4096);
         assert_acl(&l->opts.allow, allow, 2);
         assert_int_equal(l->opts.deny.n, 0);
-        assert_false(listen_opts_equal(&l->opts, &c->defaults));
+        assert_false(listener_opts_equal(&l->opts, &c->defaults));
         config_free(c);
 }
 
@@ -777,7 +777,7 @@ static void test_every_setting(void **state)
         assert_acl(&c->defaults.deny, deny, 2);
         assert_int_equal(c->defaults.max_per_source, 1000000);
         assert_int_equal(c->n_listeners, 1);
-        assert_true(listen_opts_equal(&c->listeners[0].opts, &c->defaults));
+        assert_true(listener_opts_equal(&c->listeners[0].opts, &c->defaults));
         config_free(c);
 
         /* the other ends of the ranges, and each remaining level and backend */
@@ -842,7 +842,7 @@ static void test_listen_overrides(void **state)
         static const char *const entry_allow[] = { "192.168.0.0/16", "fd00::/8" };
         static const char *const global_deny[] = { "10.9.9.9/32" };
         struct config *c;
-        const struct listen_entry *l;
+        const struct listener_conf *l;
 
         c = load_ok("greeting = \"G\\n\";\n"                                  /* 1 */
                     "suffix = \"S\";\n"                                       /* 2 */
@@ -867,7 +867,7 @@ static void test_listen_overrides(void **state)
         /* ports entries come first, whatever the order in the file */
         l = &c->listeners[0];
         assert_entry(l, NULL, 2000, NULL, 18);
-        assert_true(listen_opts_equal(&l->opts, &c->defaults));
+        assert_true(listener_opts_equal(&l->opts, &c->defaults));
         assert_string_equal(l->opts.greeting, "G\n");
         assert_string_equal(l->opts.suffix, "S");
         assert_int_equal(l->opts.mode, MODE_ONESHOT);
@@ -894,7 +894,7 @@ static void test_listen_overrides(void **state)
         /* nothing overridden */
         l = &c->listeners[2];
         assert_entry(l, NULL, 1001, NULL, 15);
-        assert_true(listen_opts_equal(&l->opts, &c->defaults));
+        assert_true(listener_opts_equal(&l->opts, &c->defaults));
 
         /* one override */
         l = &c->listeners[3];
@@ -902,7 +902,7 @@ static void test_listen_overrides(void **state)
         assert_int_equal(l->opts.mode, MODE_ECHO);
         assert_string_equal(l->opts.greeting, "G\n");
         assert_int_equal(l->opts.max_message, 100);
-        assert_false(listen_opts_equal(&l->opts, &c->defaults));
+        assert_false(listener_opts_equal(&l->opts, &c->defaults));
 
         /* the global values are untouched by the overrides */
         assert_int_equal(c->defaults.mode, MODE_ONESHOT);
@@ -1307,28 +1307,28 @@ static void test_load_include_listeners(void **state)
         free(inc);
 }
 
-/* ---- listen_opts, log levels -------------------------------------------------- */
+/* ---- listener_opts, log levels -------------------------------------------------- */
 
-static void test_listen_opts_copy_equal(void **state)
+static void test_listener_opts_copy_equal(void **state)
 {
         struct config *c = load_ok("allow = [ \"10.0.0.0/8\" ];\ndeny = [ \"10.1.0.0/16\" ];\n"
                                    "ports = [ 0 ];\n");
-        struct listen_opts a, b;
+        struct listener_opts a, b;
 
-        assert_int_equal(listen_opts_copy(&a, &c->defaults), 0);
-        assert_true(listen_opts_equal(&a, &c->defaults));
+        assert_int_equal(listener_opts_copy(&a, &c->defaults), 0);
+        assert_true(listener_opts_equal(&a, &c->defaults));
         assert_ptr_not_equal(a.greeting, c->defaults.greeting);
         assert_ptr_not_equal(a.suffix, c->defaults.suffix);
         assert_ptr_not_equal(a.allow.entries, c->defaults.allow.entries);
         assert_ptr_not_equal(a.deny.entries, c->defaults.deny.entries);
 
 #define CHANGED(stmt) do {                                              \
-                assert_int_equal(listen_opts_copy(&b, &a), 0);          \
-                assert_true(listen_opts_equal(&a, &b));                 \
+                assert_int_equal(listener_opts_copy(&b, &a), 0);          \
+                assert_true(listener_opts_equal(&a, &b));                 \
                 stmt;                                                   \
-                assert_false(listen_opts_equal(&a, &b));                \
-                assert_false(listen_opts_equal(&b, &a));                \
-                listen_opts_done(&b);                                   \
+                assert_false(listener_opts_equal(&a, &b));                \
+                assert_false(listener_opts_equal(&b, &a));                \
+                listener_opts_done(&b);                                   \
         } while (0)
 
         CHANGED(b.greeting_len--);
@@ -1345,11 +1345,11 @@ static void test_listen_opts_copy_equal(void **state)
         CHANGED(b.deny.entries[0].family = AF_INET6);
 #undef CHANGED
 
-        listen_opts_done(&a);
+        listener_opts_done(&a);
         assert_null(a.greeting);
         assert_null(a.allow.entries);
-        listen_opts_done(&a);           /* zeroed: fine */
-        listen_opts_done(NULL);
+        listener_opts_done(&a);           /* zeroed: fine */
+        listener_opts_done(NULL);
         config_free(c);
         config_free(NULL);
         config_errors_clear(NULL);
@@ -1407,7 +1407,7 @@ int main(void)
                 cmocka_unit_test(test_load_include_listeners),
         };
         const struct CMUnitTest helpers[] = {
-                cmocka_unit_test(test_listen_opts_copy_equal),
+                cmocka_unit_test(test_listener_opts_copy_equal),
                 cmocka_unit_test(test_log_levels),
         };
         int failed = 0;

@@ -133,19 +133,19 @@ int worker_grow_wbuf(struct worker *wk, size_t need)
 
 /* ---- set-up ---- */
 
-static struct lsettings *set;
+static struct listener_settings *set;
 static int client = -1;         /* the test's end of the socketpair */
 
-static struct lsettings *settings(enum muxd_mode mode, enum muxd_framing framing, uint32_t max_message,
+static struct listener_settings *settings(enum muxd_mode mode, enum muxd_framing framing, uint32_t max_message,
                                   const char *greeting)
 {
-        struct listen_opts o = {
+        struct listener_opts o = {
                 .greeting = (char *) greeting, .greeting_len = strlen(greeting),
                 .suffix = (char *) "!", .suffix_len = 1,
                 .mode = mode, .framing = framing, .max_message = max_message,
         };
 
-        return lsettings_new(&o);
+        return listener_settings_new(&o);
 }
 
 static int setup(void **state)
@@ -178,7 +178,7 @@ static int teardown(void **state)
                 conn_close(conn_from_idle(l));
         while ((l = idle_oldest(&w.lingering)))
                 conn_close(conn_from_idle(l));
-        lsettings_unref(set);
+        listener_settings_unref(set);
         buffer_free(&io.wire);
         free(w.wbuf);
         if (client >= 0)
@@ -286,7 +286,7 @@ static void test_oneshot_closes_after_one_message(void **state)
         struct conn *c;
 
         (void) state;
-        lsettings_unref(set);
+        listener_settings_unref(set);
         set = settings(MODE_ONESHOT, FRAMING_LINE, 16, "");
         c = start();
         assert_int_equal(io.sends, 0);          /* no greeting: nothing sent */
@@ -394,7 +394,7 @@ static void test_close_with_unread_input_lingers(void **state)
         char buf[64];
 
         (void) state;
-        lsettings_unref(set);
+        listener_settings_unref(set);
         set = settings(MODE_ONESHOT, FRAMING_LINE, 16, "");
         c = start();
         assert_int_equal(write(client, "more\n", 5), 5);        /* unread by muxd */

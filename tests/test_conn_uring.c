@@ -41,7 +41,7 @@ int __wrap_io_uring_submit(struct io_uring *ring)
 
 static struct server srv;
 static struct worker *w;
-static struct lsettings *set;
+static struct listener_settings *set;
 static int first_free;          /* the lowest free descriptor before a test */
 
 static int lowest_free_fd(void)
@@ -55,7 +55,7 @@ static int lowest_free_fd(void)
 
 static int setup(void **state)
 {
-        struct listen_opts o = {
+        struct listener_opts o = {
                 .greeting = (char *) "", .suffix = (char *) "hi", .suffix_len = 2,
                 .mode = MODE_ECHO, .framing = FRAMING_LINE, .max_message = 4096,
         };
@@ -73,7 +73,7 @@ static int setup(void **state)
         assert_ptr_equal(w->io, &conn_io_uring);
         assert_non_null(w->io_state);
         srv.workers = &w;
-        set = lsettings_new(&o);
+        set = listener_settings_new(&o);
         assert_non_null(set);
         return 0;
 }
@@ -83,7 +83,7 @@ static int teardown(void **state)
         (void) state;
         fail_submit = false;
         worker_free(w);
-        lsettings_unref(set);
+        listener_settings_unref(set);
         source_table_free(&srv.sources);
         pthread_mutex_destroy(&srv.sources_lock);
         /* every descriptor of the test closed, none leaked */

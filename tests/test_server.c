@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for src/server.c's reload: all or nothing, with allocation
  * failures injected into every step that allocates a listener's settings
- * (lsettings_new is wrapped with -Wl,--wrap: server.c's calls come here). */
+ * (listener_settings_new is wrapped with -Wl,--wrap: server.c's calls come here). */
 #include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -19,17 +19,17 @@
 #include "log.h"
 #include "server.h"
 
-struct lsettings *__real_lsettings_new(const struct listen_opts *o);
-struct lsettings *__wrap_lsettings_new(const struct listen_opts *o);
+struct listener_settings *__real_listener_settings_new(const struct listener_opts *o);
+struct listener_settings *__wrap_listener_settings_new(const struct listener_opts *o);
 
-static unsigned lsettings_calls;        /* since the counter was reset */
-static unsigned lsettings_fail_at;      /* 0: never; else fail that call */
+static unsigned listener_settings_calls;        /* since the counter was reset */
+static unsigned listener_settings_fail_at;      /* 0: never; else fail that call */
 
-struct lsettings *__wrap_lsettings_new(const struct listen_opts *o)
+struct listener_settings *__wrap_listener_settings_new(const struct listener_opts *o)
 {
-        if (++lsettings_calls == lsettings_fail_at)
+        if (++listener_settings_calls == listener_settings_fail_at)
                 return NULL;
-        return __real_lsettings_new(o);
+        return __real_listener_settings_new(o);
 }
 
 static char dir[64], path[128];
@@ -84,10 +84,10 @@ static void test_reload_allocation_failure_rolls_back(void **state)
         /* how many settings a successful reload allocates */
         write_config(three_listeners);
         fds = open_fds();
-        lsettings_calls = 0;
-        lsettings_fail_at = 0;
+        listener_settings_calls = 0;
+        listener_settings_fail_at = 0;
         server_reload(s);
-        calls = lsettings_calls;
+        calls = listener_settings_calls;
         assert_true(calls >= 4);        /* the defaults and one per entry */
         assert_int_equal(s->n_listeners, 3);
         assert_int_equal(s->cfg->n_listeners, 3);
@@ -99,10 +99,10 @@ static void test_reload_allocation_failure_rolls_back(void **state)
         assert_int_equal(s->n_listeners, 1);
         write_config(three_listeners);
         for (unsigned k = 1; k <= calls; k++) {
-                lsettings_calls = 0;
-                lsettings_fail_at = k;
+                listener_settings_calls = 0;
+                listener_settings_fail_at = k;
                 server_reload(s);
-                lsettings_fail_at = 0;
+                listener_settings_fail_at = 0;
                 /* the running configuration stays, whole */
                 assert_non_null(s->reload_error);
                 assert_int_equal(s->cfg->n_listeners, 1);

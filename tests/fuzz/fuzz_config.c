@@ -105,9 +105,9 @@ static void check_acl(const struct acl *a)
         }
 }
 
-static void check_opts(const struct listen_opts *o)
+static void check_opts(const struct listener_opts *o)
 {
-        struct listen_opts copy;
+        struct listener_opts copy;
 
         CHECK(o->greeting != NULL);
         CHECK(o->greeting_len == strlen(o->greeting));
@@ -123,10 +123,10 @@ static void check_opts(const struct listen_opts *o)
         check_acl(&o->deny);
 
         /* what the server does with them: copy, compare, free */
-        CHECK(listen_opts_copy(&copy, o) == 0);
-        CHECK(listen_opts_equal(&copy, o));
-        CHECK(listen_opts_equal(o, &copy));
-        listen_opts_done(&copy);
+        CHECK(listener_opts_copy(&copy, o) == 0);
+        CHECK(listener_opts_equal(&copy, o));
+        CHECK(listener_opts_equal(o, &copy));
+        listener_opts_done(&copy);
 }
 
 static int addr_bytes(const char *address, int *family, uint8_t addr[16])
@@ -164,7 +164,7 @@ static void check_config(const struct config *c)
         /* a file names at least one listener */
         CHECK(c->n_listeners >= 1 && c->listeners != NULL);
         for (size_t i = 0; i < c->n_listeners; i++) {
-                const struct listen_entry *l = &c->listeners[i];
+                const struct listener_conf *l = &c->listeners[i];
                 int fam;
                 uint8_t a[16];
 
@@ -189,7 +189,7 @@ static void check_config(const struct config *c)
                  * ports: no (address, port) twice, all addresses (dual-stack) alone
                  * on its port, 0.0.0.0 or :: with no address of its family */
                 for (size_t j = 0; l->port != 0 && j < i; j++) {
-                        const struct listen_entry *k = &c->listeners[j];
+                        const struct listener_conf *k = &c->listeners[j];
                         int fam2;
                         uint8_t a2[16];
 
@@ -287,10 +287,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 CHECK(strcmp(e1.msgs[i], e2.msgs[i]) == 0);
         if (r1 == 0) {
                 CHECK(c1->n_listeners == c2->n_listeners);
-                CHECK(listen_opts_equal(&c1->defaults, &c2->defaults));
+                CHECK(listener_opts_equal(&c1->defaults, &c2->defaults));
                 for (size_t i = 0; i < c1->n_listeners; i++) {
                         CHECK(c1->listeners[i].port == c2->listeners[i].port);
-                        CHECK(listen_opts_equal(&c1->listeners[i].opts, &c2->listeners[i].opts));
+                        CHECK(listener_opts_equal(&c1->listeners[i].opts, &c2->listeners[i].opts));
                 }
         }
 

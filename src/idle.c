@@ -2,8 +2,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "timer.h"
-#include "util.h"
+#include "idle.h"
 
 void idle_queue_init(struct idle_queue *q)
 {
@@ -65,9 +64,4 @@ struct idle_link *idle_pop_expired(struct idle_queue *q, uint64_t now_ms, uint64
                 return NULL;
         idle_remove(q, l);
         return l;
-}
-
-uint64_t timer_now_ms(void)
-{
-        return monotonic_ms();
 }

@@ -31,5 +31,3 @@ int idle_next_timeout(const struct idle_queue *q, uint64_t now_ms, uint64_t time
 /* Remove and return the oldest link if it has been idle at least timeout_ms, else NULL. */
 struct idle_link *idle_pop_expired(struct idle_queue *q, uint64_t now_ms, uint64_t timeout_ms);
 
-/* Monotonic clock in milliseconds. */
-uint64_t timer_now_ms(void);
