@@ -649,6 +649,76 @@ static void check_duplicates(struct config_parser *p, const struct config *c)
         }
 }
 
+/* backend = "NAME": true if the name is known (c->backend set). */
+static bool parse_backend(struct config_parser *p, struct config *c, const config_setting_t *s)
+{
+        char q[CONFIG_QUOTE_BUF];
+        const char *v = get_string(p, s), *file;
+
+        if (!v)
+                return false;
+        if (!ev_backend_find(v)) {
+                config_error_at(p, s, "backend: unknown backend %s (valid: %s)",
+                                config_quote(v, q), ev_backend_names());
+                return false;
+        }
+        free(c->backend);
+        c->backend = strdup(v);
+        c->backend_line = config_line_of(s);
+        file = config_setting_source_file(s);
+        if (!c->backend || (file && !(c->backend_file = strdup(file))))
+                p->oom = true;
+        return true;
+}
+
+static void parse_log_level(struct config_parser *p, struct config *c, const config_setting_t *s)
+{
+        char q[CONFIG_QUOTE_BUF];
+        const char *v = get_string(p, s);
+        int l;
+
+        if (!v)
+                return;
+        l = log_level_from_string(v);
+        if (l < 0)
+                config_error_at(p, s, "log_level: unknown level %s (valid: debug, "
+                                "info, notice, warning, err)", config_quote(v, q));
+        else
+                c->log_level = (enum log_level) l;
+}
+
+/* A backend with a descriptor limit of its own (select) must be able to
+ * watch every client, every listener and muxd's own descriptors: an explicit
+ * max_connections above that is an error, the default is lowered to it.
+ * max_conn and backend: the settings, NULL when not written. */
+static void check_backend_capacity(struct config_parser *p, struct config *c, const struct ev_backend *b,
+                                   const config_setting_t *max_conn, const config_setting_t *backend)
+{
+        size_t at_most = config_client_budget(b->max_fds, c->n_listeners, c->workers);
+        char limit[64];
+
+        if (strcmp(b->name, "select") == 0)
+                snprintf(limit, sizeof(limit), "FD_SETSIZE %zu", b->max_fds);
+        else
+                snprintf(limit, sizeof(limit), "%zu descriptors", b->max_fds);
+
+        if (max_conn) {
+                if (c->max_connections > at_most)
+                        config_error_at(p, max_conn, "max_connections: %u is more than backend "
+                                        "\"%s\" can watch (%s): at most %zu with %zu listener%s "
+                                        "and %u worker%s",
+                                        c->max_connections, b->name, limit, at_most,
+                                        c->n_listeners, c->n_listeners == 1 ? "" : "s",
+                                        c->workers, c->workers == 1 ? "" : "s");
+        } else if (at_most == 0)
+                config_error_at(p, backend, "backend: \"%s\" can watch too few descriptors (%s) "
+                                "for %zu listener%s and %u worker%s", b->name, limit,
+                                c->n_listeners, c->n_listeners == 1 ? "" : "s",
+                                c->workers, c->workers == 1 ? "" : "s");
+        else if (c->max_connections > at_most)
+                c->max_connections = (uint32_t) at_most;
+}
+
 static void parse_root(struct config_parser *p, struct config *c, const config_setting_t *root)
 {
         const config_setting_t *max_conn = NULL, *backend = NULL, *ports = NULL, *listen = NULL;
@@ -657,51 +727,22 @@ static void parse_root(struct config_parser *p, struct config *c, const config_s
         int n;
 
         n = config_setting_length(root);
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n && !p->oom; i++) {
                 const config_setting_t *s = config_setting_get_elem(root, (unsigned) i);
                 const char *name = config_setting_name(s);
-                char q[CONFIG_QUOTE_BUF];
-                const char *v, *file;
 
                 if (strcmp(name, "timeout") == 0)
                         (void) get_u32(p, s, 0, CONFIG_TIMEOUT_MAX, &c->timeout);
                 else if (strcmp(name, "backend") == 0) {
                         backend = s;
-                        backend_ok = false;
-                        v = get_string(p, s);
-                        if (!v)
-                                continue;
-                        if (!ev_backend_find(v)) {
-                                config_error_at(p, s, "backend: unknown backend %s (valid: %s)",
-                                                config_quote(v, q), ev_backend_names());
-                                continue;
-                        }
-                        free(c->backend);
-                        c->backend = strdup(v);
-                        c->backend_line = config_line_of(s);
-                        file = config_setting_source_file(s);
-                        if (!c->backend || (file && !(c->backend_file = strdup(file)))) {
-                                p->oom = true;
-                                return;
-                        }
-                        backend_ok = true;
+                        backend_ok = parse_backend(p, c, s);
                 } else if (strcmp(name, "max_connections") == 0) {
                         max_conn = s;
                         max_conn_ok = get_u32(p, s, 1, CONFIG_MAX_CONNECTIONS_MAX,
                                               &c->max_connections) == 0;
-                } else if (strcmp(name, "log_level") == 0) {
-                        int l;
-
-                        v = get_string(p, s);
-                        if (!v)
-                                continue;
-                        l = log_level_from_string(v);
-                        if (l < 0)
-                                config_error_at(p, s, "log_level: unknown level %s (valid: debug, "
-                                                "info, notice, warning, err)", config_quote(v, q));
-                        else
-                                c->log_level = (enum log_level) l;
-                } else if (strcmp(name, "shutdown_timeout") == 0)
+                } else if (strcmp(name, "log_level") == 0)
+                        parse_log_level(p, c, s);
+                else if (strcmp(name, "shutdown_timeout") == 0)
                         (void) get_u32(p, s, 0, CONFIG_SHUTDOWN_TIMEOUT_MAX, &c->shutdown_timeout);
                 else if (strcmp(name, "workers") == 0)
                         (void) get_u32(p, s, 1, CONFIG_WORKERS_MAX, &c->workers);
@@ -715,9 +756,9 @@ static void parse_root(struct config_parser *p, struct config *c, const config_s
                         config_error_at(p, s, "%s: only allowed in a listen entry", name);
                 else
                         config_error_at(p, s, "unknown setting \"%s\"", name);
-                if (p->oom)
-                        return;
         }
+        if (p->oom)
+                return;
 
         /* listeners copy the defaults, so they come once those are complete */
         if (ports)
@@ -733,35 +774,10 @@ static void parse_root(struct config_parser *p, struct config *c, const config_s
                                        "these entries)");
         check_duplicates(p, c);
 
-        /* A backend with a descriptor limit of its own (select) must be able to
-         * watch every client, every listener and muxd's own descriptors. */
         b = backend_ok ? ev_backend_find(c->backend) : NULL;
         c->max_connections_set = max_conn != NULL;
-        if (b && b->max_fds != 0 && max_conn_ok) {
-                size_t at_most = config_client_budget(b->max_fds, c->n_listeners, c->workers);
-                char limit[64];
-
-                if (strcmp(b->name, "select") == 0)
-                        snprintf(limit, sizeof(limit), "FD_SETSIZE %zu", b->max_fds);
-                else
-                        snprintf(limit, sizeof(limit), "%zu descriptors", b->max_fds);
-
-                if (max_conn) {
-                        if (c->max_connections > at_most)
-                                config_error_at(p, max_conn, "max_connections: %u is more than backend "
-                                                "\"%s\" can watch (%s): at most %zu with %zu listener%s "
-                                                "and %u worker%s",
-                                                c->max_connections, b->name, limit, at_most,
-                                                c->n_listeners, c->n_listeners == 1 ? "" : "s",
-                                                c->workers, c->workers == 1 ? "" : "s");
-                } else if (at_most == 0)
-                        config_error_at(p, backend, "backend: \"%s\" can watch too few descriptors (%s) "
-                                        "for %zu listener%s and %u worker%s", b->name, limit,
-                                        c->n_listeners, c->n_listeners == 1 ? "" : "s",
-                                        c->workers, c->workers == 1 ? "" : "s");
-                else if (c->max_connections > at_most)
-                        c->max_connections = (uint32_t) at_most;
-        }
+        if (b && b->max_fds != 0 && max_conn_ok)
+                check_backend_capacity(p, c, b, max_conn, backend);
         /* Whether this kernel lets muxd use the backend is asked where it is
          * opened (ev_backend_check(), main.c), not here: loading has no side
          * effects. backend_file and backend_line are for its message. */

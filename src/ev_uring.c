@@ -53,10 +53,9 @@
  * more than an eighth of the clients (URING_BATCH_SHARE) and at most
  * URING_BATCH_MAX, and for at most URING_BATCH_WAIT_NS: the clients served
  * in one pass mostly answer together, and waking once for several of them
- * saves wakeups and system calls (0.01-0.16 per message at 500 connections
- * against up to 0.8 without, untraced), for at most that much latency. With few
- * clients, where waiting for one more would hold up the others, nothing
- * changes. */
+ * saves wakeups and system calls (bench/README.md has the figures), for at
+ * most that much latency. With few clients, where waiting for one more would
+ * hold up the others, nothing changes. */
 #define URING_BATCH_SHARE       8u
 #define URING_BATCH_MAX         32u
 #define URING_BATCH_WAIT_NS     50000ll

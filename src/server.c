@@ -359,133 +359,172 @@ put_back:
         return r;
 }
 
-/* Make the listeners match cfg, all or nothing: listeners with the same
- * (address, port) keep their socket, new ones are bound, removed ones stop
- * accepting (passed sockets fall back to the global defaults). If a new
- * listener cannot be bound or watched, or none would be left, the ones just
- * opened are closed, nothing else changed, and -errno is returned with
- * *error set to a "FILE:LINE: ..." text (NULL if out of memory). */
-static int server_apply_listeners(struct server *s, const struct config *cfg, bool starting,
-                                  char **error)
+/* What applying a configuration does to each of its entries: filled by
+ * server_plan_open(), then committed or rolled back. Freed by
+ * server_plan_done() (as a _cleanup_), whatever happened. */
+struct listener_plan {
+        size_t n, n_old;
+        struct listener **match;                /* entry i's listener */
+        struct listener **old;                  /* the listeners before */
+        struct listener_settings **set;         /* entry i's new settings */
+        bool *opened;                           /* match[i] was opened by this plan */
+        bool *swap;                             /* entry i waits for an old listener's port */
+        bool any_swap;
+        struct listener_settings *defaults;     /* for passed sockets no entry claims */
+};
+
+static void server_plan_done(struct listener_plan *p)
 {
-        size_t n = cfg->n_listeners, n_old = s->n_listeners, n_kept = 0;
-        struct listener **match = calloc(n + 1, sizeof(*match));
-        struct listener **old = calloc(n_old + 1, sizeof(*old));
-        struct listener_settings **set = calloc(n + 1, sizeof(*set));
-        bool *opened = calloc(n + 1, sizeof(*opened));
-        bool *swap = calloc(n + 1, sizeof(*swap));
-        struct listener_settings *defaults = listener_settings_new(&cfg->defaults);
-        struct listener *list = NULL, **tail = &list, *l;
-        bool any_swap = false;
+        for (size_t i = 0; p->set && i < p->n; i++)
+                listener_settings_unref(p->set[i]);
+        listener_settings_unref(p->defaults);
+        free(p->match);
+        free(p->old);
+        free(p->set);
+        free(p->opened);
+        free(p->swap);
+}
+
+static int server_plan_init(struct server *s, const struct config *cfg, struct listener_plan *p)
+{
         size_t k = 0;
-        int r = -ENOMEM;
 
-        *error = NULL;
-        for (l = s->listeners; l; l = l->next)
-                l->claimed = false;
-        if (!match || !old || !set || !opened || !swap || !defaults)
-                goto rollback;
-        for (l = s->listeners; l; l = l->next)
-                old[k++] = l;
+        p->n = cfg->n_listeners;
+        p->n_old = s->n_listeners;
+        p->match = calloc(p->n + 1, sizeof(*p->match));
+        p->old = calloc(p->n_old + 1, sizeof(*p->old));
+        p->set = calloc(p->n + 1, sizeof(*p->set));
+        p->opened = calloc(p->n + 1, sizeof(*p->opened));
+        p->swap = calloc(p->n + 1, sizeof(*p->swap));
+        p->defaults = listener_settings_new(&cfg->defaults);
+        if (!p->match || !p->old || !p->set || !p->opened || !p->swap || !p->defaults)
+                return -ENOMEM;
+        for (struct listener *l = s->listeners; l; l = l->next)
+                p->old[k++] = l;
+        for (size_t i = 0; i < p->n; i++) {
+                p->set[i] = listener_settings_new(&cfg->listeners[i].opts);
+                if (!p->set[i])
+                        return -ENOMEM;
+        }
+        return 0;
+}
 
-        /* three passes so that a name or an exact (address, port) wins over a
-         * wildcard socket that an entry for all addresses could also take */
+/* Which running listener serves each entry: three passes so that a name or
+ * an exact (address, port) wins over a wildcard socket that an entry for
+ * all addresses could also take. */
+static void server_plan_match(struct server *s, const struct config *cfg, struct listener_plan *p)
+{
         for (int pass = 0; pass < 3; pass++)
-                for (size_t i = 0; i < n; i++) {
+                for (size_t i = 0; i < p->n; i++) {
                         const struct listener_conf *e = &cfg->listeners[i];
                         struct listener_key key;
 
-                        if (match[i] || config_listener_key(e, &key) < 0)
+                        if (p->match[i] || config_listener_key(e, &key) < 0)
                                 continue;
-                        match[i] = server_find_listener(s, e, &key, pass);
-                        if (match[i])
-                                match[i]->claimed = true;
+                        p->match[i] = server_find_listener(s, e, &key, pass);
+                        if (p->match[i])
+                                p->match[i]->claimed = true;
                 }
+}
 
-        for (size_t i = 0; i < n; i++) {
+/* Bind the entries no running listener serves; an entry whose port a
+ * listener going away still holds waits for server_swap_listeners(). */
+static int server_plan_open(struct server *s, const struct config *cfg, bool starting,
+                            struct listener_plan *p, char **error)
+{
+        for (size_t i = 0; i < p->n; i++) {
                 const struct listener_conf *e = &cfg->listeners[i];
                 struct listener_key key;
+                int r;
 
-                set[i] = listener_settings_new(&e->opts);
-                if (!set[i]) {
-                        r = -ENOMEM;
-                        goto rollback;
-                }
-                if (match[i])
+                if (p->match[i])
                         continue;
                 r = config_listener_key(e, &key);
                 if (r >= 0)
-                        r = listener_open(&key, &match[i]);
+                        r = listener_open(&key, &p->match[i]);
                 if (r == -EADDRINUSE && !starting) {
-                        for (l = s->listeners; l && !swap[i]; l = l->next)
-                                swap[i] = !l->claimed && !l->passed && listener_overlaps(l, &key);
-                        if (swap[i]) {
-                                any_swap = true;
+                        for (struct listener *l = s->listeners; l && !p->swap[i]; l = l->next)
+                                p->swap[i] = !l->claimed && !l->passed && listener_overlaps(l, &key);
+                        if (p->swap[i]) {
+                                p->any_swap = true;
                                 continue;
                         }
                 }
                 if (r < 0) {
                         *error = server_listen_error(cfg, e, errno_text(-r));
-                        goto rollback;
+                        return r;
                 }
-                opened[i] = true;
-                r = server_check_watchable(s, cfg, e, match[i], error);
+                p->opened[i] = true;
+                r = server_check_watchable(s, cfg, e, p->match[i], error);
                 if (r < 0)
-                        goto rollback;
+                        return r;
         }
+        return 0;
+}
 
-        /* muxd must be left with a listening socket (the file's own, or one
-         * systemd passed); the configuration refuses a file without
-         * listeners, so this only guards */
-        n_kept = n;
-        for (size_t j = 0; j < n_old; j++)
-                if (!old[j]->claimed && old[j]->passed)
+/* muxd must be left with a listening socket (the file's own, or one systemd
+ * passed); the configuration refuses a file without listeners, so this only
+ * guards. */
+static int server_plan_check_left(const struct config *cfg, const struct listener_plan *p, char **error)
+{
+        size_t n_kept = p->n;
+
+        for (size_t j = 0; j < p->n_old; j++)
+                if (!p->old[j]->claimed && p->old[j]->passed)
                         n_kept++;
-        if (n_kept == 0) {
-                r = -EINVAL;
-                if (asprintf(error, "%s: no listeners: set \"ports\" or \"listen\"", cfg->path) < 0)
-                        *error = NULL;
-                goto rollback;
-        }
+        if (n_kept > 0)
+                return 0;
+        if (asprintf(error, "%s: no listeners: set \"ports\" or \"listen\"", cfg->path) < 0)
+                *error = NULL;
+        return -EINVAL;
+}
 
-        if (any_swap) {
-                r = server_swap_listeners(s, cfg, match, opened, swap, error);
-                if (r < 0)
-                        goto rollback;
+/* A running listener no entry claims: a passed one keeps serving with the
+ * global defaults (systemd holds it for us), any other is retired. Returns
+ * whether it stays in the list. */
+static bool server_plan_unclaimed(struct server *s, const struct config *cfg, bool starting,
+                                  const struct listener_plan *p, struct listener *l)
+{
+        if (!l->passed) {
+                log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "unlistening", .listen = l->addr_str },
+                         "no longer listening on %s", l->addr_str);
+                server_retire_listener(s, l);
+                return false;
         }
+        listener_settings_unref(l->settings);
+        l->settings = listener_settings_ref(p->defaults);
+        if (starting)
+                server_log_listening(l, NULL);
+        log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) { .event = "unclaimed-socket", .listen = l->addr_str },
+                 "socket %s (\"%s\") passed by systemd matches no entry in %s: serving it with the global defaults",
+                 l->addr_str, l->name ? l->name : "", cfg->path);
+        return true;
+}
 
-        /* commit: nothing below can fail */
+/* The new list, in the file's order, then the passed sockets kept; every
+ * worker takes it. Nothing here can fail. */
+static void server_plan_commit(struct server *s, const struct config *cfg, bool starting,
+                               struct listener_plan *p)
+{
+        struct listener *list = NULL, **tail = &list, *l;
+
         pthread_mutex_lock(&s->listeners_lock);
-        for (size_t i = 0; i < n; i++) {
-                l = match[i];
+        for (size_t i = 0; i < p->n; i++) {
+                l = p->match[i];
                 listener_settings_unref(l->settings);
-                l->settings = set[i];
-                set[i] = NULL;
-                if (starting || opened[i])
+                l->settings = p->set[i];
+                p->set[i] = NULL;
+                if (starting || p->opened[i])
                         server_log_listening(l, &cfg->listeners[i]);
                 *tail = l;
                 tail = &l->next;
         }
-        for (size_t j = 0; j < n_old; j++) {
-                l = old[j];
-                if (l->claimed)
+        for (size_t j = 0; j < p->n_old; j++) {
+                l = p->old[j];
+                if (l->claimed || !server_plan_unclaimed(s, cfg, starting, p, l))
                         continue;
-                if (l->passed) {
-                        /* systemd holds this socket for us: keep serving it */
-                        listener_settings_unref(l->settings);
-                        l->settings = listener_settings_ref(defaults);
-                        if (starting)
-                                server_log_listening(l, NULL);
-                        log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) { .event = "unclaimed-socket", .listen = l->addr_str },
-                                 "socket %s (\"%s\") passed by systemd matches no entry in %s: serving it with the global defaults",
-                                 l->addr_str, l->name ? l->name : "", cfg->path);
-                        *tail = l;
-                        tail = &l->next;
-                } else {
-                        log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "unlistening", .listen = l->addr_str },
-                                 "no longer listening on %s", l->addr_str);
-                        server_retire_listener(s, l);
-                }
+                *tail = l;
+                tail = &l->next;
         }
         *tail = NULL;
         s->listeners = list;
@@ -497,25 +536,47 @@ static int server_apply_listeners(struct server *s, const struct config *cfg, bo
         s->listeners_gen++;
         pthread_mutex_unlock(&s->listeners_lock);
         server_resync_workers(s);
-        r = 0;
-        goto out;
+}
 
-rollback:
-        for (size_t i = 0; match && opened && i < n; i++)
-                if (opened[i])
-                        listener_free(match[i]);
-        for (l = s->listeners; l; l = l->next)
+static void server_plan_rollback(struct server *s, struct listener_plan *p)
+{
+        for (size_t i = 0; p->match && p->opened && i < p->n; i++)
+                if (p->opened[i])
+                        listener_free(p->match[i]);
+        for (struct listener *l = s->listeners; l; l = l->next)
                 l->claimed = false;
-out:
-        for (size_t i = 0; set && i < n; i++)
-                listener_settings_unref(set[i]);
-        listener_settings_unref(defaults);
-        free(match);
-        free(old);
-        free(set);
-        free(opened);
-        free(swap);
-        return r;
+}
+
+/* Make the listeners match cfg, all or nothing: listeners with the same
+ * (address, port) keep their socket, new ones are bound, removed ones stop
+ * accepting (passed sockets fall back to the global defaults). If a new
+ * listener cannot be bound or watched, or none would be left, the ones just
+ * opened are closed, nothing else changed, and -errno is returned with
+ * *error set to a "FILE:LINE: ..." text (NULL if out of memory). */
+static int server_apply_listeners(struct server *s, const struct config *cfg, bool starting,
+                                  char **error)
+{
+        _cleanup_(server_plan_done) struct listener_plan p = { 0 };
+        int r;
+
+        *error = NULL;
+        for (struct listener *l = s->listeners; l; l = l->next)
+                l->claimed = false;
+        r = server_plan_init(s, cfg, &p);
+        if (r >= 0) {
+                server_plan_match(s, cfg, &p);
+                r = server_plan_open(s, cfg, starting, &p, error);
+        }
+        if (r >= 0)
+                r = server_plan_check_left(cfg, &p, error);
+        if (r >= 0 && p.any_swap)
+                r = server_swap_listeners(s, cfg, p.match, p.opened, p.swap, error);
+        if (r < 0) {
+                server_plan_rollback(s, &p);
+                return r;
+        }
+        server_plan_commit(s, cfg, starting, &p);
+        return 0;
 }
 
 /* Sockets systemd passed become listeners before any config entry is matched. */

@@ -15,6 +15,7 @@ static inline void freep(void *p) { free(*(void **)p); }
 static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
 #define _cleanup_free_ __attribute__((cleanup(freep)))
 #define _cleanup_close_ __attribute__((cleanup(closep)))
+#define _cleanup_(f) __attribute__((cleanup(f)))
 
 /* CLOCK_MONOTONIC in nanoseconds and in milliseconds. */
 uint64_t monotonic_ns(void);
