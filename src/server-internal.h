@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* Private to server.c (the main thread: loop, signals, reload, notify) and
+ * server-listeners.c (the listener set). */
+#pragma once
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "server.h"
+
+/* How long the main thread waits for every worker to take a listener list. */
+#define SERVER_SYNC_WAIT_MS 2000u
+
+/* server.c */
+/* Wait (at most SERVER_SYNC_WAIT_MS) until every worker has taken the
+ * current listener generation; false if one did not. */
+bool server_wait_synced(struct server *s);
+/* Ask every worker to take the current listener list, then wait as above. */
+bool server_resync_workers(struct server *s);
+
+/* server-listeners.c */
+/* Make the listeners match cfg, all or nothing (see there). Returns 0, or
+ * -errno with *error a "FILE:LINE: ..." text (NULL if out of memory). */
+int server_apply_listeners(struct server *s, const struct config *cfg, bool starting, char **error);
+/* Take the sockets systemd passed (LISTEN_FDS) as listeners. */
+int server_adopt_passed(struct server *s);
+/* Close l once no worker watches it any more (l leaves the list first). */
+void server_retire_listener(struct server *s, struct listener *l);
+bool server_retired_pending(const struct server *s);
+/* Close the retired listeners every worker has let go of (all, if force). */
+void server_free_retired(struct server *s, bool force);
