@@ -11,6 +11,7 @@
 
 #include "timer.h"
 #include "testutil.h"
+#include "testmain.h"
 
 /* Walk the list both ways: it must hold exactly want[0..n) in this order. */
 static void check_order(const struct idle_queue *q, struct idle_link *const *want, size_t n)
@@ -365,7 +366,7 @@ static void test_clock(void **state)
         assert_true(a > 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_init_empty),
@@ -380,5 +381,6 @@ int main(void)
                 cmocka_unit_test(test_clock),
         };
 
+        test_main_args(argc, argv);
         return cmocka_run_group_tests_name("timer", tests, NULL, NULL);
 }
