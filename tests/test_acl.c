@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "testcidr.h"
+#include "testmain.h"
 
 #include "acl.h"
 
@@ -252,7 +253,7 @@ static void test_v4mapped(void **state)
         assert_false(acl_addr_is_v4mapped(a));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_cidr_parse),
@@ -262,5 +263,6 @@ int main(void)
                 cmocka_unit_test(test_v4mapped),
         };
 
+        test_main_args(argc, argv);
         return cmocka_run_group_tests(tests, NULL, NULL) == 0 ? 0 : 1;
 }

@@ -11,6 +11,7 @@
 
 #include "bench-hist.h"
 #include "testutil.h"
+#include "testmain.h"
 
 static struct histogram *hist_new(void)
 {
@@ -160,7 +161,7 @@ static void test_quantiles_spread(void **state)
         free(h);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_small_values_exact),
@@ -173,5 +174,6 @@ int main(void)
                 cmocka_unit_test(test_quantiles_spread),
         };
 
+        test_main_args(argc, argv);
         return cmocka_run_group_tests_name("bench_hist", tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 
 #include "bench-proc.h"
 #include "util.h"
+#include "testmain.h"
 
 static void test_self(void **state)
 {
@@ -50,12 +51,13 @@ static void test_no_process(void **state)
         assert_true(proc_rss_kib(INT_MAX) == -1);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_self),
                 cmocka_unit_test(test_no_process),
         };
 
+        test_main_args(argc, argv);
         return cmocka_run_group_tests_name("bench_proc", tests, NULL, NULL);
 }

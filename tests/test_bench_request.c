@@ -11,6 +11,7 @@
 
 #include "bench.h"
 #include "bench-request.h"
+#include "testmain.h"
 
 /* A struct bench as the options leave it: generated requests of size bytes. */
 static struct bench *bench_new(unsigned size)
@@ -154,7 +155,7 @@ static void test_fixed_reply(void **state)
         bench_delete(b);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_generated),
@@ -163,5 +164,6 @@ int main(void)
                 cmocka_unit_test(test_fixed_reply),
         };
 
+        test_main_args(argc, argv);
         return cmocka_run_group_tests_name("bench_request", tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 
 #include "buffer.h"
 #include "testutil.h"
+#include "testmain.h"
 
 static void fill_pattern(char *p, size_t n, unsigned seed)
 {
@@ -342,7 +343,7 @@ static void test_free_resets(void **state)
         buffer_free(&b);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_init_is_empty),
@@ -356,5 +357,6 @@ int main(void)
                 cmocka_unit_test(test_free_resets),
         };
 
+        test_main_args(argc, argv);
         return cmocka_run_group_tests_name("buffer", tests, NULL, NULL);
 }

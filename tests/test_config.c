@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "testcidr.h"
+#include "testmain.h"
 
 /* not "config.h": the build's -I. would find autoconf's header first */
 #include "../src/config.h"
@@ -1382,7 +1383,7 @@ static void test_log_levels(void **state)
 
 /* ---- main -------------------------------------------------------------------- */
 
-int main(void)
+int main(int argc, char **argv)
 {
         struct CMUnitTest invalid_configs[ELEMENTSOF(invalid_cases)];
         const struct CMUnitTest other_invalid_configs[] = {
@@ -1412,6 +1413,7 @@ int main(void)
         };
         int failed = 0;
 
+        test_main_args(argc, argv);
         for (size_t i = 0; i < ELEMENTSOF(invalid_cases); i++)
                 invalid_configs[i] = (struct CMUnitTest) {
                         .name = invalid_cases[i].name,

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "testmain.h"
 
 #include "conn-io.h"
 #include "framing.h"
@@ -468,7 +469,6 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(test_out_of_memory_for_a_reply_closes, setup, teardown),
         };
 
-        (void) argc;
-        (void) argv;
+        test_main_args(argc, argv);
         return cmocka_run_group_tests_name("conn", tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "testmain.h"
 
 #include "conn-io.h"
 #include "ev_uring.h"
@@ -274,7 +275,7 @@ static void test_close_with_queue_full(void **state)
         close(b[1]);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_send_queued_then_closed, setup, teardown),
@@ -283,6 +284,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_close_with_queue_full, setup, teardown),
         };
 
+        test_main_args(argc, argv);
         alarm(60);
         return cmocka_run_group_tests_name("conn on io_uring: closing", tests, NULL, NULL);
 }

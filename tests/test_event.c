@@ -19,6 +19,7 @@
 
 #include "event.h"
 #include "ev_uring.h"
+#include "testmain.h"
 
 #ifdef HAVE_LIBURING
 #include <liburing.h>
@@ -1106,7 +1107,7 @@ static struct fx fx_io_uring = { .name = "io_uring" };
         EV_TEST(test_loop_properties, be),                      \
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
         const struct CMUnitTest epoll_tests[] = EV_SUITE(epoll);
         const struct CMUnitTest poll_tests[] = EV_SUITE(poll);
@@ -1138,6 +1139,7 @@ int main(void)
         };
         int failed = 0;
 
+        test_main_args(argc, argv);
         alarm(120);     /* a backend that blocks forever fails instead of hanging */
         failed += cmocka_run_group_tests_name("event: registry", registry_tests, NULL, NULL);
         failed += cmocka_run_group_tests_name("event: epoll backend", epoll_tests, NULL, NULL);

@@ -14,6 +14,7 @@
 
 #include "framing.h"
 #include "testutil.h"
+#include "testmain.h"
 
 #define SUFFIX "hi..."
 #define SUFFIX_LEN (sizeof(SUFFIX) - 1)
@@ -505,7 +506,7 @@ static void test_random_too_long(void **state)
         assert_true(errors_seen > ITER / 4);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_line_endings),
@@ -521,5 +522,6 @@ int main(void)
                 cmocka_unit_test(test_random_too_long),
         };
 
+        test_main_args(argc, argv);
         return cmocka_run_group_tests_name("framing", tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 
 #include "idle.h"
 #include "testutil.h"
+#include "testmain.h"
 
 /* Walk the list both ways: it must hold exactly want[0..n) in this order. */
 static void check_order(const struct idle_queue *q, struct idle_link *const *want, size_t n)
@@ -354,7 +355,7 @@ static void test_many_random(void **state)
         }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_init_empty),
@@ -368,5 +369,6 @@ int main(void)
                 cmocka_unit_test(test_many_random),
         };
 
+        test_main_args(argc, argv);
         return cmocka_run_group_tests_name("idle", tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "notify.h"
+#include "testmain.h"
 
 struct receiver {
         char dir[64];
@@ -148,7 +149,7 @@ static void test_full_socket_bounded_retries(void **state)
         receiver_close(&r);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sends_in_order),
@@ -156,5 +157,6 @@ int main(void)
                 cmocka_unit_test(test_full_socket_bounded_retries),
         };
 
+        test_main_args(argc, argv);
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include "listener.h"
 #include "log.h"
 #include "server.h"
+#include "testmain.h"
 
 struct listener_settings *__real_listener_settings_new(const struct listener_opts *o);
 struct listener_settings *__wrap_listener_settings_new(const struct listener_opts *o);
@@ -122,12 +123,13 @@ static void test_reload_allocation_failure_rolls_back(void **state)
         rmdir(dir);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_reload_allocation_failure_rolls_back),
         };
 
+        test_main_args(argc, argv);
         log_setup(LOG_TARGET_STDERR);
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "util.h"
+#include "testmain.h"
 
 static void test_parse_uint(void **state)
 {
@@ -155,7 +156,7 @@ static void test_monotonic_clock(void **state)
         assert_true(ns1 / 1000000u <= ms1);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_uint),
@@ -166,5 +167,6 @@ int main(void)
                 cmocka_unit_test(test_monotonic_clock),
         };
 
+        test_main_args(argc, argv);
         return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Shared harness for muxd's integration tests (Python 3 standard library only).
 
-Environment (set by `make check`):
+Environment (set by `make check`, and by tests/integration/run for a test run
+by hand):
   MUXD         absolute path of the built daemon
   MUXC         absolute path of the built client
   MUXD_SRCDIR  top source directory

@@ -378,7 +378,8 @@ class IoUringRefused(mt.MuxdTestCase):
     def deny(self):
         tool = os.environ.get("MUXD_DENY_IO_URING", "")
         if not tool:
-            raise AssertionError("MUXD_DENY_IO_URING is not set: run through `make check`")
+            raise AssertionError("MUXD_DENY_IO_URING is not set: run through `make check` "
+                                 "or tests/integration/run")
         return [tool]
 
     def run_denied(self, args, timeout=10.0):
