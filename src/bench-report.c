@@ -286,11 +286,12 @@ static void report_churn_text(const struct bench *b, const struct report_figures
         char src[SRCADDR_STR_MAX];
 
         srcaddr_describe(&b->sources, src, sizeof(src));
-        printf("muxbench: %s (%s), %u connection slot%s: ", b->target, b->addr_str, b->n_conns,
-               b->n_conns == 1 ? "" : "s");
+        printf("muxbench: %s (%s), %u connection slot%s, from %s\n", b->target, b->addr_str,
+               b->n_conns, b->n_conns == 1 ? "" : "s",
+               strcmp(src, "none") == 0 ? "the kernel's choice of address" : src);
+        printf("  exchange    ");
         report_churn_exchange(b);
-        printf("; from %s%s\n", strcmp(src, "none") == 0 ? "the kernel's choice of address" : src,
-               b->rst ? ", closed with RST" : "");
+        printf("%s\n", b->rst ? " (with RST)" : "");
         if (b->measure_start_ns == 0) {
                 printf("  window      none: interrupted before it began\n");
         } else {
