@@ -8,8 +8,10 @@ deadline. Environment: MUXBENCH (required), MUXD (through muxdtest)."""
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import unittest
 
@@ -425,6 +427,22 @@ class BenchRunOptions(unittest.TestCase):
         p = self.bench_run("--conns")
         self.assertEqual(p.returncode, 2)
         self.assertIn("--conns needs a list", p.stderr)
+        p = self.bench_run("--churn-slots")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--churn-slots needs a list", p.stderr)
+
+    def test_churn_slots_must_be_positive_numbers(self):
+        for value in ("50 x", "0", "-5"):
+            p = self.bench_run("--churn-only", "--churn-slots", value)
+            self.assertEqual(p.returncode, 1, value)
+            self.assertIn("--churn-slots takes positive whole numbers", p.stderr)
+
+    @unittest.skipUnless(shutil.which("gnuplot") and shutil.which("jq"), "--report needs gnuplot and jq")
+    def test_report_of_nothing(self):
+        with tempfile.TemporaryDirectory(prefix="muxdtest-") as d:
+            p = self.bench_run("--report", d)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("holds no measurements (meta.env, raw.jsonl or churn.jsonl)", p.stderr)
 
 
 @unittest.skipUnless(mt.SRCDIR, "MUXD_SRCDIR not set")
