@@ -4,9 +4,11 @@
  * with "hello...\n" and answers each line with the line plus "hi..." (before
  * its "\n"), like muxd's defaults; one read per readiness, the reply written
  * at once (queued only if the socket is full), level-triggered epoll, no
- * timers, limits, logging or configuration.
+ * timers, limits, logging or configuration. With --oneshot, like muxd's
+ * mode = "oneshot": greets, reads one line, closes (and logs nothing), the
+ * floor for the CPU time per connection.
  *
- *   echo-floor PORT        (listens on 127.0.0.1; stop it with SIGTERM)
+ *   echo-floor [--oneshot] PORT    (listens on 127.0.0.1; stop it with SIGTERM)
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -30,12 +32,14 @@ struct client {
 };
 
 static struct client *clients[1 << 16];
+static int oneshot;
 
-static void client_close(int ep, int fd)
+/* close() alone leaves the epoll set (no descriptor is duplicated here): an
+ * EPOLL_CTL_DEL first would be a syscall per connection that is not needed. */
+static void client_close(int fd)
 {
         struct client *c = clients[fd];
 
-        epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
         close(fd);
         if (c) {
                 free(c->partial);
@@ -85,10 +89,14 @@ static void client_read(int ep, int fd, char *in, char *reply)
         n = recv(fd, in + len, READ_SIZE, 0);
         if (n <= 0) {
                 if (n == 0 || errno != EAGAIN)
-                        client_close(ep, fd);
+                        client_close(fd);
                 return;
         }
         len += (size_t) n;
+        if (oneshot && memchr(in, '\n', len)) {
+                client_close(fd);       /* one message, answered by the close */
+                return;
+        }
         for (char *nl; (nl = memchr(in + start, '\n', len - start)) != NULL; ) {
                 size_t i = (size_t) (nl - in);
 
@@ -100,19 +108,19 @@ static void client_read(int ep, int fd, char *in, char *reply)
         }
         if (start < len) {
                 if (len - start > READ_SIZE) {  /* a line longer than this is not a benchmark */
-                        client_close(ep, fd);
+                        client_close(fd);
                         return;
                 }
                 c->partial = realloc(c->partial, len - start);
                 if (!c->partial) {
-                        client_close(ep, fd);
+                        client_close(fd);
                         return;
                 }
                 memcpy(c->partial, in + start, len - start);
                 c->partial_len = len - start;
         }
         if (rlen && client_send(ep, fd, reply, rlen) < 0)
-                client_close(ep, fd);
+                client_close(fd);
 }
 
 static void client_flush(int ep, int fd)
@@ -122,7 +130,7 @@ static void client_flush(int ep, int fd)
 
         if (w < 0) {
                 if (errno != EAGAIN)
-                        client_close(ep, fd);
+                        client_close(fd);
                 return;
         }
         memmove(c->out, c->out + w, c->out_len - (size_t) w);
@@ -139,8 +147,13 @@ int main(int argc, char *argv[])
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         int one = 1, lfd, ep;
 
+        if (argc == 3 && strcmp(argv[1], "--oneshot") == 0) {
+                oneshot = 1;
+                argv++;
+                argc--;
+        }
         if (argc != 2 || (sa.sin_port = htons((uint16_t) atoi(argv[1]))) == 0) {
-                fprintf(stderr, "usage: echo-floor PORT\n");
+                fprintf(stderr, "usage: echo-floor [--oneshot] PORT\n");
                 return 2;
         }
         lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -171,7 +184,7 @@ int main(int argc, char *argv[])
                                         epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &(struct epoll_event) {
                                                         .events = EPOLLIN, .data.fd = cfd });
                                         if (client_send(ep, cfd, GREETING, sizeof(GREETING) - 1) < 0)
-                                                client_close(ep, cfd);
+                                                client_close(cfd);
                                 }
                                 continue;
                         }

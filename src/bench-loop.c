@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 
 #include "bench.h"
+#include "bench-churn.h"
 #include "bench-conn.h"
 #include "bench-loop.h"
 #include "bench-report.h"
@@ -52,6 +53,18 @@ static void loop_finish(struct bench *b, uint64_t now)
         b->phase = PHASE_DONE;
 }
 
+/* Warm up, or measure at once. */
+static void loop_begin(struct bench *b, uint64_t now)
+{
+        if (b->warmup > 0) {
+                b->phase = PHASE_WARMUP;
+                b->measure_start_ns = now + (uint64_t) (b->warmup * 1e9);
+                b->phase_end_ns = b->measure_start_ns;
+        } else {
+                loop_start_measure(b, now);
+        }
+}
+
 /* Every connection has been tried: hold them (idle mode), or warm up, or
  * measure at once; nothing to measure if none is ready. */
 static void loop_connected(struct bench *b, uint64_t now)
@@ -66,13 +79,7 @@ static void loop_connected(struct bench *b, uint64_t now)
                 report_holding(b);
                 return;
         }
-        if (b->warmup > 0) {
-                b->phase = PHASE_WARMUP;
-                b->measure_start_ns = now + (uint64_t) (b->warmup * 1e9);
-                b->phase_end_ns = b->measure_start_ns;
-        } else {
-                loop_start_measure(b, now);
-        }
+        loop_begin(b, now);
 }
 
 static void loop_advance(struct bench *b, uint64_t now)
@@ -91,10 +98,18 @@ static void loop_advance(struct bench *b, uint64_t now)
                 loop_finish(b, now);
 }
 
-/* The epoll wait: until the next tick, or the end of the phase if sooner. */
+/* The epoll wait: until the next tick, or the end of the phase or a slot's
+ * restart if sooner. */
 static int loop_timeout(const struct bench *b, uint64_t now)
 {
         int timeout = TICK_MS;
+
+        if (b->churn) {
+                int t = churn_timeout_ms(b, now);
+
+                if (t >= 0 && t < timeout)
+                        timeout = t;
+        }
 
         if (b->phase != PHASE_CONNECT && b->phase_end_ns != UINT64_MAX) {
                 uint64_t left = b->phase_end_ns > now ? (b->phase_end_ns - now + 999999) / 1000000 : 0;
@@ -112,7 +127,13 @@ int loop_run(struct bench *b)
 
         b->phase = PHASE_CONNECT;
         b->next_tick_ns = now + 1000000000u;
-        conn_open_more(b);
+        if (b->churn) {
+                /* connection mode: the slots connect all along the run */
+                loop_begin(b, now);
+                churn_start(b);
+        } else {
+                conn_open_more(b);
+        }
 
         while (b->phase != PHASE_DONE) {
                 int n;
@@ -128,10 +149,19 @@ int loop_run(struct bench *b)
                         cli_error("epoll_wait: %s", strerror(errno));
                         return -errno;
                 }
-                for (int i = 0; i < n; i++)
-                        conn_on_event(b, events[i].data.u32, events[i].events);
+                for (int i = 0; i < n; i++) {
+                        if (b->churn)
+                                churn_on_event(b, events[i].data.u32, events[i].events);
+                        else
+                                conn_on_event(b, events[i].data.u32, events[i].events);
+                }
 
                 now = monotonic_ns();
+                if (b->churn) {
+                        churn_restart(b, now);
+                        if (now >= b->next_tick_ns)
+                                churn_check_timeouts(b, now);
+                }
                 if (b->phase == PHASE_CONNECT) {
                         conn_open_more(b);
                         if (b->handshaking > 0 && (n == 0 || now >= b->next_tick_ns))
@@ -143,7 +173,7 @@ int loop_run(struct bench *b)
                         b->next_tick_ns = now + 1000000000u;
                 }
                 /* everything was closed under us: nothing left to measure */
-                if (b->open == 0 && b->phase != PHASE_CONNECT)
+                if (!b->churn && b->open == 0 && b->phase != PHASE_CONNECT)
                         loop_finish(b, now);
         }
         report_progress_clear(b);

@@ -2,7 +2,9 @@
 /* muxbench's run: one epoll loop over every connection, through its phases
  * (connect, warm-up, the measured window, done), with the server's /proc
  * sampled at both ends of the window and a progress tick a second. A
- * signal, the end of the window, or every connection closed ends it. */
+ * signal, the end of the window, or every connection closed ends it. In
+ * connection mode there is no connect phase: the slots connect all along,
+ * started again after each batch of events (bench-churn.c). */
 #pragma once
 
 struct bench;

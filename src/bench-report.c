@@ -7,14 +7,45 @@
 #include <string.h>
 
 #include "bench.h"
+#include "bench-churn.h"
 #include "bench-report.h"
 #include "bench-request.h"
 #include "cli.h"
+
+/* Connection mode: everything that went wrong, of every kind. */
+static uint64_t report_churn_errors(const struct bench *b)
+{
+        return b->cs.connect_errors.total + b->cs.exchange_errors.total + b->cs.early_closes +
+               b->wrong_replies;
+}
 
 void report_progress_clear(const struct bench *b)
 {
         if (b->progress)
                 fprintf(stderr, "\r%-79s\r", "");
+}
+
+/* Seconds into the warm-up or the window, for the progress line. */
+static double report_phase_seconds(const struct bench *b, uint64_t now)
+{
+        if (b->phase == PHASE_WARMUP)
+                return (double) (now - b->measure_start_ns + (uint64_t) (b->warmup * 1e9)) / 1e9;
+        return (double) (now - b->measure_start_ns) / 1e9;
+}
+
+/* Connection mode: connections per second since the last tick, errors. */
+static void report_churn_progress(struct bench *b, uint64_t now)
+{
+        uint64_t rate = b->cs.completed - b->cs.completed_at_tick;
+        char line[160];
+
+        b->cs.completed_at_tick = b->cs.completed;
+        if (!b->progress || (b->phase != PHASE_WARMUP && b->phase != PHASE_MEASURE))
+                return;
+        snprintf(line, sizeof(line), "%s %.0fs: %" PRIu64 " connections/s, %u open, %" PRIu64 " errors",
+                 b->phase == PHASE_WARMUP ? "warm-up" : "measuring", report_phase_seconds(b, now),
+                 rate, churn_open_count(b), report_churn_errors(b));
+        fprintf(stderr, "\rmuxbench: %-69s", line);
 }
 
 void report_progress_show(struct bench *b, uint64_t now)
@@ -23,6 +54,10 @@ void report_progress_show(struct bench *b, uint64_t now)
         char line[160];
 
         b->replies_at_tick = b->replies_total;
+        if (b->churn) {
+                report_churn_progress(b, now);
+                return;
+        }
         if (!b->progress)
                 return;
         switch (b->phase) {
@@ -38,9 +73,7 @@ void report_progress_show(struct bench *b, uint64_t now)
                         break;
                 }
                 snprintf(line, sizeof(line), "%s %.0fs: %" PRIu64 " req/s, %u connections, %" PRIu64 " wrong, %" PRIu64 " closed",
-                         b->phase == PHASE_WARMUP ? "warm-up" : "measuring",
-                         b->phase == PHASE_WARMUP ? (double) (now - b->measure_start_ns + (uint64_t) (b->warmup * 1e9)) / 1e9
-                                                  : (double) (now - b->measure_start_ns) / 1e9,
+                         b->phase == PHASE_WARMUP ? "warm-up" : "measuring", report_phase_seconds(b, now),
                          rate, b->ready, b->wrong_replies, b->disconnects);
                 break;
         default:
@@ -113,6 +146,23 @@ static void report_json_string(const char *s, size_t n)
         putchar('"');
 }
 
+/* The server's figures, shared by both modes' JSON; the last keys. */
+static void report_json_server(const struct report_figures *f, const char *per)
+{
+        if (f->cpu_us >= 0)
+                printf("\"server_cpu_us_per_%s\":%.3f,", per, f->cpu_us);
+        else
+                printf("\"server_cpu_us_per_%s\":null,", per);
+        if (f->sleeps >= 0)
+                printf("\"server_sleeps_per_%s\":%.3f,", per, f->sleeps);
+        else
+                printf("\"server_sleeps_per_%s\":null,", per);
+        if (f->rss >= 0)
+                printf("\"server_rss_kib\":%ld}\n", f->rss);
+        else
+                printf("\"server_rss_kib\":null}\n");
+}
+
 static void report_json(const struct bench *b, const struct report_figures *f)
 {
         printf("{\"target\":");
@@ -132,18 +182,7 @@ static void report_json(const struct bench *b, const struct report_figures *f)
         report_json_number("lat_p999_us", f->p999, false);
         report_json_number("lat_max_us", f->pmax, false);
         report_json_number("lat_mean_us", f->mean, false);
-        if (f->cpu_us >= 0)
-                report_json_number("server_cpu_us_per_req", f->cpu_us, false);
-        else
-                printf("\"server_cpu_us_per_req\":null,");
-        if (f->sleeps >= 0)
-                report_json_number("server_sleeps_per_req", f->sleeps, false);
-        else
-                printf("\"server_sleeps_per_req\":null,");
-        if (f->rss >= 0)
-                printf("\"server_rss_kib\":%ld}\n", f->rss);
-        else
-                printf("\"server_rss_kib\":null}\n");
+        report_json_server(f, "req");
 }
 
 /* The "errors" line: wrong replies, connect errors, connections closed. */
@@ -158,6 +197,20 @@ static void report_text_errors(const struct bench *b)
         printf(", %" PRIu64 " closed by the server", b->disconnects);
         if (b->first_disconnect_errno)
                 printf(" (%s)", strerror(b->first_disconnect_errno));
+        putchar('\n');
+}
+
+/* The "server" line: CPU and sleeps per request (or connection), RSS. */
+static void report_text_server(const struct bench *b, const struct report_figures *f, const char *per)
+{
+        if (f->cpu_us >= 0)
+                printf("  server      pid %ld: %.2f us CPU per %s", b->server_pid, f->cpu_us, per);
+        else
+                printf("  server      pid %ld", b->server_pid);
+        if (f->sleeps >= 0)
+                printf(", %.3f sleeps per %s", f->sleeps, per);
+        if (f->rss >= 0)
+                printf(", RSS %ld KiB", f->rss);
         putchar('\n');
 }
 
@@ -181,17 +234,88 @@ static void report_text(const struct bench *b, const struct report_figures *f)
                        f->p50, f->p99, f->p999, f->pmax, f->mean);
         }
         report_text_errors(b);
-        if (b->server_pid) {
-                if (f->cpu_us >= 0)
-                        printf("  server      pid %ld: %.2f us CPU per request", b->server_pid, f->cpu_us);
-                else
-                        printf("  server      pid %ld", b->server_pid);
-                if (f->sleeps >= 0)
-                        printf(", %.3f sleeps per request", f->sleeps);
-                if (f->rss >= 0)
-                        printf(", RSS %ld KiB", f->rss);
+        if (b->server_pid)
+                report_text_server(b, f, "request");
+}
+
+static void report_churn_json(const struct bench *b, const struct report_figures *f)
+{
+        char src[SRCADDR_STR_MAX];
+
+        srcaddr_describe(&b->sources, src, sizeof(src));
+        printf("{\"target\":");
+        report_json_string(b->target, strlen(b->target));
+        printf(",\"mode\":\"churn\",\"connections\":%u,\"round_trips\":%u,\"oneshot\":%s,"
+               "\"rst\":%s,\"source_addrs\":\"%s\",\"payload\":%zu,",
+               b->n_conns, b->oneshot ? 1 : b->round_trips, b->oneshot ? "true" : "false",
+               b->rst ? "true" : "false", src, request_len(b));
+        report_json_number("warmup_s", b->warmup, false);
+        report_json_number("duration_s", f->secs, false);
+        printf("\"completed\":%" PRIu64 ",", f->reqs);
+        report_json_number("cps", f->rps, false);
+        printf("\"requests\":%" PRIu64 ",", b->cs.round_trips);
+        report_json_number("lat_p50_us", f->p50, false);
+        report_json_number("lat_p99_us", f->p99, false);
+        report_json_number("lat_p999_us", f->p999, false);
+        report_json_number("lat_max_us", f->pmax, false);
+        report_json_number("lat_mean_us", f->mean, false);
+        printf("\"connect_errors\":%" PRIu64 ",\"connect_errors_by_errno\":", b->cs.connect_errors.total);
+        errcount_print(&b->cs.connect_errors, stdout, true);
+        printf(",\"exchange_errors\":%" PRIu64 ",\"exchange_errors_by_errno\":", b->cs.exchange_errors.total);
+        errcount_print(&b->cs.exchange_errors, stdout, true);
+        printf(",\"early_closes\":%" PRIu64 ",\"wrong_replies\":%" PRIu64 ",\"wrong_greetings\":%" PRIu64 ",",
+               b->cs.early_closes, b->wrong_replies, b->wrong_greetings);
+        report_json_server(f, "conn");
+}
+
+/* "connect, greeting, 1 round trip of 16 bytes, close" */
+static void report_churn_exchange(const struct bench *b)
+{
+        printf("connect, %s", b->greeting_len > 0 ? "greeting, " : "");
+        if (b->oneshot)
+                printf("one %zu-byte message, the server's close", request_len(b));
+        else if (b->round_trips > 0)
+                printf("%u round trip%s of %zu bytes, close", b->round_trips,
+                       b->round_trips == 1 ? "" : "s", request_len(b));
+        else
+                printf("close");
+}
+
+static void report_churn_text(const struct bench *b, const struct report_figures *f)
+{
+        char src[SRCADDR_STR_MAX];
+
+        srcaddr_describe(&b->sources, src, sizeof(src));
+        printf("muxbench: %s (%s), %u connection slot%s, from %s\n", b->target, b->addr_str,
+               b->n_conns, b->n_conns == 1 ? "" : "s",
+               strcmp(src, "none") == 0 ? "the kernel's choice of address" : src);
+        printf("  exchange    ");
+        report_churn_exchange(b);
+        printf("%s\n", b->rst ? " (with RST)" : "");
+        if (b->measure_start_ns == 0) {
+                printf("  window      none: interrupted before it began\n");
+        } else {
+                printf("  window      %.2f s measured after %.2f s of warm-up\n", f->secs, b->warmup);
+                printf("  connections %" PRIu64 "  (%.1f/s)\n", f->reqs, f->rps);
+                printf("  latency     p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us, mean %.1f us"
+                       " (whole exchange)\n", f->p50, f->p99, f->p999, f->pmax, f->mean);
+        }
+        printf("  errors      %" PRIu64 " connect error%s, %" PRIu64 " closed early, %" PRIu64
+               " exchange error%s, %" PRIu64 " wrong repl%s\n",
+               b->cs.connect_errors.total, b->cs.connect_errors.total == 1 ? "" : "s",
+               b->cs.early_closes, b->cs.exchange_errors.total, b->cs.exchange_errors.total == 1 ? "" : "s",
+               b->wrong_replies, b->wrong_replies == 1 ? "y" : "ies");
+        for (int i = 0; i < 2; i++) {
+                const struct errcount *c = i == 0 ? &b->cs.connect_errors : &b->cs.exchange_errors;
+
+                if (c->total == 0)
+                        continue;
+                printf("              %s errors: ", i == 0 ? "connect" : "exchange");
+                errcount_print(c, stdout, false);
                 putchar('\n');
         }
+        if (b->server_pid)
+                report_text_server(b, f, "connection");
 }
 
 void report_print(const struct bench *b)
@@ -199,15 +323,41 @@ void report_print(const struct bench *b)
         struct report_figures f;
 
         report_compute(b, &f);
-        if (b->json)
+        if (b->churn && b->json)
+                report_churn_json(b, &f);
+        else if (b->churn)
+                report_churn_text(b, &f);
+        else if (b->json)
                 report_json(b, &f);
         else
                 report_text(b, &f);
         fflush(stdout);
 }
 
+static bool report_churn_failure(const struct bench *b)
+{
+        if (b->cs.completed == 0) {
+                cli_error("no exchange with %s completed (%" PRIu64 " connect errors, %" PRIu64
+                          " closed early, %" PRIu64 " exchange errors, %" PRIu64 " wrong replies)",
+                          b->target, b->cs.connect_errors.total, b->cs.early_closes,
+                          b->cs.exchange_errors.total, b->wrong_replies);
+                return true;
+        }
+        if (b->wrong_replies > 0)
+                cli_error("%" PRIu64 " wrong repl%s", b->wrong_replies, b->wrong_replies == 1 ? "y" : "ies");
+        else if (b->cs.early_closes > 0)
+                cli_error("%" PRIu64 " connection%s closed by the server before the end of the exchange",
+                          b->cs.early_closes, b->cs.early_closes == 1 ? " was" : "s were");
+        else if (b->cs.exchange_errors.total > 0)
+                cli_error("%" PRIu64 " exchange%s failed after the connect", b->cs.exchange_errors.total,
+                          b->cs.exchange_errors.total == 1 ? "" : "s");
+        return b->wrong_replies > 0 || b->cs.early_closes > 0 || b->cs.exchange_errors.total > 0;
+}
+
 bool report_failure(const struct bench *b)
 {
+        if (b->churn)
+                return report_churn_failure(b);
         if (b->connect_errors == b->n_conns)
                 cli_error("no connection to %s could be made: %s", b->target,
                           b->first_connect_errno == EPROTO ? "wrong greeting or reply" :

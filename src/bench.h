@@ -10,8 +10,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "bench-errno.h"
 #include "bench-hist.h"
 #include "bench-proc.h"
+#include "bench-srcaddr.h"
 #include "util.h"
 
 enum phase {
@@ -22,6 +24,18 @@ enum phase {
 };
 
 struct conn;    /* bench-conn.c's */
+struct churn;   /* bench-churn.c's */
+
+/* What connection mode counts (bench-churn.c); the exchanges completed in
+ * the window are its histogram's count. */
+struct churn_stats {
+        uint64_t completed;             /* exchanges completed, warm-up included */
+        uint64_t completed_at_tick;
+        uint64_t round_trips;           /* replies right within the window */
+        uint64_t early_closes;          /* server closed before the greeting or reply */
+        struct errcount connect_errors; /* socket(), bind(), connect() */
+        struct errcount exchange_errors;/* after the connect: resets, timeouts */
+};
 
 struct bench {
         /* options */
@@ -43,6 +57,12 @@ struct bench {
         bool json;
         bool idle;
         bool quiet;
+        /* connection mode (--connect-rate): a connection per exchange */
+        bool churn;
+        bool oneshot;           /* send one message, wait for the server's close */
+        bool rst;               /* close with RST (SO_LINGER 0) */
+        unsigned round_trips;
+        char *source_spec;      /* --source-addrs; NULL: the default */
 
         /* run */
         struct sockaddr_storage addr;
@@ -50,6 +70,8 @@ struct bench {
         char addr_str[SOCKADDR_STR_MAX];
         int epfd;
         struct conn *conns;
+        struct churn *churn_run;        /* connection mode's slots instead */
+        struct srcaddr_list sources;
         uint64_t *send_ns;      /* n_conns * depth send times, a ring per connection */
         unsigned next_open;     /* next connection to open */
         unsigned handshaking;   /* connecting + awaiting greeting/handshake */
@@ -78,6 +100,7 @@ struct bench {
         uint64_t disconnects;
         int first_connect_errno;
         int first_disconnect_errno;
+        struct churn_stats cs;
 };
 
 /* SIGINT or SIGTERM came (muxbench.c's handler): the run ends, and the

@@ -5,12 +5,16 @@
  * connection) for a warm-up and a measured window. Every reply is checked
  * byte for byte; latencies go into a log-bucketed histogram (no array of
  * samples), so memory does not grow with the run. Idle mode only opens the
- * connections and holds them, for memory-per-connection measurements.
+ * connections and holds them, for memory-per-connection measurements;
+ * connection mode (--connect-rate) opens a connection per exchange, for the
+ * cost of accepting and closing.
  *
  * This file: main() and the options. The rest, one job a file:
  * bench-request.c (what is sent and expected), bench-conn.c (the
- * connections), bench-loop.c (the epoll loop and its phases), bench-hist.c
- * (latencies), bench-proc.c (the server's /proc), bench-report.c (output). */
+ * connections), bench-churn.c (connection mode's), bench-srcaddr.c (its
+ * client addresses), bench-errno.c (its errors by errno), bench-loop.c (the
+ * epoll loop and its phases), bench-hist.c (latencies), bench-proc.c (the
+ * server's /proc), bench-report.c (output). */
 /* The build force-includes autoconfig.h (_GNU_SOURCE); without it too: */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -31,6 +35,7 @@
 #include <sys/resource.h>
 
 #include "bench.h"
+#include "bench-churn.h"
 #include "bench-conn.h"
 #include "bench-loop.h"
 #include "bench-proc.h"
@@ -44,6 +49,7 @@ const char *cli_program = "muxbench";
 #define CONNECTIONS_MAX         1000000u
 #define SIZE_MAX_BYTES          (1u << 20)      /* -s: muxd's own max_message bound */
 #define DEPTH_MAX               4096u
+#define ROUND_TRIPS_MAX         1000000u
 #define SECONDS_MAX             86400.0
 #define TEMPLATE_MAX            65536u          /* --request, --reply, --greeting */
 #define RESERVED_FDS            16u             /* stdio, epoll, /proc reads, ... */
@@ -72,7 +78,8 @@ static void options_help(void)
                "every reply, and print throughput and latency percentiles.\n"
                "\n"
                "Options:\n"
-               "  -c, --connections N     connections (default 1)\n"
+               "  -c, --connections N     connections (default 1); with --connect-rate,\n"
+               "                          slots, each one connection at a time\n"
                "  -d, --duration SECONDS  measured window (default %.0f; in idle mode\n"
                "                          0 holds until interrupted)\n"
                "  -w, --warmup SECONDS    unmeasured run before the window (default %.0f)\n"
@@ -86,6 +93,18 @@ static void options_help(void)
                "      --pid PID           report the server's CPU time per request and its RSS\n"
                "      --json              print the result as one JSON object\n"
                "  -i, --idle              open the connections and hold them, idle\n"
+               "      --connect-rate      connection mode: each of the -c slots connects, reads\n"
+               "                          the greeting, makes its round trips, closes, and\n"
+               "                          again; reports connections/s and the latency of\n"
+               "                          the whole exchange\n"
+               "      --round-trips N     round trips per connection (default 1; 0: connect,\n"
+               "                          greeting, close)\n"
+               "      --oneshot           send one message per connection and wait for the\n"
+               "                          server to close it (muxd's mode = \"oneshot\")\n"
+               "      --source-addrs SPEC client addresses, in turn: A-B (IPv4), one address,\n"
+               "                          a count N (from 127.0.0.2), or none (default\n"
+               "                          127.0.0.2-127.0.0.254 for an IPv4 loopback server)\n"
+               "      --rst               close with RST (no TIME_WAIT on the client)\n"
                "  -q, --quiet             no progress line\n"
                "  -h, --help              show this help and exit\n"
                "  -V, --version           show the version and exit\n"
@@ -94,8 +113,9 @@ static void options_help(void)
                "Redis, for example: --request 'PING\\r\\n' --reply '+PONG\\r\\n' --no-greeting\n"
                "\n"
                "Exit status: 0 if every reply was right, 1 if a reply was wrong, the\n"
-               "server closed a connection, or no connection could be made; 2 on a\n"
-               "usage error.\n",
+               "server closed a connection (with --connect-rate: before the exchange\n"
+               "ended, or one failed after its connect), or no connection could be made\n"
+               "(no exchange completed); 2 on a usage error.\n",
                DEFAULT_DURATION, DEFAULT_WARMUP, DEFAULT_SIZE);
 }
 
@@ -106,6 +126,18 @@ enum {
         OPT_REPLY,
         OPT_PID,
         OPT_JSON,
+        OPT_CONNECT_RATE,
+        OPT_ROUND_TRIPS,
+        OPT_ONESHOT,
+        OPT_SOURCE_ADDRS,
+        OPT_RST,
+};
+
+/* Options given, for the checks that need to know (not their values). */
+struct options_seen {
+        bool duration;
+        bool depth;
+        bool round_trips;
 };
 
 /* Seconds as a decimal number ("3", "0.5"), in [min, max]. */
@@ -198,8 +230,8 @@ static int option_set_string(const char *opt, const char *arg, char **s, size_t 
         return 0;
 }
 
-/* -c, -d, -w, -s, -P, --pid. Returns 0, or -EINVAL (said). */
-static int option_number(struct bench *b, int opt, const char *arg, bool *duration_set)
+/* -c, -d, -w, -s, -P, --pid, --round-trips. Returns 0, or -EINVAL (said). */
+static int option_number(struct bench *b, int opt, const char *arg, struct options_seen *seen)
 {
         unsigned long v;
 
@@ -218,7 +250,7 @@ static int option_number(struct bench *b, int opt, const char *arg, bool *durati
                                         arg, SECONDS_MAX);
                         return -EINVAL;
                 }
-                *duration_set = true;
+                seen->duration = true;
                 break;
         case 'w':
                 if (option_seconds(arg, 0, SECONDS_MAX, &b->warmup) < 0) {
@@ -243,6 +275,15 @@ static int option_number(struct bench *b, int opt, const char *arg, bool *durati
                         return -EINVAL;
                 }
                 b->depth = (unsigned) v;
+                seen->depth = true;
+                break;
+        case OPT_ROUND_TRIPS:
+                if (parse_uint(arg, 0, ROUND_TRIPS_MAX, &v) < 0) {
+                        cli_usage_error("invalid round trips '%s': expected 0 to %u", arg, ROUND_TRIPS_MAX);
+                        return -EINVAL;
+                }
+                b->round_trips = (unsigned) v;
+                seen->round_trips = true;
                 break;
         case OPT_PID:
                 if (parse_uint(arg, 1, INT_MAX, &v) < 0) {
@@ -291,9 +332,36 @@ static int option_string(struct bench *b, int opt, const char *arg)
         return r;
 }
 
+/* Connection mode's options, with no other mode's. Returns 0, or -EINVAL
+ * (said). */
+static int options_check_churn(const struct bench *b, const struct options_seen *seen)
+{
+        if (!b->churn) {
+                if (b->oneshot || b->rst || b->source_spec || seen->round_trips) {
+                        cli_usage_error("--round-trips, --oneshot, --source-addrs and --rst "
+                                        "need --connect-rate");
+                        return -EINVAL;
+                }
+                return 0;
+        }
+        if (b->idle) {
+                cli_usage_error("--connect-rate and --idle exclude each other");
+                return -EINVAL;
+        }
+        if (seen->depth) {
+                cli_usage_error("--connect-rate makes one round trip at a time: no -P");
+                return -EINVAL;
+        }
+        if (b->oneshot && seen->round_trips) {
+                cli_usage_error("--oneshot sends one message and expects no reply: no --round-trips");
+                return -EINVAL;
+        }
+        return 0;
+}
+
 /* After the options: one server, and options that agree. Returns 0, or
  * -EINVAL (said). */
-static int options_check(struct bench *b, int argc, char *argv[], bool duration_set)
+static int options_check(struct bench *b, int argc, char *argv[], const struct options_seen *seen)
 {
         if (optind >= argc) {
                 cli_usage_error("no server given");
@@ -309,13 +377,13 @@ static int options_check(struct bench *b, int argc, char *argv[], bool duration_
                 cli_usage_error("-s and --request exclude each other: the request sets the size");
                 return -EINVAL;
         }
-        if (!b->idle && duration_set && b->duration <= 0) {
+        if (!b->idle && seen->duration && b->duration <= 0) {
                 cli_usage_error("the duration must be more than 0 seconds");
                 return -EINVAL;
         }
-        if (b->idle && !duration_set)
+        if (b->idle && !seen->duration)
                 b->duration = 0;        /* hold until interrupted */
-        return 0;
+        return options_check_churn(b, seen);
 }
 
 /* Returns 1 to go on, 0 to exit successfully (help, version), or -errno. */
@@ -336,19 +404,24 @@ static int options_parse(struct bench *b, int argc, char *argv[])
                 { "json",        no_argument,       NULL, OPT_JSON },
                 { "idle",        no_argument,       NULL, 'i' },
                 { "quiet",       no_argument,       NULL, 'q' },
+                { "connect-rate", no_argument,      NULL, OPT_CONNECT_RATE },
+                { "round-trips", required_argument, NULL, OPT_ROUND_TRIPS },
+                { "oneshot",     no_argument,       NULL, OPT_ONESHOT },
+                { "source-addrs", required_argument, NULL, OPT_SOURCE_ADDRS },
+                { "rst",         no_argument,       NULL, OPT_RST },
                 { "help",        no_argument,       NULL, 'h' },
                 { "version",     no_argument,       NULL, 'V' },
                 {}
         };
-        bool duration_set = false;
+        struct options_seen seen = { 0 };
         int opt, r;
 
         opterr = 0;     /* our messages say "muxbench", not argv[0] */
         while ((opt = getopt_long(argc, argv, ":c:d:w:s:P:g:iqhV", options, NULL)) >= 0) {
                 r = 0;
                 switch (opt) {
-                case 'c': case 'd': case 'w': case 's': case 'P': case OPT_PID:
-                        r = option_number(b, opt, optarg, &duration_set);
+                case 'c': case 'd': case 'w': case 's': case 'P': case OPT_PID: case OPT_ROUND_TRIPS:
+                        r = option_number(b, opt, optarg, &seen);
                         break;
                 case 'g': case OPT_NO_GREETING: case OPT_SUFFIX: case OPT_REQUEST: case OPT_REPLY:
                         r = option_string(b, opt, optarg);
@@ -361,6 +434,21 @@ static int options_parse(struct bench *b, int argc, char *argv[])
                         break;
                 case 'q':
                         b->quiet = true;
+                        break;
+                case OPT_CONNECT_RATE:
+                        b->churn = true;
+                        break;
+                case OPT_ONESHOT:
+                        b->oneshot = true;
+                        break;
+                case OPT_RST:
+                        b->rst = true;
+                        break;
+                case OPT_SOURCE_ADDRS:
+                        free(b->source_spec);
+                        b->source_spec = strdup(optarg);
+                        if (!b->source_spec)
+                                return -ENOMEM;
                         break;
                 case 'h':
                         options_help();
@@ -376,7 +464,7 @@ static int options_parse(struct bench *b, int argc, char *argv[])
                         return r;
         }
 
-        r = options_check(b, argc, argv, duration_set);
+        r = options_check(b, argc, argv, &seen);
         if (r >= 0)
                 r = request_echo_reply(b);
         return r < 0 ? r : 1;
@@ -405,6 +493,23 @@ static int bench_resolve_target(struct bench *b)
         b->addr_len = res->ai_addrlen;
         freeaddrinfo(res);
         sockaddr_to_string((struct sockaddr *) &b->addr, b->addr_len, b->addr_str);
+        return 0;
+}
+
+/* Connection mode: the client addresses, of the target's family. Returns 0
+ * or -EINVAL (said). */
+static int bench_source_addrs(struct bench *b)
+{
+        char err[160];
+
+        if (!b->source_spec) {
+                srcaddr_default((struct sockaddr *) &b->addr, &b->sources);
+                return 0;
+        }
+        if (srcaddr_parse(b->source_spec, b->addr.ss_family, &b->sources, err, sizeof(err)) < 0) {
+                cli_usage_error("%s", err);
+                return -EINVAL;
+        }
         return 0;
 }
 
@@ -453,7 +558,7 @@ static int bench_setup(struct bench *b)
         int r = request_setup(b);
 
         if (r >= 0)
-                r = conn_setup(b);
+                r = b->churn ? churn_setup(b) : conn_setup(b);
         if (r >= 0)
                 r = loop_setup(b);
         return r;
@@ -462,12 +567,14 @@ static int bench_setup(struct bench *b)
 static void bench_free(struct bench *b)
 {
         conn_free(b);           /* before the epoll instance they are in */
+        churn_free(b);
         loop_free(b);
         request_free(b);
         free(b->greeting);
         free(b->suffix);
         free(b->request);
         free(b->reply);
+        free(b->source_spec);
 }
 
 int main(int argc, char *argv[])
@@ -478,6 +585,7 @@ int main(int argc, char *argv[])
                 .warmup = DEFAULT_WARMUP,
                 .size = DEFAULT_SIZE,
                 .depth = 1,
+                .round_trips = 1,
                 .epfd = -1,
                 .server_start = PROC_SAMPLE_UNKNOWN,
                 .server_end = PROC_SAMPLE_UNKNOWN,
@@ -503,6 +611,8 @@ int main(int argc, char *argv[])
                 goto finish;
         }
         r = bench_resolve_target(&b);
+        if (r >= 0 && b.churn)
+                r = bench_source_addrs(&b);
         if (r < 0) {
                 ret = r == -EINVAL ? CLI_EXIT_USAGE : EXIT_FAILURE;
                 goto finish;

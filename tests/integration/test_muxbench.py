@@ -1,15 +1,17 @@
 # SPDX-License-Identifier: MIT
 """muxbench, the load generator: against the real muxd on every backend (all
-replies right, JSON output, pipelining, idle mode, the server's CPU and RSS),
-and against small servers made here that answer wrongly, close, or speak
-another protocol. Runs are short (a fraction of a second); every run has a
+replies right, JSON output, pipelining, idle mode, connection mode in echo
+and oneshot, the server's CPU and RSS), and against small servers made here
+that answer wrongly, close, or speak another protocol. Runs are short (a fraction of a second); every run has a
 deadline. Environment: MUXBENCH (required), MUXD (through muxdtest)."""
 
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import unittest
 
@@ -50,15 +52,17 @@ class LineServer:
         self.count = 0
         self.lock = threading.Lock()
         self.conns = []
+        self.peers = set()      # client addresses seen
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
         while True:
             try:
-                c, _ = self.sock.accept()
+                c, peer = self.sock.accept()
             except OSError:
                 return
             self.conns.append(c)
+            self.peers.add(peer[0])
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
@@ -140,6 +144,72 @@ class MuxdBench:
         self.assertEqual((r["mode"], r["connected"], r["connect_errors"]), ("idle", 200, 0))
         self.assertEqual(r["requests"], 0)
 
+    def assertChurnClean(self, r):
+        """A connection-mode run with exchanges completed and nothing wrong."""
+        self.assertEqual(r["mode"], "churn")
+        self.assertGreater(r["completed"], 0, r)
+        self.assertGreater(r["cps"], 0)
+        # duration_s is rounded to the millisecond
+        self.assertAlmostEqual(r["cps"], r["completed"] / r["duration_s"], delta=1 + r["cps"] / 500)
+        self.assertEqual((r["connect_errors"], r["exchange_errors"], r["early_closes"],
+                          r["wrong_replies"], r["wrong_greetings"]), (0, 0, 0, 0, 0), r)
+        self.assertEqual((r["connect_errors_by_errno"], r["exchange_errors_by_errno"]), ({}, {}))
+        self.assertGreater(r["lat_p50_us"], 0)
+        self.assertLessEqual(r["lat_p50_us"], r["lat_p99_us"])
+        self.assertLessEqual(r["lat_p99_us"], r["lat_p999_us"])
+        self.assertLessEqual(r["lat_p999_us"], r["lat_max_us"])
+
+    def test_connect_rate_echo(self):
+        m = self.start_muxd(max_connections=200)
+        r = run_json(self, "--connect-rate", "-c", 10, "-d", 1, "-w", 0.2, "--pid", m.pid,
+                     "127.0.0.1:%d" % m.port)
+        self.assertChurnClean(r)
+        self.assertEqual((r["connections"], r["round_trips"], r["oneshot"], r["rst"], r["payload"]),
+                         (10, 1, False, False, 16))
+        self.assertEqual(r["source_addrs"], "127.0.0.2-127.0.0.254")
+        # a reply and the end of its exchange are the same moment
+        self.assertEqual(r["requests"], r["completed"])
+        self.assertGreater(r["server_cpu_us_per_conn"], 0)
+        self.assertGreaterEqual(r["server_sleeps_per_conn"], 0)
+        self.assertGreater(r["server_rss_kib"], 0)
+        self.assertNotIn("server_cpu_us_per_req", r)
+        self.assertAlive(m)
+
+    def test_connect_rate_oneshot(self):
+        # every oneshot message is logged at info: a short run
+        m = self.start_muxd(max_connections=200, mode="oneshot")
+        r = run_json(self, "--connect-rate", "--oneshot", "-c", 4, "-d", 0.5, "-w", 0.1,
+                     "--pid", m.pid, "127.0.0.1:%d" % m.port)
+        self.assertChurnClean(r)
+        self.assertEqual((r["oneshot"], r["requests"]), (True, 0))
+        self.assertGreater(r["server_cpu_us_per_conn"], 0)
+        # each exchange was one message that muxd read, logged, and closed
+        self.wait_for(lambda: sum("message from 127.0.0." in line for line in m.log_lines())
+                      >= r["completed"], 10, "a logged message per exchange")
+        self.assertAlive(m)
+
+    def test_connect_rate_round_trips_and_rst(self):
+        m = self.start_muxd(max_connections=200)
+        r = run_json(self, "--connect-rate", "--round-trips", 3, "--rst", "-c", 5, "-d", 0.5, "-w", 0.1,
+                     "127.0.0.1:%d" % m.port)
+        self.assertChurnClean(r)
+        self.assertEqual((r["round_trips"], r["rst"]), (3, True))
+        # exchanges astride the window's edges: at most 2 round trips each
+        self.assertAlmostEqual(r["requests"], 3 * r["completed"], delta=2 * 2 * 5)
+        r = run_json(self, "--connect-rate", "--round-trips", 0, "-c", 5, "-d", 0.3, "-w", 0,
+                     "127.0.0.1:%d" % m.port)
+        self.assertChurnClean(r)
+        self.assertEqual(r["requests"], 0)
+        self.assertAlive(m)
+
+    def test_connect_rate_ipv6(self):
+        if not mt.have_ipv6():
+            self.skipTest("no IPv6 loopback")
+        m = self.start_muxd(max_connections=200, listen=[{"port": 0, "address": "::1"}])
+        r = run_json(self, "--connect-rate", "-c", 4, "-d", 0.3, "-w", 0, "[::1]:%d" % m.port)
+        self.assertChurnClean(r)
+        self.assertEqual(r["source_addrs"], "none")     # ::1 has no sibling to spread over
+
 
 mt.for_each_backend(MuxdBench)
 
@@ -212,6 +282,88 @@ class OtherServers(unittest.TestCase):
         r = run_json(self, "-c", 3, "-d", 0.2, "127.0.0.1:%d" % port, status=1)
         self.assertEqual((r["connect_errors"], r["connected"], r["requests"]), (3, 0, 0))
 
+    def test_connect_rate_refused_by_errno(self):
+        port = mt.free_port()
+        r = run_json(self, "--connect-rate", "-c", 2, "-d", 0.3, "-w", 0, "127.0.0.1:%d" % port, status=1)
+        self.assertEqual((r["mode"], r["completed"]), ("churn", 0))
+        self.assertGreater(r["connect_errors"], 0)
+        self.assertEqual(r["connect_errors_by_errno"], {"ECONNREFUSED": r["connect_errors"]})
+        # a failed slot waits 1 ms before it tries again: no busy loop
+        self.assertLess(r["connect_errors"], 2 * 0.3 * 1000 * 1.5)
+        self.assertEqual((r["exchange_errors"], r["early_closes"]), (0, 0))
+
+    def test_connect_rate_source_addresses(self):
+        s = self.server(echo)
+        r = run_json(self, "--connect-rate", "--source-addrs", "127.0.0.5-127.0.0.7", "-c", 1,
+                     "-d", 0.3, "-w", 0, "127.0.0.1:%d" % s.port)
+        self.assertEqual(r["source_addrs"], "127.0.0.5-127.0.0.7")
+        self.assertGreaterEqual(r["completed"], 3)
+        self.assertEqual(s.peers, {"127.0.0.5", "127.0.0.6", "127.0.0.7"})
+        s = self.server(echo)
+        r = run_json(self, "--connect-rate", "--source-addrs", "none", "-c", 1,
+                     "-d", 0.2, "-w", 0, "127.0.0.1:%d" % s.port)
+        self.assertEqual((r["source_addrs"], s.peers), ("none", {"127.0.0.1"}))
+
+    def test_connect_rate_server_closing_early(self):
+        # closes instead of answering: counted as early closes, not errors by errno
+        s = self.server(lambda n, line: None)
+        r = run_json(self, "--connect-rate", "-c", 2, "-d", 0.3, "-w", 0, "127.0.0.1:%d" % s.port, status=1)
+        self.assertGreater(r["early_closes"], 0)
+        self.assertEqual((r["completed"], r["connect_errors"], r["wrong_replies"]), (0, 0, 0))
+
+    def test_connect_rate_wrong_greeting_and_reply(self):
+        s = self.server(echo, greeting=b"welcome\n")
+        r = run_json(self, "--connect-rate", "-c", 1, "-d", 0.2, "-w", 0, "127.0.0.1:%d" % s.port, status=1)
+        self.assertGreater(r["wrong_greetings"], 0)
+        self.assertEqual(r["wrong_greetings"], r["wrong_replies"])
+        # oneshot expects the close, not a reply
+        s = self.server(echo)
+        r = run_json(self, "--connect-rate", "--oneshot", "-c", 1, "-d", 0.2, "-w", 0,
+                     "127.0.0.1:%d" % s.port, status=1)
+        self.assertGreater(r["wrong_replies"], 0)
+        self.assertEqual((r["wrong_greetings"], r["completed"]), (0, 0))
+
+    def test_connect_rate_redis_like(self):
+        # connect, PING, close: no greeting
+        s = self.server(lambda n, line: b"+PONG\r\n" if line == b"PING\r\n" else b"-ERR\r\n", greeting=b"")
+        r = run_json(self, "--connect-rate", "-c", 2, "-d", 0.3, "-w", 0, "--no-greeting",
+                     "--request", "PING\\r\\n", "--reply", "+PONG\\r\\n", "127.0.0.1:%d" % s.port)
+        self.assertEqual((r["wrong_replies"], r["early_closes"], r["payload"]), (0, 0, 6))
+        self.assertGreater(r["completed"], 0)
+        self.assertEqual(r["requests"], r["completed"])
+
+    def test_connect_rate_text_report(self):
+        s = self.server(echo)
+        p = muxbench("-q", "--connect-rate", "-c", 1, "-d", 0.2, "-w", 0, "127.0.0.1:%d" % s.port)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = p.stdout.decode()
+        for word in ("1 connection slot, from 127.0.0.2-127.0.0.254",
+                     "connect, greeting, 1 round trip of 16 bytes, close", "connections ",
+                     "p99.9", "(whole exchange)", "0 connect errors, 0 closed early"):
+            self.assertIn(word, out)
+        port = mt.free_port()
+        p = muxbench("-q", "--connect-rate", "-c", 1, "-d", 0.1, "-w", 0, "127.0.0.1:%d" % port)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("connect errors: ECONNREFUSED ", p.stdout.decode())
+        self.assertIn(b"no exchange with 127.0.0.1:%d completed" % port, p.stderr)
+
+    def test_connect_rate_usage_errors(self):
+        for args, says in ((["--oneshot"], b"need --connect-rate"),
+                           (["--round-trips", "2"], b"need --connect-rate"),
+                           (["--source-addrs", "3"], b"need --connect-rate"),
+                           (["--rst"], b"need --connect-rate"),
+                           (["--connect-rate", "-i"], b"exclude each other"),
+                           (["--connect-rate", "-P", "2"], b"no -P"),
+                           (["--connect-rate", "--oneshot", "--round-trips", "1"], b"no --round-trips"),
+                           (["--connect-rate", "--round-trips", "x"], b"invalid round trips"),
+                           (["--connect-rate", "--source-addrs", "::1"], b"must be IPv4"),
+                           (["--connect-rate", "--source-addrs", "127.0.0.9-127.0.0.3"], b"ends before"),
+                           (["--connect-rate", "--source-addrs"], b"")):
+            p = muxbench(*(args + ["127.0.0.1:1"]))
+            self.assertEqual(p.returncode, 2, "%s: %r" % (args, p.stderr))
+            self.assertIn(says, p.stderr, args)
+            self.assertIn(b"Try 'muxbench --help'", p.stderr, args)
+
     def test_too_many_connections_for_the_descriptor_limit(self):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if hard == resource.RLIM_INFINITY or hard > 10000000:
@@ -275,6 +427,22 @@ class BenchRunOptions(unittest.TestCase):
         p = self.bench_run("--conns")
         self.assertEqual(p.returncode, 2)
         self.assertIn("--conns needs a list", p.stderr)
+        p = self.bench_run("--churn-slots")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--churn-slots needs a list", p.stderr)
+
+    def test_churn_slots_must_be_positive_numbers(self):
+        for value in ("50 x", "0", "-5"):
+            p = self.bench_run("--churn-only", "--churn-slots", value)
+            self.assertEqual(p.returncode, 1, value)
+            self.assertIn("--churn-slots takes positive whole numbers", p.stderr)
+
+    @unittest.skipUnless(shutil.which("gnuplot") and shutil.which("jq"), "--report needs gnuplot and jq")
+    def test_report_of_nothing(self):
+        with tempfile.TemporaryDirectory(prefix="muxdtest-") as d:
+            p = self.bench_run("--report", d)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("holds no measurements (meta.env, raw.jsonl or churn.jsonl)", p.stderr)
 
 
 @unittest.skipUnless(mt.SRCDIR, "MUXD_SRCDIR not set")
