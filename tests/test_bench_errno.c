@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "testmain.h"
 
 #include "bench-errno.h"
 
@@ -87,7 +88,7 @@ static void test_names(void **state)
         assert_string_equal(errcount_name(ERRCOUNT_SLOTS - 1, buf), "errno 159");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_counts_in_errno_order),
@@ -96,5 +97,6 @@ int main(void)
                 cmocka_unit_test(test_names),
         };
 
+        test_main_args(argc, argv);
         return cmocka_run_group_tests_name("bench_errno", tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "testmain.h"
 
 #include "bench-srcaddr.h"
 
@@ -155,7 +156,7 @@ static void test_default(void **state)
         describe_is(&l, "none");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_range_in_turn),
@@ -166,5 +167,6 @@ int main(void)
                 cmocka_unit_test(test_default),
         };
 
+        test_main_args(argc, argv);
         return cmocka_run_group_tests_name("bench_srcaddr", tests, NULL, NULL);
 }
