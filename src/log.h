@@ -9,9 +9,27 @@
 
 enum log_target { LOG_TARGET_AUTO, LOG_TARGET_JOURNAL, LOG_TARGET_STDERR };
 
-/* auto: the journal when stderr is connected to it, else plain stderr lines. */
+/* auto: the journal when stderr is connected to it, else plain stderr lines.
+ * Either is written without blocking (see log.c). */
 void log_setup(enum log_target target);
+/* Log to the journal socket at path (log_setup() uses journald's own).
+ * 0 or -errno. */
+int log_open_journal(const char *path);
 bool log_to_journal(void);
+/* Lines that could not be written at once wait in a queue of at most this
+ * many bytes; beyond, they are dropped and counted. */
+#define LOG_QUEUE_MAX_BYTES     (256u * 1024u)
+/* Write what waits (the main loop calls it each pass): true while some is
+ * left, or a drop is still to be reported. */
+bool log_flush(void);
+bool log_pending(void);
+/* Called (from any thread) when lines start to wait: whoever calls
+ * log_flush() should do it soon. NULL: nobody. */
+void log_set_backlog_hook(void (*fn)(void *ctx), void *ctx);
+/* At exit: try to write what waits for at most timeout_ms. */
+void log_drain(unsigned timeout_ms);
+/* Log lines dropped since start (statistics). */
+uint64_t log_dropped_total(void);
 void log_set_level(enum log_level level);
 bool log_enabled(enum log_level level);
 

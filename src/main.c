@@ -12,6 +12,7 @@
 #include "server.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/muxd.conf"
+#define MAIN_LOG_DRAIN_MS 1000u    /* at exit, for log lines the journal has not taken yet */
 
 static void main_usage(FILE *f)
 {
@@ -161,5 +162,6 @@ int main(int argc, char **argv)
                 return 1;
         r = server_run(srv);
         server_free(srv);
+        log_drain(MAIN_LOG_DRAIN_MS);   /* the last lines, if the journal was behind */
         return r;
 }

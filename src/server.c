@@ -22,6 +22,7 @@
 #define SERVER_STATUS_MS        1000u   /* STATUS= at most this often */
 #define SERVER_NOTIFY_RETRY_MS  100u
 #define SERVER_RETIRE_POLL_MS   20u     /* while workers drop removed listeners */
+#define SERVER_LOG_RETRY_MS     20u     /* while log lines wait for the journal or stderr */
 
 
 static uint64_t server_now(const struct server *s)
@@ -29,18 +30,25 @@ static uint64_t server_now(const struct server *s)
         return s->now_ms;
 }
 
-void server_worker_exited(struct server *s, struct worker *w, int status)
+/* Wake the main loop (any thread); what for is looked at in server_tick(). */
+static void server_wake(void *data)
 {
+        struct server *s = data;
         uint64_t one = 1;
 
+        if (write(s->wake_fd, &one, sizeof(one)) < 0) {
+                /* the counter is saturated: the main loop wakes anyway */
+        }
+}
+
+void server_worker_exited(struct server *s, struct worker *w, int status)
+{
         if (status != 0) {
                 atomic_store(&s->exit_code, 1);
                 atomic_store(&s->worker_failed, true);
         }
         atomic_fetch_sub(&s->workers_running, 1);
-        if (write(s->wake_fd, &one, sizeof(one)) < 0) {
-                /* the counter is saturated: the main loop wakes anyway */
-        }
+        server_wake(s);
 }
 
 void server_resume_accepting(struct server *s, const struct worker *w)
@@ -95,12 +103,14 @@ static void server_log_stats(struct server *s)
         struct worker_totals st = server_stats(s);
 
         log_info("statistics: %u connections open, %zu listeners, %u workers, %llu accepted, %llu refused, "
-                 "%llu closed, %llu messages, %llu timeouts, %llu oversized, %llu bytes in, %llu bytes out",
+                 "%llu closed, %llu messages, %llu timeouts, %llu oversized, %llu bytes in, %llu bytes out, "
+                 "%llu log messages dropped",
                  atomic_load(&s->n_conns_total), s->n_listeners, s->n_workers,
                  (unsigned long long) st.accepted, (unsigned long long) st.refused,
                  (unsigned long long) st.closed, (unsigned long long) st.messages,
                  (unsigned long long) st.timeouts, (unsigned long long) st.oversized,
-                 (unsigned long long) st.bytes_in, (unsigned long long) st.bytes_out);
+                 (unsigned long long) st.bytes_in, (unsigned long long) st.bytes_out,
+                 (unsigned long long) log_dropped_total());
 }
 
 
@@ -402,6 +412,8 @@ static int server_setup_loop(struct server *s, int setsize)
         r = ev_add(s->loop, s->wake_fd, EV_READABLE, server_on_wake, s);
         if (r < 0)
                 return r;
+        /* log lines a worker could not write wake this loop, which writes them */
+        log_set_backlog_hook(server_wake, s);
         return server_setup_signals(s);
 }
 
@@ -504,6 +516,8 @@ static int server_main_wait(struct server *s)
 
         if (server_retired_pending(s))
                 server_bound_wait(&wait, SERVER_RETIRE_POLL_MS);
+        if (log_pending())
+                server_bound_wait(&wait, SERVER_LOG_RETRY_MS);
         if (!notifying)
                 return wait;    /* nothing to send any more: no reason to wake for it */
         if (s->watchdog_interval_ms)
@@ -529,6 +543,7 @@ static void server_tick(struct server *s)
         notify_flush(s->notify);
         server_check_notify(s);
         server_free_retired(s, false);
+        (void) log_flush();     /* lines the journal or stderr could not take at once */
 }
 
 static int server_start_workers(struct server *s)
@@ -612,6 +627,7 @@ void server_free(struct server *s)
         ev_loop_free(s->loop);
         if (s->signal_fd >= 0)
                 close(s->signal_fd);
+        log_set_backlog_hook(NULL, NULL);
         if (s->wake_fd >= 0)
                 close(s->wake_fd);
         notify_free(s->notify);

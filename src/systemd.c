@@ -4,12 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
-/* journal entries should not all point at this wrapper */
-#define SD_JOURNAL_SUPPRESS_LOCATION 1
 #include <systemd/sd-daemon.h>
-#include <systemd/sd-journal.h>
 
 #include "systemd.h"
 
@@ -71,22 +67,6 @@ bool systemd_stderr_is_journal(void)
         if (fstat(STDERR_FILENO, &st) < 0)
                 return false;
         return st.st_dev == (dev_t) dev && st.st_ino == (ino_t) ino;
-}
-
-int systemd_journal_send(int priority, const char *message, const char *const *fields)
-{
-        struct iovec iov[16];
-        char prio[16], msg[2100];
-        size_t n = 0;
-
-        snprintf(prio, sizeof(prio), "PRIORITY=%d", priority);
-        snprintf(msg, sizeof(msg), "MESSAGE=%s", message);
-        iov[n++] = (struct iovec) { prio, strlen(prio) };
-        iov[n++] = (struct iovec) { (char *) "SYSLOG_IDENTIFIER=muxd", strlen("SYSLOG_IDENTIFIER=muxd") };
-        iov[n++] = (struct iovec) { msg, strlen(msg) };
-        for (size_t i = 0; fields && fields[i] && n < sizeof(iov) / sizeof(iov[0]); i++)
-                iov[n++] = (struct iovec) { (char *) fields[i], strlen(fields[i]) };
-        return sd_journal_sendv(iov, (int) n);
 }
 
 uint64_t systemd_watchdog_usec(void)

@@ -23,8 +23,6 @@ void systemd_passed_sockets_free(struct passed_socket *p, size_t n);
 /* Is stderr connected to the journal (JOURNAL_STREAM names its device:inode)? */
 bool systemd_stderr_is_journal(void);
 
-/* Send one entry to the journal. fields: NULL-terminated "NAME=value" strings. */
-int systemd_journal_send(int priority, const char *message, const char *const *fields);
 
 /* The watchdog interval systemd asked for (WATCHDOG_USEC for this pid), 0 if none. */
 uint64_t systemd_watchdog_usec(void);

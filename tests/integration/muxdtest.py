@@ -575,6 +575,8 @@ class Muxd:
         self.proc = None
         self.listeners = []     # [(addr, port)] in the order of the listening lines
         self.stopped_by_us = False
+        self.reading = threading.Event()    # cleared: stderr is not read (it fills up)
+        self.reading.set()
 
     # -- process
     def start(self, wait_ready=True, timeout=10.0):
@@ -614,8 +616,17 @@ class Muxd:
                                      + self.log_tail())
         return self
 
+    def pause_log_reading(self):
+        """Stop reading muxd's stderr (after the line being read): the pipe
+        fills up as behind a log reader that does not keep up."""
+        self.reading.clear()
+
+    def resume_log_reading(self):
+        self.reading.set()
+
     def _read_stderr(self):
         for raw in self.proc.stderr:
+            self.reading.wait()
             line = raw.decode("utf-8", "replace").rstrip("\n")
             if VERBOSE:
                 sys.stderr.write("  [muxd %d] %s\n" % (self.proc.pid, line))
