@@ -40,8 +40,7 @@ static int socket_read(struct conn *c, bool on)
 
 static void socket_close(struct conn *c)
 {
-        ev_del(c->w->loop, c->fd, EV_READABLE | EV_WRITABLE);
-        close(c->fd);
+        ev_close(c->w->loop, c->fd);    /* a client's socket is never shared */
         free(c);
 }
 

@@ -156,7 +156,7 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, bool eo
 int conn_serve(struct conn *c, const char *data, size_t n)
 {
         struct worker *w = c->w;
-        bool eof = c->flags & CONN_EOF;
+        bool eof = c->flags & CONN_EOF, stop_reading = false;
 
         for (;;) {
                 uint64_t messages_before = w->stats.messages;
@@ -182,10 +182,12 @@ int conn_serve(struct conn *c, const char *data, size_t n)
                 if (w->stats.messages != messages_before)
                         idle_touch(&w->conns, &c->idle, w->now_ms);
                 if (!full && (eof || (c->flags & (CONN_CLOSING | CONN_DRAINING)))) {
-                        /* nothing more will be read: answer what came, then close */
+                        /* nothing more will be read: answer what came, then close
+                         * (reading stops below unless the close comes first, which
+                         * saves telling the loop) */
                         c->flags |= CONN_CLOSING;
                         buffer_free(&c->in);
-                        conn_read_off(c);
+                        stop_reading = true;
                 }
                 if (wlen > 0 && c->w->io->send(c, w->wbuf, wlen) < 0)
                         return -ECONNRESET;
@@ -200,13 +202,14 @@ int conn_serve(struct conn *c, const char *data, size_t n)
                 /* the kernel took every reply: go on with the rest */
         }
 
-        if (conn_queued(c) == 0) {
-                if (c->flags & CONN_CLOSING) {
-                        conn_finish(c);         /* closed, or lingering */
-                        return -ECONNRESET;
-                }
-                return 0;
+        if (conn_queued(c) == 0 && (c->flags & CONN_CLOSING)) {
+                conn_finish(c);         /* closed, or lingering (reading on, to discard) */
+                return -ECONNRESET;
         }
+        if (stop_reading)
+                conn_read_off(c);
+        if (conn_queued(c) == 0)
+                return 0;
         if (conn_queued(c) > CONN_OUTPUT_HIGH && !(c->flags & CONN_READ_OFF)) {
                 /* backpressure: leave the client's data in the kernel until it reads */
                 conn_read_off(c);

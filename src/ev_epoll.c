@@ -101,5 +101,6 @@ const struct ev_backend ev_backend_epoll = {
         .destroy = epoll_backend_destroy,
         .add = epoll_backend_add,
         .del = epoll_backend_del,
+        .close_forgets = true,
         .poll = epoll_backend_poll,
 };

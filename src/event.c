@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "event-backend.h"
 #include "util.h"
@@ -151,6 +152,21 @@ int ev_add(struct ev_loop *loop, int fd, int mask, ev_proc *proc, void *data)
         return 0;
 }
 
+/* The loop's own record of fd, for mask no longer watched. */
+static void ev_file_clear(struct ev_loop *loop, int fd, int mask)
+{
+        struct ev_file *f = &loop->files[fd];
+
+        f->mask &= ~mask;
+        if (f->mask == EV_NONE) {
+                f->proc = NULL;
+                f->data = NULL;
+                if (fd == loop->maxfd)
+                        while (loop->maxfd >= 0 && loop->files[loop->maxfd].mask == EV_NONE)
+                                loop->maxfd--;
+        }
+}
+
 void ev_del(struct ev_loop *loop, int fd, int mask)
 {
         struct ev_file *f;
@@ -161,14 +177,18 @@ void ev_del(struct ev_loop *loop, int fd, int mask)
         if ((f->mask & mask) == 0)
                 return;
         loop->backend->del(loop, fd, f->mask, mask);
-        f->mask &= ~mask;
-        if (f->mask == EV_NONE) {
-                f->proc = NULL;
-                f->data = NULL;
-                if (fd == loop->maxfd)
-                        while (loop->maxfd >= 0 && loop->files[loop->maxfd].mask == EV_NONE)
-                                loop->maxfd--;
+        ev_file_clear(loop, fd, mask);
+}
+
+void ev_close(struct ev_loop *loop, int fd)
+{
+        if (fd >= 0 && fd < loop->setsize && loop->files[fd].mask != EV_NONE) {
+                if (loop->backend->close_forgets)
+                        ev_file_clear(loop, fd, EV_READABLE | EV_WRITABLE);
+                else
+                        ev_del(loop, fd, EV_READABLE | EV_WRITABLE);
         }
+        close(fd);
 }
 
 int ev_mask(const struct ev_loop *loop, int fd)

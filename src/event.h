@@ -5,6 +5,7 @@
  * mask because an earlier callback may have removed it. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,9 @@ struct ev_backend {
         /* optional, completion-based backends: run what the last poll reaped
          * besides readiness (called by ev_dispatch after the callbacks) */
         void (*complete)(struct ev_loop *loop);
+        /* Closing a descriptor ends the kernel's watch of it (epoll, when no
+         * other descriptor shares its file): ev_close() needs no del. */
+        bool close_forgets;
 };
 
 /* Backend registry. */
@@ -54,6 +58,9 @@ const struct ev_backend *ev_loop_backend(const struct ev_loop *loop);
 int ev_add(struct ev_loop *loop, int fd, int mask, ev_proc *proc, void *data);
 /* Stop watching mask on fd (EV_READABLE|EV_WRITABLE forgets fd). Never fails. */
 void ev_del(struct ev_loop *loop, int fd, int mask);
+/* Stop watching fd and close it, without a system call for the former where
+ * closing does it (epoll): for a descriptor that no other one shares. */
+void ev_close(struct ev_loop *loop, int fd);
 int ev_mask(const struct ev_loop *loop, int fd);
 
 /* Wait at most timeout_ms (-1: forever); returns the number of fired events

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -70,6 +71,8 @@ static int listener_bind(const struct listener_key *k, int *ret_fd)
                 return -errno;
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
                 return -errno;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+                return -errno;
 
         if (family == AF_INET6) {
                 struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &ss;
@@ -117,6 +120,15 @@ static int listener_describe(struct listener *l, struct sockaddr_storage *ss)
         return 0;
 }
 
+/* Accepted sockets inherit TCP_NODELAY from their listener (Linux): set
+ * once here, it saves a system call per connection. */
+static bool listener_set_nodelay(int fd)
+{
+        int one = 1;
+
+        return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0;
+}
+
 int listener_adopt(int fd, const char *name, struct listener **ret)
 {
         struct sockaddr_storage ss;
@@ -130,6 +142,7 @@ int listener_adopt(int fd, const char *name, struct listener **ret)
         l->fd = fd;
         l->serial = listener_next_serial();
         l->passed = true;
+        l->nodelay = listener_set_nodelay(fd);
         r = listener_describe(l, &ss);
         if (r < 0)
                 goto fail;
@@ -209,6 +222,7 @@ int listener_reopen(struct listener *l)
         if (l->fd >= 0)
                 close(l->fd);
         l->fd = fd;
+        l->nodelay = true;
         return 0;
 }
 
@@ -231,6 +245,7 @@ int listener_open(const struct listener_key *k, struct listener **ret)
         if (r < 0)
                 goto fail;
         l->dual_stack = k->family == AF_UNSPEC && ss.ss_family == AF_INET6;
+        l->nodelay = true;      /* listener_bind() set it */
         *ret = l;
         return 0;
 fail:

@@ -31,6 +31,7 @@ struct listener {
         bool passed;            /* passed by systemd: never closed by muxd */
         bool claimed;           /* matched by a config entry (during a reload) */
         bool dual_stack;        /* an IPv6 wildcard socket that also takes IPv4 */
+        bool nodelay;           /* TCP_NODELAY is set: accepted sockets inherit it */
         struct listener_settings *settings;
         char *name;             /* NULL if none */
         char addr_str[SOCKADDR_STR_MAX]; /* "[::]:8088" */

@@ -230,8 +230,10 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                         server_source_release(s, src);
                         continue;
                 }
-                /* replies are whole messages: send them without Nagle's delay */
-                (void) setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                /* replies are whole messages: sent without Nagle's delay (set on
+                 * the listener, inherited; a passed socket may have refused it) */
+                if (!l->nodelay)
+                        (void) setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
                 WORKER_STAT_ADD(w, accepted, 1);
                 if (log_enabled(LOG_LEVEL_DEBUG)) {
                         char peer[SOCKADDR_STR_MAX];

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sys/epoll.h>
 
 #include "event.h"
 #include "ev_uring.h"
@@ -80,6 +81,17 @@ long __wrap_syscall(long n, ...)
         return __real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 #endif
+
+/* epoll_ctl is wrapped too (Makefile.am): counted, then passed through. */
+int __real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+static unsigned epoll_ctl_calls;
+
+int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+        epoll_ctl_calls++;
+        return __real_epoll_ctl(epfd, op, fd, ev);
+}
 
 #define LOOP_SETSIZE 1024
 #define MAX_TRACKED 1024
@@ -703,6 +715,40 @@ static void test_readd_after_del(void **state)
         CHECK_INT(recs[sv[0]].calls, 11);
 }
 
+/* ev_close(): the descriptor is closed and forgotten (on epoll without an
+ * epoll_ctl: closing ends the kernel's watch); a new descriptor that gets
+ * the same number sees none of the old one's events. */
+static void test_close_forgets(void **state)
+{
+        struct fx *fx = *state;
+        unsigned ctl_before;
+        int sv[2], nv[2];
+
+        fx_socketpair(fx, sv);
+        CHECK_INT(ev_add(fx->loop, sv[0], EV_READABLE | EV_WRITABLE, rec_cb, &token1), 0);
+        fx_write(fx, sv[1], "x");
+        ctl_before = epoll_ctl_calls;
+        ev_close(fx->loop, sv[0]);
+        if (strcmp(fx->name, "epoll") == 0)
+                CHECK_INT(epoll_ctl_calls - ctl_before, 0);
+        CHECK_INT(fcntl(sv[0], F_GETFD), -1);           /* closed */
+        CHECK_INT(ev_mask(fx->loop, sv[0]), EV_NONE);
+        for (int i = 0; i < fx->nfds; i++)
+                if (fx->fds[i] == sv[0])
+                        fx->fds[i] = -1;                /* closed by ev_close */
+        CHECK_INT(ev_run_once(fx->loop, 0), 0);         /* forgotten: nothing fires */
+        CHECK_INT(recs[sv[0]].calls, 0);
+
+        fx_socketpair(fx, nv);                          /* the lowest number: the old one's */
+        CHECK_INT(nv[0], sv[0]);
+        CHECK_INT(ev_add(fx->loop, nv[0], EV_READABLE, rec_cb, &token2), 0);
+        CHECK_INT(ev_run_once(fx->loop, 0), 0);         /* nothing to read on the new one */
+        fx_write(fx, nv[1], "y");
+        CHECK_INT(ev_run_once(fx->loop, 1000), 1);
+        CHECK_INT(recs[nv[0]].calls, 1);
+        CHECK(recs[nv[0]].data == &token2);
+}
+
 static void test_add_out_of_range(void **state)
 {
         struct fx *fx = *state;
@@ -1101,6 +1147,7 @@ static struct fx fx_io_uring = { .name = "io_uring" };
         EV_TEST(test_del_other_in_callback, be),                \
         EV_TEST(test_del_part_of_other_in_callback, be),        \
         EV_TEST(test_readd_after_del, be),                      \
+        EV_TEST(test_close_forgets, be),                        \
         EV_TEST(test_add_out_of_range, be),                     \
         EV_TEST(test_highest_fd, be),                           \
         EV_TEST(test_wait_dispatch_split, be),                  \
