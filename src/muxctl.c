@@ -145,7 +145,11 @@ static int build_request(struct options *o, int argc, char *argv[], struct buffe
         }
         memcpy(copy, buffer_head(line), len);
         if (control_request_parse(copy, len, &req, why, sizeof(why)) < 0) {
-                cli_usage_error("%s", why + strlen(CONTROL_USAGE_PREFIX));
+                /* a known command with the wrong words: its usage */
+                if (req.cmd)
+                        cli_usage_error("usage: muxctl [OPTIONS] %s", why + strlen(CONTROL_USAGE_PREFIX));
+                else
+                        cli_usage_error("%s", why + strlen(CONTROL_USAGE_PREFIX));
                 return -EINVAL;
         }
         o->json = req.json;     /* "muxctl stats --json" too */
