@@ -109,7 +109,7 @@ int control_request_parse(char *line, size_t len, struct control_request *req,
                         req->json = true;
                         continue;
                 }
-                if (n == ELEMENTSOF(words))
+                if (n >= ELEMENTSOF(words))
                         n++;    /* too many: said below, once the command is known */
                 else
                         words[n++] = p;
