@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -161,4 +162,14 @@ int acl_copy(struct acl *dst, const struct acl *src)
         memcpy(dst->entries, src->entries, src->n * sizeof(struct cidr));
         dst->n = src->n;
         return 0;
+}
+
+const char *cidr_to_string(const struct cidr *c, char *buf)
+{
+        char a[INET6_ADDRSTRLEN];
+
+        if (!inet_ntop(c->family, c->addr, a, sizeof(a)))
+                strcpy(a, "?");
+        snprintf(buf, CIDR_STR_MAX, "%s/%u", a, c->prefix);
+        return buf;
 }

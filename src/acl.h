@@ -24,6 +24,11 @@ struct acl {
  * IPv4-mapped IPv6 networks (::ffff:a.b.c.d/n, n >= 96) become IPv4. */
 int cidr_parse(const char *s, struct cidr *ret);
 
+/* "10.0.0.0/8", "2001:db8::/32": the form cidr_parse() reads back. buf must
+ * hold CIDR_STR_MAX bytes; returns buf. */
+#define CIDR_STR_MAX 52
+const char *cidr_to_string(const struct cidr *c, char *buf);
+
 /* Does the address (AF_INET 4 bytes / AF_INET6 16 bytes) match? IPv4-mapped
  * IPv6 addresses are matched as IPv4. */
 bool cidr_match(const struct cidr *c, int family, const void *addr);

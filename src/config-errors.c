@@ -143,3 +143,19 @@ void config_errors_clear(struct config_errors *e)
         free(e->msgs);
         *e = (struct config_errors) {};
 }
+
+int config_errors_add(struct config_errors *e, const char *msg)
+{
+        char *copy = strdup(msg), **m;
+
+        if (!copy)
+                return -ENOMEM;
+        m = realloc(e->msgs, (e->n + 1) * sizeof(char *));
+        if (!m) {
+                free(copy);
+                return -ENOMEM;
+        }
+        m[e->n++] = copy;
+        e->msgs = m;
+        return 0;
+}

@@ -216,6 +216,7 @@ void config_free(struct config *c)
         free(c->path);
         free(c->backend);
         free(c->backend_file);
+        free(c->control_socket);
         listener_opts_done(&c->defaults);
         for (size_t i = 0; i < c->n_listeners; i++) {
                 free(c->listeners[i].name);
@@ -237,7 +238,7 @@ static bool name_in(const char *name, const char *const *names, size_t n)
 
 static const char *const global_only_names[] = {
         "timeout", "backend", "max_connections", "log_level", "shutdown_timeout", "workers",
-        "ports", "listen",
+        "ports", "listen", "control_socket",
 };
 
 static const char *const entry_only_names[] = { "port", "address", "name" };
@@ -671,6 +672,31 @@ static bool parse_backend(struct config_parser *p, struct config *c, const confi
         return true;
 }
 
+/* control_socket = "PATH": absolute, short enough for a UNIX socket address;
+ * "" turns the control socket off. */
+static void parse_control_socket(struct config_parser *p, struct config *c, const config_setting_t *s)
+{
+        char q[CONFIG_QUOTE_BUF];
+        const char *v = get_string(p, s);
+
+        if (!v)
+                return;
+        if (v[0] != '\0' && v[0] != '/') {
+                config_error_at(p, s, "control_socket: not an absolute path: %s (write \"\" to turn "
+                                "the control socket off)", config_quote(v, q));
+                return;
+        }
+        if (strlen(v) > CONFIG_CONTROL_SOCKET_MAX) {
+                config_error_at(p, s, "control_socket: longer than %u bytes (the limit of a UNIX "
+                                "socket's path)", CONFIG_CONTROL_SOCKET_MAX);
+                return;
+        }
+        free(c->control_socket);
+        c->control_socket = strdup(v);
+        if (!c->control_socket)
+                p->oom = true;
+}
+
 static void parse_log_level(struct config_parser *p, struct config *c, const config_setting_t *s)
 {
         char q[CONFIG_QUOTE_BUF];
@@ -750,6 +776,8 @@ static void parse_root(struct config_parser *p, struct config *c, const config_s
                         ports = s;
                 else if (strcmp(name, "listen") == 0)
                         listen = s;
+                else if (strcmp(name, "control_socket") == 0)
+                        parse_control_socket(p, c, s);
                 else if (parse_listen_opt(p, s, &c->defaults))
                         ;
                 else if (name_in(name, entry_only_names, ELEMENTSOF(entry_only_names)))

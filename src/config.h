@@ -28,6 +28,8 @@ enum log_level { LOG_LEVEL_ERR = 3, LOG_LEVEL_WARNING = 4, LOG_LEVEL_NOTICE = 5,
 #define CONFIG_MAX_PER_SOURCE_MAX   1000000u
 #define CONFIG_ACL_MAX              1024u       /* entries per allow/deny list */
 #define CONFIG_NAME_MAX             255u
+/* a UNIX socket's path: sizeof(sun_path) less its NUL */
+#define CONFIG_CONTROL_SOCKET_MAX   107u
 /* descriptors muxd needs besides clients, listeners and workers (stdio,
  * signalfd, notify and journal sockets, a file being read...) */
 #define CONFIG_RESERVED_FDS         16u
@@ -87,6 +89,8 @@ struct config {
         enum log_level log_level;
         uint32_t shutdown_timeout;      /* seconds */
         uint32_t workers;
+        char *control_socket;           /* NULL: not written (the compiled-in default);
+                                         * "": no control socket */
         struct listener_opts defaults;
         struct listener_conf *listeners; /* "ports" entries first, then "listen" entries */
         size_t n_listeners;
@@ -114,6 +118,9 @@ void config_free(struct config *c);             /* accepts NULL */
  * descriptor muxd holds (0: none). */
 size_t config_client_budget(size_t max_fds, size_t n_listeners, unsigned workers);
 void config_errors_clear(struct config_errors *e);
+/* Append a copy of msg (for errors found outside the file's own checks);
+ * 0 or -ENOMEM. */
+int config_errors_add(struct config_errors *e, const char *msg);
 
 /* Deep copy / free of a listener_opts (used to share settings with connections). */
 int listener_opts_copy(struct listener_opts *dst, const struct listener_opts *src);

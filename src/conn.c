@@ -259,6 +259,7 @@ int conn_start(struct worker *w, int fd, struct listener_settings *set, struct s
         c->fd = fd;
         c->set = listener_settings_ref(set);
         c->src = src;
+        c->start_s = (uint32_t) (w->now_ms / 1000u);
         w->n_conns++;
         idle_touch(&w->conns, &c->idle, w->now_ms);
 

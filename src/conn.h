@@ -41,6 +41,10 @@ struct conn {
         uint32_t io_sending;            /* bytes the I/O took from out, not written yet */
         int fd;
         uint32_t flags;
+        /* When it was accepted, in CLOCK_MONOTONIC seconds (the control
+         * socket's "connected for"): 32 bits fill what was padding, so an
+         * idle connection costs no more. */
+        uint32_t start_s;
 };
 
 /* The contract of every function here and in conn-io.h that returns int:

@@ -34,6 +34,12 @@ struct listener {
         bool nodelay;           /* TCP_NODELAY is set: accepted sockets inherit it */
         struct listener_settings *settings;
         char *name;             /* NULL if none */
+        /* The entry it serves in the server's configuration (NULL: a passed
+         * socket no entry claims): the main thread's only. */
+        const struct listener_conf *conf;
+        /* Drained by the control socket: workers do not watch it. Changed
+         * under the server's listeners_lock; workers copy it at resync. */
+        bool draining;
         char addr_str[SOCKADDR_STR_MAX]; /* "[::]:8088" */
 };
 

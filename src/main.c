@@ -28,7 +28,8 @@ static void main_usage(FILE *f)
                 "  -h, --help                 print this help and exit\n"
                 "\n"
                 "Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT drain and stop,\n"
-                "SIGUSR1 logs statistics. See muxd(8) and muxd.conf(5).\n",
+                "SIGUSR1 logs statistics. muxctl(8) talks to the running daemon.\n"
+                "See muxd(8) and muxd.conf(5).\n",
                 DEFAULT_CONFIG);
 }
 

@@ -22,6 +22,8 @@ bool server_resync_workers(struct server *s);
 /* Make the listeners match cfg, all or nothing (see there). Returns 0, or
  * -errno with *error a "FILE:LINE: ..." text (NULL if out of memory). */
 int server_apply_listeners(struct server *s, const struct config *cfg, bool starting, char **error);
+/* The same checks without applying anything (the control socket's check). */
+int server_check_listeners(struct server *s, const struct config *cfg, char **error);
 /* Take the sockets systemd passed (LISTEN_FDS) as listeners. */
 int server_adopt_passed(struct server *s);
 /* Close l once no worker watches it any more (l leaves the list first). */

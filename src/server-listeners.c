@@ -331,6 +331,7 @@ static int server_plan_check_left(const struct config *cfg, const struct listene
 static bool server_plan_unclaimed(struct server *s, const struct config *cfg, bool starting,
                                   const struct listener_plan *p, struct listener *l)
 {
+        l->conf = NULL;
         if (!l->passed) {
                 log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "unlistening", .listen = l->addr_str },
                          "no longer listening on %s", l->addr_str);
@@ -357,6 +358,7 @@ static void server_plan_commit(struct server *s, const struct config *cfg, bool 
         pthread_mutex_lock(&s->listeners_lock);
         for (size_t i = 0; i < p->n; i++) {
                 l = p->match[i];
+                l->conf = &cfg->listeners[i];   /* cfg becomes the server's */
                 listener_settings_unref(l->settings);
                 l->settings = p->set[i];
                 p->set[i] = NULL;
@@ -423,6 +425,29 @@ int server_apply_listeners(struct server *s, const struct config *cfg, bool star
         }
         server_plan_commit(s, cfg, starting, &p);
         return 0;
+}
+
+/* What server_apply_listeners() would refuse, changing nothing: the entries
+ * no running listener serves are bound and closed again at once (an entry
+ * that waits for the port of a listener going away passes: a reload swaps
+ * them). Returns 0, or -errno with *error set as there. */
+int server_check_listeners(struct server *s, const struct config *cfg, char **error)
+{
+        _cleanup_(server_plan_done) struct listener_plan p = { 0 };
+        int r;
+
+        *error = NULL;
+        for (struct listener *l = s->listeners; l; l = l->next)
+                l->claimed = false;
+        r = server_plan_init(s, cfg, &p);
+        if (r >= 0) {
+                server_plan_match(s, cfg, &p);
+                r = server_plan_open(s, cfg, false, &p, error);
+        }
+        if (r >= 0)
+                r = server_plan_check_left(cfg, &p, error);
+        server_plan_rollback(s, &p);
+        return r;
 }
 
 /* Sockets systemd passed become listeners before any config entry is matched. */

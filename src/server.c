@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "control.h"
+#include "control-proto.h"
 #include "log.h"
 #include "notify.h"
 #include "server-internal.h"
@@ -28,17 +30,6 @@
 static uint64_t server_now(const struct server *s)
 {
         return s->now_ms;
-}
-
-/* Wake the main loop (any thread); what for is looked at in server_tick(). */
-static void server_wake(void *data)
-{
-        struct server *s = data;
-        uint64_t one = 1;
-
-        if (write(s->wake_fd, &one, sizeof(one)) < 0) {
-                /* the counter is saturated: the main loop wakes anyway */
-        }
 }
 
 void server_worker_exited(struct server *s, struct worker *w, int status)
@@ -258,14 +249,73 @@ static int server_check_backend(const struct config *cfg, char **error)
         return r;
 }
 
-static void server_reload_failed(struct server *s, const char *error)
+/* The outcome of a reload for the control socket (all of errs, moved) and
+ * for STATUS= (the first error). */
+static void server_reload_record(struct server *s, bool ok, struct config_errors *errs)
 {
         free(s->reload_error);
-        s->reload_error = strdup(error);
+        s->reload_error = NULL;
+        if (!ok)
+                s->reload_error = strdup(errs->n > 0 ? errs->msgs[0] : "out of memory");
+        config_errors_clear(&s->last_reload.errors);
+        s->last_reload = (struct server_reload_result) { .done = true, .ok = ok, .when = time(NULL),
+                                                         .errors = *errs };
+        *errs = (struct config_errors) { 0 };
 }
 
-void server_reload(struct server *s)
+/* Read the file and check it against what runs (backend, descriptors);
+ * errors in errs, or in *error for a check after the file's own. */
+static int server_load(struct server *s, struct config **ret, struct config_errors *errs, char **error)
 {
+        struct config *cfg = NULL;
+        int r;
+
+        *error = NULL;
+        r = config_load(s->cfg->path, &cfg, errs);
+        if (r < 0) {
+                if (errs->n == 0 && config_errors_add(errs, errno_text(-r)) < 0)
+                        return -ENOMEM;
+                return r;
+        }
+        r = server_check_backend(cfg, error);
+        if (r >= 0)
+                r = server_check_budget(s, cfg, error);
+        if (r < 0) {
+                config_free(cfg);
+                return r;
+        }
+        *ret = cfg;
+        return 0;
+}
+
+static void server_reload_commit(struct server *s, struct config *cfg)
+{
+        const char *old_ctl = s->cfg->control_socket ? s->cfg->control_socket : CONTROL_SOCKET_DEFAULT;
+        const char *new_ctl = cfg->control_socket ? cfg->control_socket : CONTROL_SOCKET_DEFAULT;
+
+        if (strcmp(cfg->backend, s->backend->name) != 0)
+                log_notice("backend \"%s\" takes effect at the next start; still running \"%s\"",
+                           cfg->backend, s->backend->name);
+        if (cfg->workers != s->cfg->workers)
+                log_notice("workers = %u takes effect at the next start", cfg->workers);
+        if (strcmp(old_ctl, new_ctl) != 0)
+                log_notice("control_socket = \"%s\" takes effect at the next start", new_ctl);
+        config_free(s->cfg);
+        s->cfg = cfg;
+        s->cfg_loaded = time(NULL);
+        server_publish_settings(s);
+        /* max_connections may have grown: let paused workers look again */
+        for (unsigned i = 0; i < s->n_workers; i++)
+                worker_request(s->workers[i], WORKER_RESUME);
+
+        log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "reloaded", .message_id = MUXD_MESSAGE_RELOADED },
+                 "configuration reloaded from %s: %zu listener%s", cfg->path, s->n_listeners,
+                 s->n_listeners == 1 ? "" : "s");
+}
+
+int server_reload(struct server *s)
+{
+        static const struct log_fields failed = { .event = "reload-failed", .message_id = MUXD_MESSAGE_RELOAD_FAILED };
         struct config_errors errs = { 0 };
         struct config *cfg = NULL;
         struct timespec ts;
@@ -277,51 +327,80 @@ void server_reload(struct server *s)
                  (unsigned long long) ts.tv_sec * 1000000ull + (unsigned long long) ts.tv_nsec / 1000u);
         notify_state(s->notify, msg);
 
-        r = config_load(s->cfg->path, &cfg, &errs);
-        if (r < 0) {
-                for (size_t i = 0; i < errs.n; i++)
-                        log_full(LOG_LEVEL_ERR, &(const struct log_fields) { .event = "reload-failed", .message_id = MUXD_MESSAGE_RELOAD_FAILED },
-                                 "%s", errs.msgs[i]);
-                log_full(LOG_LEVEL_ERR, &(const struct log_fields) { .event = "reload-failed", .message_id = MUXD_MESSAGE_RELOAD_FAILED },
-                         "reload failed: keeping the running configuration");
-                server_reload_failed(s, errs.n > 0 ? errs.msgs[0] : errno_text(-r));
-                config_errors_clear(&errs);
-                goto done;
-        }
-        r = server_check_backend(cfg, &error);
-        if (r >= 0)
-                r = server_check_budget(s, cfg, &error);
+        r = server_load(s, &cfg, &errs, &error);
         if (r >= 0)
                 r = server_apply_listeners(s, cfg, false, &error);
-        if (r < 0) {
-                log_full(LOG_LEVEL_ERR, &(const struct log_fields) { .event = "reload-failed", .message_id = MUXD_MESSAGE_RELOAD_FAILED },
-                         "reload failed: %s; keeping the running configuration", error ? error : errno_text(-r));
-                server_reload_failed(s, error ? error : errno_text(-r));
-                free(error);
+        if (r >= 0) {
+                server_reload_commit(s, cfg);
+        } else if (errs.n > 0) {
+                /* the file's own errors, each at its line */
+                for (size_t i = 0; i < errs.n; i++)
+                        log_full(LOG_LEVEL_ERR, &failed, "%s", errs.msgs[i]);
+                log_full(LOG_LEVEL_ERR, &failed, "reload failed: keeping the running configuration");
+        } else {
+                log_full(LOG_LEVEL_ERR, &failed, "reload failed: %s; keeping the running configuration",
+                         error ? error : errno_text(-r));
+                (void) config_errors_add(&errs, error ? error : errno_text(-r));
                 config_free(cfg);
-                goto done;
         }
-
-        if (strcmp(cfg->backend, s->backend->name) != 0)
-                log_notice("backend \"%s\" takes effect at the next start; still running \"%s\"",
-                           cfg->backend, s->backend->name);
-        if (cfg->workers != s->cfg->workers)
-                log_notice("workers = %u takes effect at the next start", cfg->workers);
-        config_free(s->cfg);
-        s->cfg = cfg;
-        server_publish_settings(s);
-        free(s->reload_error);
-        s->reload_error = NULL;
-        /* max_connections may have grown: let paused workers look again */
-        for (unsigned i = 0; i < s->n_workers; i++)
-                worker_request(s->workers[i], WORKER_RESUME);
-
-        log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "reloaded", .message_id = MUXD_MESSAGE_RELOADED },
-                 "configuration reloaded from %s: %zu listener%s", cfg->path, s->n_listeners,
-                 s->n_listeners == 1 ? "" : "s");
-done:
+        server_reload_record(s, r >= 0, &errs);
+        free(error);
         notify_state(s->notify, "READY=1");
         server_update_status(s, true);
+        return r;
+}
+
+int server_check(struct server *s, struct config_errors *errs)
+{
+        struct config *cfg = NULL;
+        char *error = NULL;
+        int r;
+
+        r = server_load(s, &cfg, errs, &error);
+        if (r >= 0)
+                r = server_check_listeners(s, cfg, &error);
+        if (r < 0 && errs->n == 0 && config_errors_add(errs, error ? error : errno_text(-r)) < 0)
+                r = -ENOMEM;
+        free(error);
+        config_free(cfg);
+        return r;
+}
+
+bool server_set_draining(struct server *s, struct listener *l, bool on)
+{
+        pthread_mutex_lock(&s->listeners_lock);
+        l->draining = on;
+        s->listeners_gen++;
+        pthread_mutex_unlock(&s->listeners_lock);
+        return server_resync_workers(s);
+}
+
+bool server_set_bans(struct server *s, struct ban_list *bans)
+{
+        struct ban_list *old;
+
+        pthread_mutex_lock(&s->listeners_lock);
+        old = s->bans;
+        s->bans = bans;
+        s->listeners_gen++;
+        pthread_mutex_unlock(&s->listeners_lock);
+        ban_list_unref(old);    /* workers hold their own references */
+        return server_resync_workers(s);
+}
+
+void server_wake(struct server *s)
+{
+        uint64_t one = 1;
+
+        if (write(s->wake_fd, &one, sizeof(one)) < 0) {
+                /* the counter is saturated: the main loop wakes anyway */
+        }
+}
+
+/* log.c's hook: lines a worker could not write wait for this loop */
+static void server_wake_hook(void *data)
+{
+        server_wake(data);
 }
 
 static void server_on_signal(struct ev_loop *loop, int fd, void *data, int mask)
@@ -343,7 +422,7 @@ static void server_on_signal(struct ev_loop *loop, int fd, void *data, int mask)
                         break;
                 case SIGHUP:
                         if (!s->stopping)
-                                server_reload(s);
+                                (void) server_reload(s);
                         break;
                 case SIGUSR1:
                         server_log_stats(s);
@@ -413,8 +492,34 @@ static int server_setup_loop(struct server *s, int setsize)
         if (r < 0)
                 return r;
         /* log lines a worker could not write wake this loop, which writes them */
-        log_set_backlog_hook(server_wake, s);
+        log_set_backlog_hook(server_wake_hook, s);
         return server_setup_signals(s);
+}
+
+/* The control socket: the configured path, else the compiled-in default. A
+ * configured one that cannot be opened stops the start; the default only
+ * says so (muxd run by hand, or not as root, may have no /run/muxd). */
+static int server_open_control(struct server *s)
+{
+        const char *path = s->cfg->control_socket ? s->cfg->control_socket : CONTROL_SOCKET_DEFAULT;
+        char *error = NULL;
+        int r;
+
+        if (!path[0])
+                return 0;       /* control_socket = "" */
+        r = control_open(s, path, &s->control, &error);
+        if (r >= 0) {
+                free(error);
+                return 0;
+        }
+        if (s->cfg->control_socket)
+                log_err("%s: control_socket: %s", s->cfg->path, error ? error : errno_text(-r));
+        else
+                log_full(r == -ENOENT || r == -EACCES ? LOG_LEVEL_NOTICE : LOG_LEVEL_WARNING, NULL,
+                         "running without a control socket: %s (set control_socket in %s, "
+                         "\"\" to turn it off)", error ? error : errno_text(-r), s->cfg->path);
+        free(error);
+        return s->cfg->control_socket ? r : 0;
 }
 
 int server_new(struct config *cfg, struct server **ret)
@@ -439,6 +544,8 @@ int server_new(struct config *cfg, struct server **ret)
         pthread_condattr_destroy(&cattr);
         pthread_mutex_init(&s->sources_lock, NULL);
         s->backend = ev_backend_find(cfg->backend);
+        s->started = s->cfg_loaded = time(NULL);
+        s->started_ms = monotonic_ms();
         server_publish_settings(s);
 
         setsize = server_fd_limit();
@@ -476,6 +583,9 @@ int server_new(struct config *cfg, struct server **ret)
                 free(error);
                 goto fail;
         }
+        r = server_open_control(s);
+        if (r < 0)
+                goto fail;
         r = notify_open(&s->notify);
         if (r < 0)
                 log_warning("NOTIFY_SOCKET is unusable: %s", errno_text(-r));
@@ -518,6 +628,7 @@ static int server_main_wait(struct server *s)
                 server_bound_wait(&wait, SERVER_RETIRE_POLL_MS);
         if (log_pending())
                 server_bound_wait(&wait, SERVER_LOG_RETRY_MS);
+        server_bound_wait(&wait, control_next_timeout(s->control, now));
         if (!notifying)
                 return wait;    /* nothing to send any more: no reason to wake for it */
         if (s->watchdog_interval_ms)
@@ -543,6 +654,7 @@ static void server_tick(struct server *s)
         notify_flush(s->notify);
         server_check_notify(s);
         server_free_retired(s, false);
+        control_tick(s->control, now);  /* queries the workers have answered */
         (void) log_flush();     /* lines the journal or stderr could not take at once */
 }
 
@@ -608,6 +720,7 @@ void server_free(struct server *s)
 {
         if (!s)
                 return;
+        control_free(s->control);
         for (unsigned i = 0; i < s->n_workers; i++)
                 worker_request(s->workers[i], WORKER_EXIT);
         for (unsigned i = s->n_workers; i-- > 0; )
@@ -632,6 +745,8 @@ void server_free(struct server *s)
                 close(s->wake_fd);
         notify_free(s->notify);
         free(s->reload_error);
+        config_errors_clear(&s->last_reload.errors);
+        ban_list_unref(s->bans);
         source_table_free(&s->sources);
         pthread_mutex_destroy(&s->listeners_lock);
         pthread_cond_destroy(&s->synced_cond);

@@ -8,7 +8,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
+#include "ban.h"
 #include "config.h"
 #include "event.h"
 #include "listener.h"
@@ -16,6 +18,15 @@
 #include "worker.h"
 
 struct notifier;
+struct control;
+
+/* The outcome of the last reload (SIGHUP or the control socket). */
+struct server_reload_result {
+        bool done;                      /* false: no reload yet */
+        bool ok;
+        time_t when;                    /* wall clock */
+        struct config_errors errors;    /* every "FILE:LINE: message" of a failed one */
+};
 
 struct server {
         struct config *cfg;
@@ -35,6 +46,9 @@ struct server {
         uint64_t listeners_gen;
         struct listener *retired;       /* closed once every worker has synced past retired_gen */
         uint64_t retired_gen;
+        /* runtime bans (ban.h), handed to the workers with the listener
+         * list, under listeners_lock; NULL: none */
+        struct ban_list *bans;
 
         struct worker **workers;
         unsigned n_workers;
@@ -62,6 +76,13 @@ struct server {
         uint64_t watchdog_interval_ms;  /* 0: no watchdog */
         uint64_t watchdog_next_ms;
 
+        /* what the control socket shows */
+        struct control *control;        /* NULL: no control socket */
+        time_t started;                 /* wall clock, and the loop's clock: */
+        uint64_t started_ms;
+        time_t cfg_loaded;              /* when s->cfg was read */
+        struct server_reload_result last_reload;
+
         bool stopping;
 };
 
@@ -71,8 +92,20 @@ int server_new(struct config *cfg, struct server **ret);
 /* Run until stopped; returns the process exit status. */
 int server_run(struct server *s);
 void server_free(struct server *s);             /* accepts NULL */
-/* Reload the configuration file (SIGHUP): all or nothing. */
-void server_reload(struct server *s);
+/* Reload the configuration file (SIGHUP, the control socket): all or
+ * nothing. Returns 0 or -errno; s->last_reload says why. */
+int server_reload(struct server *s);
+/* What a reload would say about the file, changing nothing (the control
+ * socket's check): 0, or -errno with every error appended to errs. */
+int server_check(struct server *s, struct config_errors *errs);
+/* Stop (on) or start again (off) accepting on l, for every worker; returns
+ * once each has taken the change (or SERVER_SYNC_WAIT_MS passed: false). */
+bool server_set_draining(struct server *s, struct listener *l, bool on);
+/* Replace the runtime bans (the server takes bans; NULL: none); returns once
+ * each worker has taken them, as above. */
+bool server_set_bans(struct server *s, struct ban_list *bans);
+/* Wake the main loop (any thread): a worker answered a query. */
+void server_wake(struct server *s);
 
 /* What workers call. */
 /* Its loop ended (status 0, or 1 if it failed): the main loop looks. */

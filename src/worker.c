@@ -31,7 +31,7 @@ static void worker_watch_listeners(struct worker *w, bool on)
         for (size_t i = 0; i < w->n_listeners; i++) {
                 struct worker_listener *wl = &w->listeners[i];
 
-                if (on && !wl->watched) {
+                if (on && !wl->watched && !wl->drained) {
                         int r = ev_add(w->loop, wl->l->fd, EV_READABLE | excl, worker_on_accept, wl);
 
                         if (r < 0) {
@@ -117,17 +117,32 @@ int worker_grow_wbuf(struct worker *w, size_t need)
         return 0;
 }
 
+/* The binary address of a peer (NULL if neither IPv4 nor IPv6). */
+static const void *worker_peer_addr(const struct sockaddr_storage *ss)
+{
+        if (ss->ss_family == AF_INET)
+                return &((const struct sockaddr_in *) ss)->sin_addr;
+        if (ss->ss_family == AF_INET6)
+                return &((const struct sockaddr_in6 *) ss)->sin6_addr;
+        return NULL;
+}
+
+/* Banned through the control socket? Read without a lock: w->bans is this
+ * worker's own reference, taken at its last resync. */
+static bool worker_banned(const struct worker *w, const struct sockaddr_storage *ss)
+{
+        const void *addr = worker_peer_addr(ss);
+
+        return addr && ban_list_match(w->bans, ss->ss_family, addr, w->now_ms);
+}
+
 static const char *worker_refusal(const struct listener_opts *o, const struct sockaddr_storage *ss,
                                   uint32_t source_count)
 {
-        const void *addr;
+        const void *addr = worker_peer_addr(ss);
         int family = ss->ss_family;
 
-        if (family == AF_INET)
-                addr = &((const struct sockaddr_in *) ss)->sin_addr;
-        else if (family == AF_INET6)
-                addr = &((const struct sockaddr_in6 *) ss)->sin6_addr;
-        else
+        if (!addr)
                 return NULL;
         if (o->deny.n > 0 && acl_match(&o->deny, family, addr))
                 return "denied";
@@ -218,6 +233,11 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                                 worker_accept_failed(w, l, errno);
                         return;
                 }
+                /* before the per-source count: a banned flood costs no lock */
+                if (w->bans && worker_banned(w, &ss)) {
+                        worker_refuse(w, l, cfd, &ss, len, "banned (control socket)");
+                        continue;
+                }
                 src = server_source_hold(s, l, (struct sockaddr *) &ss, &source_count);
                 if (!src) {
                         close(cfd);
@@ -260,11 +280,13 @@ static void worker_resync(struct worker *w)
 {
         struct server *s = w->srv;
         struct worker_listener *next = NULL;
+        struct ban_list *old_bans = w->bans;
         size_t n = 0;
         uint64_t gen;
 
         pthread_mutex_lock(&s->listeners_lock);
         gen = s->listeners_gen;
+        w->bans = ban_list_ref(s->bans);
         if (!w->stopping) {
                 for (struct listener *l = s->listeners; l; l = l->next)
                         n++;
@@ -273,12 +295,14 @@ static void worker_resync(struct worker *w)
                         size_t i = 0;
 
                         for (struct listener *l = s->listeners; l; l = l->next, i++)
-                                next[i] = (struct worker_listener) { .l = l, .set = listener_settings_ref(l->settings), .w = w };
+                                next[i] = (struct worker_listener) { .l = l, .set = listener_settings_ref(l->settings),
+                                                                     .w = w, .drained = l->draining };
                 } else {
                         n = 0;  /* out of memory: stop accepting rather than guess */
                 }
         }
         pthread_mutex_unlock(&s->listeners_lock);
+        ban_list_unref(old_bans);
 
         worker_watch_listeners(w, false);
         for (size_t i = 0; i < w->n_listeners; i++)
@@ -336,6 +360,8 @@ static void worker_on_wake(struct ev_loop *loop, int fd, void *data, int mask)
                 worker_resync(w);
         if ((req & WORKER_RESUME) && w->accept_paused && w->accept_retry_ms == 0)
                 worker_resume_accept(w);
+        if (req & WORKER_QUERY)
+                worker_run_queries(w);
 }
 
 /* Errors a loop may see once and then not again (io_uring_enter's EBUSY
@@ -440,6 +466,7 @@ static void *worker_thread(void *arg)
         snprintf(name, sizeof(name), "muxd-worker-%u", w->id);
         (void) pthread_setname_np(pthread_self(), name);
         r = worker_run(w);
+        worker_close_queries(w);        /* what comes later is answered at once */
 
         atomic_store(&w->exited, true);
         server_worker_exited(s, w, r);
@@ -481,6 +508,7 @@ int worker_new(struct server *srv, unsigned id, int setsize, struct worker **ret
         w->srv = srv;
         w->id = id;
         w->wake_fd = -1;
+        pthread_mutex_init(&w->jobs_lock, NULL);
         w->accept_paused = false;
         idle_queue_init(&w->conns);
         idle_queue_init(&w->lingering);
@@ -527,6 +555,9 @@ void worker_free(struct worker *w)
         for (size_t i = 0; i < w->n_listeners; i++)
                 listener_settings_unref(w->listeners[i].set);
         free(w->listeners);
+        ban_list_unref(w->bans);
+        worker_close_queries(w);        /* a thread that never ran left them */
+        pthread_mutex_destroy(&w->jobs_lock);
         if (w->wake_fd >= 0)
                 close(w->wake_fd);
         ev_loop_free(w->loop);

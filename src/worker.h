@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "acl.h"
+#include "ban.h"
 #include "event.h"
 #include "listener.h"
 #include "log.h"
@@ -51,6 +53,58 @@ enum {
         WORKER_RESUME = 1 << 1,         /* a connection left: accept again */
         WORKER_STOP   = 1 << 2,         /* stop accepting, drain, exit */
         WORKER_EXIT   = 1 << 3,         /* close everything now */
+        WORKER_QUERY  = 1 << 4,         /* a query waits in its queue */
+};
+
+/* Queries about the clients (the control socket's clients and kick): one
+ * query is put to every worker, each answers in a job of its own on its own
+ * thread, and wakes the server; the main thread reads a job once it is done
+ * and never waits for one (a worker that does not answer in time is left
+ * out). A query is freed when the main thread and every worker that took a
+ * job have let go of it. */
+enum worker_query_kind {
+        WORKER_QUERY_LIST,      /* describe the matching clients */
+        WORKER_QUERY_KICK,      /* close them */
+};
+
+/* Which clients: every field is optional. */
+struct worker_match {
+        uint64_t listener;      /* the serial of the listener that accepted them; 0: any */
+        bool by_net;
+        struct cidr net;        /* their address is in this network */
+        uint16_t port;          /* and their port is this one; 0: any */
+};
+
+/* One client as a query lists it. */
+struct worker_client {
+        uint64_t listener;      /* serial of the listener that accepted it */
+        uint64_t idle_ms;       /* since its last complete message (or its connect) */
+        uint64_t queued;        /* output bytes not yet written */
+        uint32_t connected_s;   /* seconds since accepted */
+        uint16_t port;          /* the peer's, 0 if unknown */
+        uint8_t family;         /* AF_INET (IPv4-mapped peers too) or AF_INET6 */
+        uint8_t addr[16];
+};
+
+struct worker_query;
+
+struct worker_job {
+        struct worker_job *next;        /* in the worker's queue */
+        struct worker_query *q;
+        struct worker_client *clients;  /* LIST: at most q->max_clients */
+        size_t n_clients;
+        size_t n_more;                  /* LIST: matching clients left out (the cap) */
+        size_t n_kicked;                /* KICK */
+        _Atomic bool done;              /* the fields above are final */
+};
+
+struct worker_query {
+        enum worker_query_kind kind;
+        struct worker_match match;
+        size_t max_clients;             /* LIST: per worker */
+        _Atomic unsigned refs;
+        unsigned n_jobs;
+        struct worker_job jobs[];       /* jobs[i]: workers[i]'s */
 };
 
 /* A listener as one worker sees it: the settings it accepts with are the
@@ -60,6 +114,7 @@ struct worker_listener {
         struct listener_settings *set;
         struct worker *w;
         bool watched;
+        bool drained;           /* the listener's draining, as of the resync */
 };
 
 struct worker {
@@ -75,6 +130,12 @@ struct worker {
         struct worker_listener *listeners;
         size_t n_listeners;
         _Atomic uint64_t synced_gen;    /* server listener generation seen */
+        struct ban_list *bans;          /* taken with the listener list; NULL: none */
+
+        /* queries waiting for this worker (worker_query_submit) */
+        pthread_mutex_t jobs_lock;
+        struct worker_job *jobs;
+        bool jobs_closed;               /* its loop is over: answered at once */
 
         struct idle_queue conns;        /* every connection, least recently active first */
         struct idle_queue lingering;    /* half-closed ones, oldest first */
@@ -99,7 +160,7 @@ struct worker {
 
         uint64_t watch_retry_ms;        /* 0, or when to try watching listeners again */
 
-        struct log_ratelimit rl_accept, rl_limit, rl_refused, rl_range, rl_watch;
+        struct log_ratelimit rl_accept, rl_limit, rl_refused, rl_range, rl_watch, rl_kick;
         struct worker_stats stats;
 };
 
@@ -119,8 +180,24 @@ bool worker_synced(const struct worker *w, uint64_t gen);
 /* Add its counters to *t (any thread). */
 void worker_stats_add(const struct worker *w, struct worker_totals *t);
 
+/* A query with n_workers jobs, one reference held by the caller; NULL if
+ * out of memory. */
+struct worker_query *worker_query_new(enum worker_query_kind kind, unsigned n_workers);
+/* Put q to w (its job q->jobs[w->id]); a worker whose loop is over answers
+ * at once, with nothing. Main thread. */
+void worker_query_submit(struct worker *w, struct worker_query *q);
+/* Has every job been answered? */
+bool worker_query_done(struct worker_query *q);
+void worker_query_unref(struct worker_query *q);        /* accepts NULL */
+
 /* May the loop try again after ev_wait() returned -err? */
 bool worker_loop_error_is_transient(int err);
+
+/* worker-query.c, on the worker's thread: answer the queries waiting
+ * (WORKER_QUERY); close the queue, answering what waits with nothing, when
+ * the loop is over. */
+void worker_run_queries(struct worker *w);
+void worker_close_queries(struct worker *w);
 
 /* Connections call these. */
 void worker_conn_closed(struct worker *w, struct source *src);

@@ -438,6 +438,15 @@ static struct invalid_case invalid_cases[] = {
           { "test.conf:4: allow: \\x00 (a NUL byte) is not allowed in a string",
             "test.conf:6: deny: \\x00 (a NUL byte) is not allowed in a string" } },
 
+        /* control_socket: an absolute path, or "" */
+        { "control_socket_relative", "ports = [ 1 ];\ncontrol_socket = \"run/muxd/control\";\n",
+          { "test.conf:2: control_socket: not an absolute path: \"run/muxd/control\" (write \"\" to "
+            "turn the control socket off)" } },
+        { "control_socket_not_a_string", "ports = [ 1 ];\ncontrol_socket = 1;\n",
+          { "test.conf:2: control_socket: expected a string" } },
+        { "control_socket_in_listen_entry", "listen = (\n  { port = 1; control_socket = \"/x\"; }\n);\n",
+          { "test.conf:2: control_socket: not allowed in a listen entry" } },
+
         /* unknown and misplaced settings */
         { "unknown_setting", "timeout = 1;\n\ntimout = 5;\n",
           { "test.conf:3: unknown setting \"timout\"", NO_LISTENERS } },
@@ -512,6 +521,20 @@ static void test_invalid_lengths(void **state)
         free(text);
         text = xasprintf("suffix = \"%ss\";\nports = [ 0 ];\n", s);
         assert_invalid1(text, "test.conf:1: suffix: longer than 1024 bytes");
+        free(text);
+        free(s);
+
+        /* a UNIX socket's path: 107 bytes at most */
+        s = repeat('c', CONFIG_CONTROL_SOCKET_MAX);
+        s[0] = '/';
+        text = xasprintf("control_socket = \"%s\";\nports = [ 0 ];\n", s);
+        c = load_ok(text);
+        assert_string_equal(c->control_socket, s);
+        config_free(c);
+        free(text);
+        text = xasprintf("ports = [ 0 ];\ncontrol_socket = \"%sc\";\n", s);
+        assert_invalid1(text, "test.conf:2: control_socket: longer than 107 bytes (the limit of a UNIX "
+                        "socket's path)");
         free(text);
         free(s);
 
@@ -657,6 +680,7 @@ static void test_defaults(void **state)
                 assert_int_equal(c->log_level, LOG_LEVEL_INFO);
                 assert_int_equal(c->shutdown_timeout, 5);
                 assert_int_equal(c->workers, 1);
+                assert_null(c->control_socket);        /* the compiled-in default */
                 assert_default_opts(&c->defaults);
                 assert_int_equal(c->n_listeners, 1);
                 assert_null(c->listeners[0].address);
@@ -664,6 +688,18 @@ static void test_defaults(void **state)
                 assert_default_opts(&c->listeners[0].opts);
                 config_free(c);
         }
+}
+
+/* control_socket: a path, or "" (no control socket). */
+static void test_control_socket(void **state)
+{
+        struct config *c = load_ok("control_socket = \"/run/muxd/control\";\nports = [ 0 ];\n");
+
+        assert_string_equal(c->control_socket, "/run/muxd/control");
+        config_free(c);
+        c = load_ok("control_socket = \"\";\nports = [ 0 ];\n");
+        assert_string_equal(c->control_socket, "");
+        config_free(c);
 }
 
 /* The example of SPEC.md section 3, as shipped in etc/muxd.conf. */
@@ -1393,6 +1429,7 @@ int main(int argc, char **argv)
         };
         const struct CMUnitTest valid_configs[] = {
                 cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_control_socket),
                 cmocka_unit_test(test_spec_example),
                 cmocka_unit_test(test_every_setting),
                 cmocka_unit_test(test_integer_forms_values),

@@ -56,11 +56,14 @@ static unsigned open_fds(void)
         return n;
 }
 
+/* no control socket: a unit test must not touch the host's /run/muxd */
 static const char one_listener[] =
+        "control_socket = \"\";\n"
         "listen = ( { address = \"127.0.0.1\"; port = 0; } );\n";
 /* The running listener is kept, 127.0.0.2 and 127.0.0.3 are new: the
  * second new one's settings come after the first new socket is open. */
 static const char three_listeners[] =
+        "control_socket = \"\";\n"
         "suffix = \"new\";\n"
         "listen = ( { address = \"127.0.0.1\"; port = 0; },\n"
         "           { address = \"127.0.0.2\"; port = 0; },\n"

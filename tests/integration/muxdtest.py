@@ -5,6 +5,7 @@ Environment (set by `make check`, and by tests/integration/run for a test run
 by hand):
   MUXD         absolute path of the built daemon
   MUXC         absolute path of the built client
+  MUXCTL       absolute path of the built control client
   MUXD_SRCDIR  top source directory
 Optional:
   MUXDTEST_BACKENDS   run only these backends (comma-separated), e.g. io_uring;
@@ -46,6 +47,7 @@ import unittest
 
 MUXD = os.environ.get("MUXD", "")
 MUXC = os.environ.get("MUXC", "")
+MUXCTL = os.environ.get("MUXCTL", "")
 SRCDIR = os.environ.get("MUXD_SRCDIR", "")
 VERBOSE = os.environ.get("MUXDTEST_VERBOSE", "") not in ("", "0")
 # MUXD_TEST_WORKERS=N runs every test config with `workers = N` (make check-workers).
@@ -236,6 +238,9 @@ def base_settings(backend, **over):
         "framing": "line",
         "max_message": 4096,
         "listen": [{"port": 0, "address": "127.0.0.1"}],
+        # no control socket: the host's /run/muxd is not the tests' (test_control.py
+        # gives muxd one in its temporary directory)
+        "control_socket": "",
     }
     if WORKERS:
         s["workers"] = int(WORKERS)
