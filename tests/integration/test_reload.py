@@ -385,7 +385,10 @@ class ReloadMixin(ReloadHelpers):
                 load.end_reload(which)
                 # the extra port moved: the new one serves, the old one refuses
                 added, removed = (py, px) if which == "B" else (px, py)
-                sock, suffix = load.open_client(added)
+                try:
+                    sock, suffix = load.open_client(added)
+                except OSError as e:
+                    self.fail("reload %d: the added port %d: %s\n%s" % (r, added, e, m.log_tail()))
                 try:
                     self.assertEqual(suffix, greet[(which, added)][1])
                     sock.sendall(b"extra\n")
