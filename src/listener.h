@@ -9,12 +9,16 @@
 #include <netinet/in.h>
 
 #include "config.h"
+#include "stats.h"
 #include "util.h"
 
 /* Per-listener settings shared by the listener and every connection it
  * accepted: a reload gives the listener a new one, connections keep theirs. */
 struct listener_settings {
         _Atomic unsigned refs;  /* connections of every worker hold references */
+        /* the listener's counters (stats.h), set by the server before any
+         * worker sees these settings; a reference, dropped with them */
+        struct stats_listener *stats;
         struct listener_opts o;
 };
 
@@ -32,6 +36,7 @@ struct listener {
         bool claimed;           /* matched by a config entry (during a reload) */
         bool dual_stack;        /* an IPv6 wildcard socket that also takes IPv4 */
         struct listener_settings *settings;
+        struct stats_listener *stats;   /* its counters, kept across reloads (a reference) */
         char *name;             /* NULL if none */
         char addr_str[SOCKADDR_STR_MAX]; /* "[::]:8088" */
 };

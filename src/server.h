@@ -12,10 +12,21 @@
 #include "config.h"
 #include "event.h"
 #include "listener.h"
+#include "log.h"
 #include "source.h"
+#include "stats.h"
 #include "worker.h"
 
+struct metrics;
 struct notifier;
+
+/* STATUS= shows accepted/s and refused/s over the last minute: the totals
+ * sampled at most once a second, kept a bit more than a minute. */
+#define SERVER_RATE_SAMPLES 64u
+
+struct server_rate_sample {
+        uint64_t ms, accepted, refused;
+};
 
 struct server {
         struct config *cfg;
@@ -54,6 +65,15 @@ struct server {
 
         pthread_mutex_t sources_lock;
         struct source_table sources;    /* connections per client address */
+
+        struct stats *stats;            /* every listener's counters (stats.h) */
+        struct metrics *metrics;        /* the Prometheus endpoint, NULL when off */
+        uint64_t start_ms;              /* monotonic */
+        uint64_t start_time_s;          /* realtime, seconds */
+        uint64_t reload_time_s;         /* realtime of the last reload (good or not), 0: none */
+        struct server_rate_sample rates[SERVER_RATE_SAMPLES];
+        unsigned n_rates;               /* samples taken (the next goes to n_rates % SERVER_RATE_SAMPLES) */
+        struct log_ratelimit rl_metrics;
 
         /* sd_notify STATUS=: sent at most once a second, when it changed */
         char *reload_error;             /* first error of the last failed reload */

@@ -89,7 +89,6 @@ void worker_conn_closed(struct worker *w, struct source *src)
 
         server_source_release(s, src);
         w->n_conns--;
-        WORKER_STAT_ADD(w, closed, 1);
         /* the resume side of the handshake in worker_on_accept() */
         total = atomic_fetch_sub(&s->n_conns_total, 1) - 1;
         if (total < atomic_load(&s->max_connections) && atomic_exchange(&s->accept_paused_any, false))
@@ -117,8 +116,9 @@ int worker_grow_wbuf(struct worker *w, size_t need)
         return 0;
 }
 
-static const char *worker_refusal(const struct listener_opts *o, const struct sockaddr_storage *ss,
-                                  uint32_t source_count)
+/* Why a client is refused (*why: for the log), or -1 if it is not. */
+static int worker_refusal(const struct listener_opts *o, const struct sockaddr_storage *ss,
+                          uint32_t source_count, const char **why)
 {
         const void *addr;
         int family = ss->ss_family;
@@ -128,18 +128,22 @@ static const char *worker_refusal(const struct listener_opts *o, const struct so
         else if (family == AF_INET6)
                 addr = &((const struct sockaddr_in6 *) ss)->sin6_addr;
         else
-                return NULL;
+                return -1;
+        *why = "denied";
         if (o->deny.n > 0 && acl_match(&o->deny, family, addr))
-                return "denied";
+                return STATS_REFUSED_ACCESS;
+        *why = "not allowed";
         if (o->allow.n > 0 && !acl_match(&o->allow, family, addr))
-                return "not allowed";
+                return STATS_REFUSED_ACCESS;
+        *why = "too many connections from this address (max_per_source)";
         if (o->max_per_source > 0 && source_count > o->max_per_source)
-                return "too many connections from this address (max_per_source)";
-        return NULL;
+                return STATS_REFUSED_MAX_PER_SOURCE;
+        return -1;
 }
 
-static void worker_accept_failed(struct worker *w, const struct listener *l, int err)
+static void worker_accept_failed(struct worker *w, const struct worker_listener *wl, int err)
 {
+        const struct listener *l = wl->l;
         unsigned suppressed;
 
         if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
@@ -147,6 +151,7 @@ static void worker_accept_failed(struct worker *w, const struct listener *l, int
                  * kernel keeps new clients in the backlog) and retry when a client
                  * leaves or after a pause, never in a busy loop. */
                 worker_pause_accept(w, w->now_ms + WORKER_ACCEPT_RETRY_MS);
+                STATS_ADD(worker_stats(w, wl->set), pauses[STATS_PAUSE_DESCRIPTORS], 1);
                 if (log_ratelimit_ok(&w->rl_accept, w->now_ms, &suppressed))
                         log_warning("cannot accept on %s: %s; pausing accepts (%u connections open)%s",
                                     l->addr_str, errno_text(err), atomic_load(&w->srv->n_conns_total),
@@ -156,13 +161,14 @@ static void worker_accept_failed(struct worker *w, const struct listener *l, int
         }
 }
 
-static void worker_refuse(struct worker *w, const struct listener *l, int cfd,
-                          const struct sockaddr_storage *ss, socklen_t len, const char *why)
+static void worker_refuse(struct worker *w, const struct worker_listener *wl, int cfd,
+                          const struct sockaddr_storage *ss, socklen_t len, int reason, const char *why)
 {
+        const struct listener *l = wl->l;
         char peer[SOCKADDR_STR_MAX];
         unsigned suppressed;
 
-        WORKER_STAT_ADD(w, refused, 1);
+        STATS_ADD(worker_stats(w, wl->set), refused[reason], 1);
         if (log_ratelimit_ok(&w->rl_refused, w->now_ms, &suppressed)) {
                 sockaddr_to_string((const struct sockaddr *) ss, len, peer);
                 log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) {
@@ -185,8 +191,8 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                 socklen_t len = sizeof(ss);
                 struct source *src;
                 uint32_t source_count = 0;
-                const char *why;
-                int cfd, one = 1, r;
+                const char *why = NULL;
+                int cfd, one = 1, r, reason;
 
                 /* The pause side of a handshake with worker_conn_closed():
                  * here, store accept_paused_any, then load n_conns_total; there,
@@ -205,6 +211,7 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                                 worker_resume_accept(w);
                                 continue;
                         }
+                        STATS_ADD(worker_stats(w, wl->set), pauses[STATS_PAUSE_MAX_CONNECTIONS], 1);
                         if (log_ratelimit_ok(&w->rl_limit, w->now_ms, &suppressed))
                                 log_notice("max_connections (%u) reached: new clients wait until one leaves",
                                            atomic_load(&s->max_connections));
@@ -215,24 +222,24 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
                                 continue;
                         if (errno != EAGAIN)
-                                worker_accept_failed(w, l, errno);
+                                worker_accept_failed(w, wl, errno);
                         return;
                 }
                 src = server_source_hold(s, l, (struct sockaddr *) &ss, &source_count);
                 if (!src) {
                         close(cfd);
-                        worker_accept_failed(w, l, ENOMEM);
+                        STATS_ADD(worker_stats(w, wl->set), refused[STATS_REFUSED_DESCRIPTORS], 1);
+                        worker_accept_failed(w, wl, ENOMEM);
                         return;
                 }
-                why = worker_refusal(&wl->set->o, &ss, source_count);
-                if (why) {
-                        worker_refuse(w, l, cfd, &ss, len, why);
+                reason = worker_refusal(&wl->set->o, &ss, source_count, &why);
+                if (reason >= 0) {
+                        worker_refuse(w, wl, cfd, &ss, len, reason, why);
                         server_source_release(s, src);
                         continue;
                 }
                 /* replies are whole messages: send them without Nagle's delay */
                 (void) setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-                WORKER_STAT_ADD(w, accepted, 1);
                 if (log_enabled(LOG_LEVEL_DEBUG)) {
                         char peer[SOCKADDR_STR_MAX];
 
@@ -242,6 +249,7 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                                  "connection from %s on %s", peer, l->addr_str);
                 }
                 atomic_fetch_add(&s->n_conns_total, 1);
+                /* counted there: accepted once it is served, refused if it cannot be */
                 r = conn_start(w, cfd, wl->set, src);
                 if (r == -ERANGE) {
                         unsigned suppressed;
@@ -292,14 +300,15 @@ static void worker_resync(struct worker *w)
         pthread_mutex_unlock(&s->listeners_lock);
 }
 
+/* Stopping (after the drain time, or at once): what is left is closed on stop. */
 static void worker_close_all(struct worker *w)
 {
         struct idle_link *l;
 
         while ((l = idle_oldest(&w->conns)))
-                conn_close(conn_from_idle(l));
+                conn_close_why(conn_from_idle(l), STATS_CLOSED_SHUTDOWN);
         while ((l = idle_oldest(&w->lingering)))
-                conn_close(conn_from_idle(l));
+                conn_close_why(conn_from_idle(l), STATS_CLOSED_SHUTDOWN);
 }
 
 /* Stop accepting and drain. */
@@ -344,6 +353,13 @@ bool worker_loop_error_is_transient(int err)
         return err == EINTR || err == EAGAIN || err == EBUSY || err == ENOMEM;
 }
 
+/* One clock read per wakeup: idle times, and where message service times start. */
+static void worker_clock(struct worker *w)
+{
+        w->now_ns = monotonic_ns();
+        w->now_ms = w->now_ns / 1000000u;
+}
+
 static void worker_wait_until(int *wait, uint64_t deadline_ms, uint64_t now_ms)
 {
         int t = deadline_ms > now_ms ? (int) (deadline_ms - now_ms) : 0;
@@ -359,7 +375,7 @@ static int worker_run(struct worker *w)
         unsigned transient = 0;
         int exit_code = 0;
 
-        w->now_ms = monotonic_ms();
+        worker_clock(w);
         worker_resync(w);
         while (!w->exit_now) {
                 uint64_t timeout_ms = (uint64_t) atomic_load(&s->timeout_s) * 1000u;
@@ -383,7 +399,7 @@ static int worker_run(struct worker *w)
                 n = ev_wait(w->loop, wait);
                 if (n < 0) {
                         if (worker_loop_error_is_transient(-n) && ++transient < WORKER_TRANSIENT_MAX) {
-                                w->now_ms = monotonic_ms();
+                                worker_clock(w);
                                 continue;
                         }
                         /* Nothing this worker watches can be served any more:
@@ -397,14 +413,13 @@ static int worker_run(struct worker *w)
                         break;
                 }
                 transient = 0;
-                w->now_ms = monotonic_ms();
+                worker_clock(w);
                 ev_dispatch(w->loop, n);
 
                 while ((l = idle_pop_expired(&w->conns, w->now_ms, timeout_ms))) {
-                        WORKER_STAT_ADD(w, timeouts, 1);
                         log_debug("closing a connection idle for %llus",
                                   (unsigned long long) timeout_ms / 1000u);
-                        conn_close(conn_from_idle(l));
+                        conn_close_why(conn_from_idle(l), STATS_CLOSED_IDLE);
                 }
                 while ((l = idle_pop_expired(&w->lingering, w->now_ms, CONN_LINGER_MS)))
                         conn_close(conn_from_idle(l));
@@ -459,14 +474,6 @@ bool worker_synced(const struct worker *w, uint64_t gen)
         /* a worker that has not started takes the list when it does; one
          * that has exited watches nothing */
         return !w->thread_started || atomic_load(&w->exited) || atomic_load(&w->synced_gen) >= gen;
-}
-
-void worker_stats_add(const struct worker *w, struct worker_totals *t)
-{
-#define WORKER_SUM(f) t->f += atomic_load_explicit(&w->stats.f, memory_order_relaxed)
-        WORKER_SUM(accepted); WORKER_SUM(refused); WORKER_SUM(closed); WORKER_SUM(messages);
-        WORKER_SUM(timeouts); WORKER_SUM(oversized); WORKER_SUM(bytes_in); WORKER_SUM(bytes_out);
-#undef WORKER_SUM
 }
 
 int worker_new(struct server *srv, unsigned id, int setsize, struct worker **ret)
