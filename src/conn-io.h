@@ -38,6 +38,9 @@ struct conn_io {
         /* The end of conn_close(): stop watching c, release its descriptor,
          * free c (now or once the I/O no longer needs it). */
         void (*close)(struct conn *c);
+        /* Has it operations in flight for connections already closed (whose
+         * descriptors the kernel still holds)? NULL: never. */
+        bool (*busy)(struct worker *w);
 };
 
 extern const struct conn_io conn_io_socket;

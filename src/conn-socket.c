@@ -123,6 +123,8 @@ static void socket_linger_recv(struct conn *c)
 {
         ssize_t n = recv(c->fd, c->w->rbuf, c->w->rbuf_size, 0);
 
+        if (n > 0)      /* read, if only to be discarded: received all the same */
+                STATS_ADD(worker_stats(c->w, c->set), bytes_in, n);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
                 conn_close(c);
 }

@@ -515,6 +515,13 @@ static void uring_free(struct worker *w)
         w->io_state = NULL;
 }
 
+/* Closed connections wait for the CQEs of their operations (their sockets
+ * stay open until the kernel lets go of them too). */
+static bool uring_busy(struct worker *w)
+{
+        return uring_of(w)->zombies.count > 0;
+}
+
 static bool uring_usable(struct ev_loop *loop)
 {
         return ev_uring_ring(loop) != NULL;
@@ -528,4 +535,5 @@ const struct conn_io conn_io_uring = {
         .read = uring_read,
         .send = uring_send,
         .close = uring_close,
+        .busy = uring_busy,
 };

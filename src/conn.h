@@ -3,6 +3,7 @@
  * writing them when the socket is writable, throttling, closing. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "buffer.h"
@@ -83,6 +84,8 @@ void conn_drain(struct conn *c);
  * worker whose setup did not run or failed. */
 int conn_io_setup(struct worker *w);
 void conn_io_free(struct worker *w);
+/* Has the worker's I/O work in flight for connections already closed? */
+bool conn_io_busy(struct worker *w);
 
 static inline struct conn *conn_from_idle(struct idle_link *l)
 {

@@ -31,8 +31,7 @@ struct metrics_client {
 
 struct metrics {
         struct ev_loop *loop;
-        struct listener *l;             /* the listening socket (listener.c opens it) */
-        struct listener_key key;        /* as configured */
+        struct listener *l;             /* the listening socket (listener.c opens it); its key as configured */
         const struct metrics_ops *ops;
         void *ctx;
         struct idle_queue clients;
@@ -115,24 +114,27 @@ static int metrics_answer(struct metrics_client *c, int status, const struct buf
         return 0;
 }
 
-/* Parse the request line; the status to answer with (and *head for HEAD). */
+/* Parse the request line, METHOD SP TARGET SP VERSION (RFC 9112: single
+ * spaces); the status to answer with (and *head for HEAD). */
 static int metrics_route(struct metrics_client *c, bool *head)
 {
-        char *line = c->req, *end = memchr(c->req, '\n', c->req_len), *method, *target, *version, *q;
+        char *line = c->req, *end = memchr(c->req, '\n', c->req_len), *target, *version;
 
         if (!end)
                 return 400;
         *end = '\0';
         if (end > line && end[-1] == '\r')
                 end[-1] = '\0';
-        method = strtok_r(line, " ", &q);
-        target = method ? strtok_r(NULL, " ", &q) : NULL;
-        version = target ? strtok_r(NULL, " ", &q) : NULL;
-        if (!version || strtok_r(NULL, " ", &q) ||
-            (strcmp(version, "HTTP/1.0") != 0 && strcmp(version, "HTTP/1.1") != 0))
+        target = strchr(line, ' ');
+        version = target ? strchr(target + 1, ' ') : NULL;
+        if (!version || target == line || version == target + 1 || strchr(version + 1, ' '))
                 return 400;
-        *head = strcmp(method, "HEAD") == 0;
-        if (!*head && strcmp(method, "GET") != 0)
+        *target++ = '\0';
+        *version++ = '\0';
+        if (strcmp(version, "HTTP/1.0") != 0 && strcmp(version, "HTTP/1.1") != 0)
+                return 400;
+        *head = strcmp(line, "HEAD") == 0;
+        if (!*head && strcmp(line, "GET") != 0)
                 return 405;
         target[strcspn(target, "?")] = '\0';    /* a query string changes nothing */
         return strcmp(target, "/metrics") == 0 ? 200 : 404;
@@ -305,7 +307,6 @@ int metrics_new(struct ev_loop *loop, const struct listener_key *k, const struct
         if (!m)
                 return -ENOMEM;
         m->loop = loop;
-        m->key = *k;
         m->ops = ops;
         m->ctx = ctx;
         idle_queue_init(&m->clients);
@@ -342,7 +343,8 @@ const char *metrics_address(const struct metrics *m)
 
 bool metrics_listens_on(const struct metrics *m, const struct listener_key *k)
 {
-        return listener_key_equal(&m->key, k);
+        /* as for a listener: the same key, or the port port 0 got now written */
+        return listener_matches(m->l, k, true);
 }
 
 int metrics_next_timeout(const struct metrics *m, uint64_t now_ms)

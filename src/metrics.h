@@ -19,7 +19,7 @@
 
 #define METRICS_CLIENTS_MAX     32u
 #define METRICS_REQUEST_MAX     8192u   /* request line and headers */
-#define METRICS_TIMEOUT_MS      10000u  /* from accept to close */
+#define METRICS_TIMEOUT_MS      5000u   /* from accept to close: a scrape takes milliseconds */
 
 struct ev_loop;
 struct metrics;
@@ -40,7 +40,7 @@ int metrics_new(struct ev_loop *loop, const struct listener_key *k, const struct
 void metrics_free(struct metrics *m);
 /* "127.0.0.1:9188": where it listens (the port the kernel chose for 0). */
 const char *metrics_address(const struct metrics *m);
-/* Was it opened for k (as configured: port 0 stays 0)? */
+/* Does it serve k: opened for k, or for port 0 that k now names (as a listener)? */
 bool metrics_listens_on(const struct metrics *m, const struct listener_key *k);
 /* Milliseconds until metrics_tick() has something to do, -1: nothing. */
 int metrics_next_timeout(const struct metrics *m, uint64_t now_ms);

@@ -19,6 +19,8 @@
 #define WORKER_ACCEPT_BATCH     64      /* accepts per wakeup, so clients keep being served */
 #define WORKER_ACCEPT_RETRY_MS  1000u   /* retry after descriptor exhaustion */
 #define WORKER_TRANSIENT_MAX    1000u   /* transient loop errors in a row before giving up */
+#define WORKER_FINISH_PASSES    50u     /* at the end: passes while the I/O completes closes */
+#define WORKER_FINISH_WAIT_MS   10
 
 
 static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask);
@@ -439,6 +441,13 @@ static int worker_run(struct worker *w)
         }
         worker_close_all(w);
         worker_watch_listeners(w, false);
+        /* On io_uring, a closed connection's socket is let go once the ring
+         * has completed the operations that named it, at a wait: the loop
+         * runs a little longer for that (bounded), or its client would see
+         * the close only when muxd exits, which other workers still draining
+         * may delay by shutdown_timeout. */
+        for (unsigned i = 0; i < WORKER_FINISH_PASSES && !w->exit_now && conn_io_busy(w); i++)
+                (void) ev_run_once(w->loop, WORKER_FINISH_WAIT_MS);
         return exit_code;
 }
 
