@@ -129,6 +129,21 @@ bool acl_match(const struct acl *a, int family, const void *addr)
         return false;
 }
 
+bool acl_permits(const struct acl *allow, const struct acl *deny, const struct sockaddr *sa)
+{
+        const void *addr;
+
+        if (sa->sa_family == AF_INET)
+                addr = &((const struct sockaddr_in *) sa)->sin_addr;
+        else if (sa->sa_family == AF_INET6)
+                addr = &((const struct sockaddr_in6 *) sa)->sin6_addr;
+        else
+                return true;
+        if (deny && deny->n > 0 && acl_match(deny, sa->sa_family, addr))
+                return false;
+        return !allow || allow->n == 0 || acl_match(allow, sa->sa_family, addr);
+}
+
 static bool cidr_equal(const struct cidr *a, const struct cidr *b)
 {
         return a->family == b->family && a->prefix == b->prefix &&

@@ -34,6 +34,11 @@ const char *cidr_to_string(const struct cidr *c, char *buf);
 bool cidr_match(const struct cidr *c, int family, const void *addr);
 bool acl_match(const struct acl *a, int family, const void *addr);
 
+/* Is the client at sa let in: not in deny, and in allow when allow has
+ * entries (an address of another family is)? */
+struct sockaddr;
+bool acl_permits(const struct acl *allow, const struct acl *deny, const struct sockaddr *sa);
+
 /* Is the 16-byte IPv6 address an IPv4-mapped one (::ffff:a.b.c.d)? */
 bool acl_addr_is_v4mapped(const uint8_t addr[16]);
 

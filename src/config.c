@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +218,8 @@ void config_free(struct config *c)
         free(c->backend);
         free(c->backend_file);
         free(c->control_socket);
+        free(c->metrics_listen);
+        free(c->metrics_file);
         listener_opts_done(&c->defaults);
         for (size_t i = 0; i < c->n_listeners; i++) {
                 free(c->listeners[i].name);
@@ -238,7 +241,7 @@ static bool name_in(const char *name, const char *const *names, size_t n)
 
 static const char *const global_only_names[] = {
         "timeout", "backend", "max_connections", "log_level", "shutdown_timeout", "workers",
-        "ports", "listen", "control_socket",
+        "ports", "listen", "control_socket", "metrics_listen",
 };
 
 static const char *const entry_only_names[] = { "port", "address", "name" };
@@ -745,6 +748,86 @@ static void check_backend_capacity(struct config_parser *p, struct config *c, co
                 c->max_connections = (uint32_t) at_most;
 }
 
+/* "ADDRESS:PORT" or "[ADDRESS]:PORT" with a numeric address, port 0 to
+ * 65535 (0: one the kernel picks, as for listeners); false if it is not. */
+static bool parse_addr_port(const char *v, struct listener_key *k)
+{
+        char addr[INET6_ADDRSTRLEN + 2];
+        const char *colon = strrchr(v, ':'), *a = addr;
+        unsigned long port;
+        size_t len;
+
+        if (!colon || colon == v || colon - v >= (ptrdiff_t) sizeof(addr) ||
+            parse_uint(colon + 1, 0, 65535, &port) < 0)
+                return false;
+        len = (size_t) (colon - v);
+        memcpy(addr, v, len);
+        addr[len] = '\0';
+        *k = (struct listener_key) { .port = (uint16_t) port };
+        if (addr[0] == '[' && addr[len - 1] == ']') {
+                addr[len - 1] = '\0';
+                a = addr + 1;
+                k->family = AF_INET6;
+                return inet_pton(AF_INET6, a, k->addr) == 1;
+        }
+        k->family = AF_INET;
+        return inet_pton(AF_INET, a, k->addr) == 1;
+}
+
+/* metrics_listen = "127.0.0.1:9188": off when unset or "". */
+static void parse_metrics_listen(struct config_parser *p, struct config *c, const config_setting_t *s)
+{
+        char q[CONFIG_QUOTE_BUF];
+        const char *v = get_string(p, s), *file = config_setting_source_file(s);
+
+        if (!v || !*v)
+                return;
+        if (!parse_addr_port(v, &c->metrics_key)) {
+                config_error_at(p, s, "metrics_listen: expected ADDRESS:PORT with a numeric address "
+                                "(\"127.0.0.1:9188\", \"[::1]:9188\"), got %s", config_quote(v, q));
+                return;
+        }
+        if (key_is_v4mapped(&c->metrics_key)) {
+                config_error_at(p, s, "metrics_listen: %s is an IPv4-mapped address: write the IPv4 "
+                                "address", config_quote(v, q));
+                return;
+        }
+        c->metrics = true;
+        c->metrics_line = config_line_of(s);
+        c->metrics_listen = strdup(v);
+        if (!c->metrics_listen || (file && !(c->metrics_file = strdup(file))))
+                p->oom = true;
+}
+
+/* The metrics endpoint cannot share a port with a listener on an address
+ * that overlaps (see key_conflict()). */
+static void check_metrics_conflict(struct config_parser *p, const struct config *c)
+{
+        const struct listener_key *m = &c->metrics_key;
+
+        if (!c->metrics || m->port == 0)
+                return;
+        for (size_t i = 0; i < c->n_listeners; i++) {
+                const struct listener_conf *e = &c->listeners[i];
+                _cleanup_free_ char *where = NULL;
+                struct listener_key k;
+
+                if (e->port != m->port || config_listener_key(e, &k) < 0 || key_is_v4mapped(&k))
+                        continue;
+                if (!(k.family == m->family && memcmp(k.addr, m->addr, sizeof(k.addr)) == 0) &&
+                    !key_conflict(&k, m))
+                        continue;
+                where = entry_where(p, e, c->metrics_file);
+                if (!where)
+                        p->oom = true;
+                else
+                        config_error_file_line(p, c->metrics_file ? c->metrics_file : p->path, c->metrics_line,
+                                               "metrics_listen: port %u is the port of the listener at %s",
+                                               m->port, where);
+                return;
+        }
+}
+
 static void parse_root(struct config_parser *p, struct config *c, const config_setting_t *root)
 {
         const config_setting_t *max_conn = NULL, *backend = NULL, *ports = NULL, *listen = NULL;
@@ -778,6 +861,8 @@ static void parse_root(struct config_parser *p, struct config *c, const config_s
                         listen = s;
                 else if (strcmp(name, "control_socket") == 0)
                         parse_control_socket(p, c, s);
+                else if (strcmp(name, "metrics_listen") == 0)
+                        parse_metrics_listen(p, c, s);
                 else if (parse_listen_opt(p, s, &c->defaults))
                         ;
                 else if (name_in(name, entry_only_names, ELEMENTSOF(entry_only_names)))
@@ -801,6 +886,7 @@ static void parse_root(struct config_parser *p, struct config *c, const config_s
                                        "needs at least one; sockets passed by systemd are matched to "
                                        "these entries)");
         check_duplicates(p, c);
+        check_metrics_conflict(p, c);
 
         b = backend_ok ? ev_backend_find(c->backend) : NULL;
         c->max_connections_set = max_conn != NULL;

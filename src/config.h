@@ -94,6 +94,12 @@ struct config {
         struct listener_opts defaults;
         struct listener_conf *listeners; /* "ports" entries first, then "listen" entries */
         size_t n_listeners;
+        /* metrics_listen: the Prometheus endpoint, off unless written */
+        bool metrics;
+        struct listener_key metrics_key;
+        char *metrics_listen;           /* as written, for messages */
+        char *metrics_file;             /* NULL: the main file (path); else the @include'd one */
+        int metrics_line;
 };
 
 struct config_errors {

@@ -38,3 +38,8 @@ void conn_io_free(struct worker *w)
         w->io = NULL;
         w->io_state = NULL;
 }
+
+bool conn_io_busy(struct worker *w)
+{
+        return w->io && w->io->busy && w->io->busy(w);
+}

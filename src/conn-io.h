@@ -14,6 +14,7 @@
  * state in c->io_data and the flag bits from CONN_IO_FLAGS up. */
 #pragma once
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -37,6 +38,9 @@ struct conn_io {
         /* The end of conn_close(): stop watching c, release its descriptor,
          * free c (now or once the I/O no longer needs it). */
         void (*close)(struct conn *c);
+        /* Has it operations in flight for connections already closed (whose
+         * descriptors the kernel still holds)? NULL: never. */
+        bool (*busy)(struct worker *w);
 };
 
 extern const struct conn_io conn_io_socket;
@@ -48,6 +52,13 @@ extern const struct conn_io conn_io_uring;
 static inline size_t conn_queued(const struct conn *c)
 {
         return buffer_len(&c->out) + c->io_sending;
+}
+
+/* Close c after the I/O error err (a positive errno): a reset or a closed
+ * pipe is the client's doing, anything else an error (stats.h). */
+static inline void conn_close_errno(struct conn *c, int err)
+{
+        conn_close_why(c, err == ECONNRESET || err == EPIPE ? STATS_CLOSED_CLIENT : STATS_CLOSED_ERROR);
 }
 
 /* conn.c, called by the I/O: */

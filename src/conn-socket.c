@@ -52,6 +52,7 @@ static int socket_flush(struct conn *c)
 
         while (buffer_len(&c->out) > 0) {
                 ssize_t n = send(c->fd, buffer_head(&c->out), buffer_len(&c->out), MSG_NOSIGNAL);
+                struct stats_block *b;
 
                 if (n < 0) {
                         if (errno == EINTR)
@@ -61,9 +62,13 @@ static int socket_flush(struct conn *c)
                                         goto fail;
                                 return 0;
                         }
-                        goto fail;
+                        conn_close_errno(c, errno);
+                        return -ECONNRESET;
                 }
-                WORKER_STAT_ADD(w, bytes_out, n);
+                /* bytes of c->out: they were counted as queued */
+                b = worker_stats(w, c->set);
+                STATS_ADD(b, bytes_out, n);
+                STATS_SUB(b, queued, n);
                 buffer_consume(&c->out, (size_t) n);
                 /* a client that reads its replies is not idle */
                 idle_touch(&w->conns, &c->idle, w->now_ms);
@@ -87,22 +92,23 @@ static int socket_send(struct conn *c, const char *p, size_t n)
                         sent = send(c->fd, p, n, MSG_NOSIGNAL);
                 while (sent < 0 && errno == EINTR);
                 if (sent < 0 && errno != EAGAIN) {
-                        conn_close(c);
+                        conn_close_errno(c, errno);
                         return -ECONNRESET;
                 }
                 if (sent > 0) {
-                        WORKER_STAT_ADD(w, bytes_out, sent);
+                        STATS_ADD(worker_stats(w, c->set), bytes_out, sent);
                         p += sent;
                         n -= (size_t) sent;
                 }
                 if (n == 0)
-                        return 0;
+                        return 0;       /* the common case: nothing queued, nothing more counted */
         }
         if (buffer_append(&c->out, p, n, 0) < 0) {
                 log_warning("out of memory queueing a reply: closing the connection");
                 conn_close(c);
                 return -ENOMEM;
         }
+        STATS_ADD(worker_stats(w, c->set), queued, n);
         if (ev_add(w->loop, c->fd, EV_WRITABLE, socket_on_event, c) < 0) {
                 conn_close(c);
                 return -ECONNRESET;
@@ -116,6 +122,8 @@ static void socket_linger_recv(struct conn *c)
 {
         ssize_t n = recv(c->fd, c->w->rbuf, c->w->rbuf_size, 0);
 
+        if (n > 0)      /* read, if only to be discarded: received all the same */
+                STATS_ADD(worker_stats(c->w, c->set), bytes_in, n);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
                 conn_close(c);
 }
@@ -135,12 +143,12 @@ static void socket_recv(struct conn *c)
         while (n < 0 && errno == EINTR);
         if (n < 0) {
                 if (errno != EAGAIN)
-                        conn_close(c);
+                        conn_close_errno(c, errno);
                 return;
         }
         if (n == 0)
                 c->flags |= CONN_EOF;
-        WORKER_STAT_ADD(w, bytes_in, n);
+        STATS_ADD(worker_stats(w, c->set), bytes_in, n);
         (void) conn_serve(c, w->rbuf, (size_t) n);
 }
 

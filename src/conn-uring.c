@@ -185,6 +185,7 @@ static int uring_send_out(struct conn *c)
                 c->out = spare;
         }
         c->io_sending = (uint32_t) n;
+        c->flags |= CONN_SENDING_QUEUED;        /* counted as queued in c->out: they still are */
         return uring_submit_send(c, false);
 }
 
@@ -217,6 +218,7 @@ static int uring_send(struct conn *c, const char *p, size_t n)
                 conn_close(c);
                 return -ENOMEM;
         }
+        STATS_ADD(worker_stats(c->w, c->set), queued, n);
         if (c->flags & CONN_U_SEND)
                 return 0;       /* goes once the send in flight is done */
         if ((!c->io_data && !(c->io_data = uring_tx_get(u))) || uring_send_out(c) < 0) {
@@ -243,22 +245,32 @@ static void uring_send_done(struct conn *c, int32_t res)
                 res = 0;
                 again = true;
         } else if (res < 0) {
-                conn_close(c);
+                conn_close_errno(c, -res);
                 return;
         }
         if (res > 0) {
-                WORKER_STAT_ADD(w, bytes_out, res);
+                struct stats_block *b = worker_stats(w, c->set);
+
+                STATS_ADD(b, bytes_out, res);
+                if (c->flags & CONN_SENDING_QUEUED)
+                        STATS_SUB(b, queued, res);
                 tx->off += (uint32_t) res;
                 c->io_sending -= (uint32_t) res;
                 /* a client that reads its replies is not idle */
                 idle_touch(&w->conns, &c->idle, w->now_ms);
         }
         if (c->io_sending > 0) {
-                /* the rest of a short send */
+                /* The rest of a short send: the kernel did not take it all, so it
+                 * counts as queued from now (a send taken whole never does). */
+                if (!(c->flags & CONN_SENDING_QUEUED)) {
+                        STATS_ADD(worker_stats(w, c->set), queued, c->io_sending);
+                        c->flags |= CONN_SENDING_QUEUED;
+                }
                 if (uring_submit_send(c, again) < 0)
                         conn_close(c);
                 return;
         }
+        c->flags &= ~CONN_SENDING_QUEUED;
         if (buffer_len(&c->out) > 0 && uring_send_out(c) < 0) {
                 conn_close(c);
                 return;
@@ -348,7 +360,7 @@ static void uring_recv_done(struct conn *c, int32_t res, uint32_t flags)
                 goto out;
 
         if (res > 0) {
-                WORKER_STAT_ADD(w, bytes_in, res);
+                STATS_ADD(worker_stats(w, c->set), bytes_in, res);
                 if (c->flags & CONN_LINGER)
                         ;       /* discarded */
                 else if (c->flags & CONN_READ_OFF)
@@ -365,7 +377,7 @@ static void uring_recv_done(struct conn *c, int32_t res, uint32_t flags)
                                 (void) conn_serve(c, NULL, 0);
                 }
         } else if (res != -ENOBUFS && res != -ECANCELED && res != -EAGAIN && res != -EINTR) {
-                conn_close(c);
+                conn_close_errno(c, -res);
         }
         /* A receive that ended (cancelled, out of buffers: they are back by
          * the next wait) is armed again if the connection still reads
@@ -503,6 +515,13 @@ static void uring_free(struct worker *w)
         w->io_state = NULL;
 }
 
+/* Closed connections wait for the CQEs of their operations (their sockets
+ * stay open until the kernel lets go of them too). */
+static bool uring_busy(struct worker *w)
+{
+        return uring_of(w)->zombies.count > 0;
+}
+
 static bool uring_usable(struct ev_loop *loop)
 {
         return ev_uring_ring(loop) != NULL;
@@ -516,4 +535,5 @@ const struct conn_io conn_io_uring = {
         .read = uring_read,
         .send = uring_send,
         .close = uring_close,
+        .busy = uring_busy,
 };

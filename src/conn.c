@@ -25,6 +25,28 @@ static const char *conn_peer(const struct conn *c, char *buf)
         return sockaddr_to_string((struct sockaddr *) &ss, len, buf);
 }
 
+/* Count c's close (before its settings, and so its counters, may go). */
+static void conn_count_close(struct conn *c)
+{
+        struct stats_block *b = worker_stats(c->w, c->set);
+        unsigned why = (c->flags & CONN_WHY_MASK) >> CONN_WHY_SHIFT;
+        size_t queued = buffer_len(&c->out) + (c->flags & CONN_SENDING_QUEUED ? c->io_sending : 0);
+
+        if (queued > 0)
+                STATS_SUB(b, queued, queued);
+        if (why == CONN_WHY_REFUSED + 1u) {
+                STATS_ADD(b, refused[STATS_REFUSED_DESCRIPTORS], 1);
+                return;
+        }
+        stats_closed(b, why ? why - 1u : STATS_CLOSED_ERROR, (uint32_t) c->w->now_ms - c->born_ms);
+}
+
+void conn_close_why(struct conn *c, unsigned why)
+{
+        conn_set_why(c, why);
+        conn_close(c);
+}
+
 void conn_close(struct conn *c)
 {
         struct worker *w = c->w;
@@ -38,8 +60,10 @@ void conn_close(struct conn *c)
                          "connection from %s closed", peer);
         }
         idle_remove(c->flags & CONN_LINGER ? &w->lingering : &w->conns, &c->idle);
+        conn_count_close(c);
         buffer_free(&c->in);
         buffer_free(&c->out);
+        c->flags &= ~CONN_SENDING_QUEUED;
         listener_settings_unref(c->set);
         src = c->src;
         w->io->close(c);        /* c is gone (or a zombie of the ring's) */
@@ -86,11 +110,12 @@ static void conn_finish(struct conn *c)
 
 /* Frame messages from data; assemble the replies in the worker's scratch
  * buffer. Returns the number of bytes consumed; sets CONN_CLOSING when the
- * connection is done. Stops early, setting *full, once the replies built plus
- * those queued reach CONN_OUTPUT_HIGH: a short read of tiny messages with a
- * long suffix must not turn into an unbounded amount of output. */
+ * connection is done; adds the messages framed to *messages. Stops early,
+ * setting *full, once the replies built plus those queued reach
+ * CONN_OUTPUT_HIGH: a short read of tiny messages with a long suffix must not
+ * turn into an unbounded amount of output. */
 static size_t conn_process(struct conn *c, const char *data, size_t len, bool eof,
-                           size_t *wlen, bool *full)
+                           size_t *wlen, bool *full, uint64_t *messages)
 {
         struct worker *w = c->w;
         const struct listener_opts *o = &c->set->o;
@@ -114,7 +139,7 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, bool eo
                                 memcpy(w->wbuf + *wlen, msg, sizeof(msg) - 1);
                                 *wlen += sizeof(msg) - 1;
                         }
-                        WORKER_STAT_ADD(w, oversized, 1);
+                        conn_set_why(c, STATS_CLOSED_MAX_MESSAGE);
                         if (log_enabled(LOG_LEVEL_DEBUG)) {
                                 char peer[SOCKADDR_STR_MAX];
                                 log_debug("message from %s longer than %u bytes: closing",
@@ -123,7 +148,7 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, bool eo
                         c->flags |= CONN_CLOSING;
                         return len;
                 }
-                WORKER_STAT_ADD(w, messages, 1);
+                (*messages)++;
                 if (o->mode == MODE_ONESHOT || log_enabled(LOG_LEVEL_DEBUG)) {
                         char peer[SOCKADDR_STR_MAX], text[512];
 
@@ -134,6 +159,7 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, bool eo
                                  "message from %s: \"%s\"", peer, text);
                 }
                 if (o->mode == MODE_ONESHOT) {
+                        conn_set_why(c, STATS_CLOSED_ONESHOT);
                         c->flags |= CONN_CLOSING;
                         return len;
                 }
@@ -159,28 +185,38 @@ int conn_serve(struct conn *c, const char *data, size_t n)
         bool eof = c->flags & CONN_EOF, stop_reading = false;
 
         for (;;) {
-                uint64_t messages_before = w->stats.messages;
+                uint64_t messages = 0;
                 size_t wlen = 0, used;
                 bool full = false;
+                int kept = 0;
 
                 if (buffer_len(&c->in) == 0) {
                         /* the common case: frame straight from the read buffer */
-                        used = conn_process(c, data, n, eof, &wlen, &full);
-                        if (used < n && !(c->flags & CONN_CLOSING) &&
-                            buffer_append(&c->in, data + used, n - used, 0) < 0)
-                                goto nomem;
+                        used = conn_process(c, data, n, eof, &wlen, &full, &messages);
+                        if (used < n && !(c->flags & CONN_CLOSING))
+                                kept = buffer_append(&c->in, data + used, n - used, 0);
                 } else {
                         if (n > 0 && buffer_append(&c->in, data, n, 0) < 0)
                                 goto nomem;
-                        used = conn_process(c, buffer_head(&c->in), buffer_len(&c->in), eof, &wlen, &full);
+                        used = conn_process(c, buffer_head(&c->in), buffer_len(&c->in), eof, &wlen, &full,
+                                            &messages);
                         buffer_consume(&c->in, used);
                 }
                 n = 0;
 
                 /* Only a complete message counts as activity: a client that trickles
                  * bytes of a message it never finishes (slowloris) still times out. */
-                if (w->stats.messages != messages_before)
+                if (messages > 0) {
                         idle_touch(&w->conns, &c->idle, w->now_ms);
+                        /* One clock read per batch: every message of it is timed from
+                         * the wakeup that read it to now, its reply about to be queued
+                         * (counted before the send, which may close c). */
+                        stats_messages(worker_stats(w, c->set), messages, monotonic_ns() - w->now_ns);
+                }
+                if (kept < 0)
+                        goto nomem;
+                if (eof)
+                        conn_set_why(c, STATS_CLOSED_CLIENT);
                 if (!full && (eof || (c->flags & (CONN_CLOSING | CONN_DRAINING)))) {
                         /* nothing more will be read: answer what came, then close
                          * (reading stops below unless the close comes first, which
@@ -251,6 +287,7 @@ int conn_start(struct worker *w, int fd, struct listener_settings *set, struct s
 
         if (!c) {
                 close(fd);
+                STATS_ADD(worker_stats(w, set), refused[STATS_REFUSED_DESCRIPTORS], 1);
                 w->n_conns++;   /* worker_conn_closed() balances the books */
                 worker_conn_closed(w, src);
                 return -ENOMEM;
@@ -259,15 +296,17 @@ int conn_start(struct worker *w, int fd, struct listener_settings *set, struct s
         c->fd = fd;
         c->set = listener_settings_ref(set);
         c->src = src;
-        c->start_s = (uint32_t) (w->now_ms / 1000u);
+        c->born_ms = (uint32_t) w->now_ms;
         w->n_conns++;
         idle_touch(&w->conns, &c->idle, w->now_ms);
 
         r = conn_read_on(c);
         if (r < 0) {
-                conn_close(c);
+                /* not served at all (a descriptor beyond the loop's reach): refused */
+                conn_close_why(c, CONN_WHY_REFUSED);
                 return r;
         }
+        STATS_ADD(worker_stats(w, set), accepted, 1);
         if (set->o.greeting_len > 0 && c->w->io->send(c, set->o.greeting, set->o.greeting_len) < 0)
                 return -ECONNRESET;
         return 0;
@@ -277,6 +316,7 @@ void conn_drain(struct conn *c)
 {
         if (c->flags & CONN_LINGER)
                 return;
+        conn_set_why(c, STATS_CLOSED_SHUTDOWN);
         c->flags |= CONN_DRAINING;
         if (c->flags & CONN_THROTTLED) {
                 /* complete messages may wait in c->in: they are answered (and

@@ -3,6 +3,7 @@
  * writing them when the socket is writable, throttling, closing. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "buffer.h"
@@ -24,8 +25,15 @@ enum {
         CONN_EOF        = 1 << 3,       /* the client closed its sending side */
         CONN_LINGER     = 1 << 4,       /* half-closed by us, discarding input until the client closes */
         CONN_DRAINING   = 1 << 5,       /* shutting down: answer what was read, read no more */
-        CONN_IO_FLAGS   = 1 << 8,       /* this bit and up: the I/O's own (conn-io.h) */
+        CONN_SENDING_QUEUED = 1 << 6,   /* c->io_sending counts in the queued gauge (stats.h) */
+        CONN_WHY_SHIFT  = 8,            /* bits 8-11: why it closes, once known (conn_set_why) */
+        CONN_WHY_MASK   = 0xf << 8,
+        CONN_IO_FLAGS   = 1 << 12,      /* this bit and up: the I/O's own (conn-io.h) */
 };
+
+/* A connection that is closed before it was admitted: counted as refused
+ * (descriptors), neither accepted nor closed. */
+#define CONN_WHY_REFUSED 0xeu
 
 /* How long a half-closed connection may wait for the client to close. */
 #define CONN_LINGER_MS 5000u
@@ -41,10 +49,10 @@ struct conn {
         uint32_t io_sending;            /* bytes the I/O took from out, not written yet */
         int fd;
         uint32_t flags;
-        /* When it was accepted, in CLOCK_MONOTONIC seconds (the control
-         * socket's "connected for"): 32 bits fill what was padding, so an
-         * idle connection costs no more. */
-        uint32_t start_s;
+        /* when it was accepted (the worker's clock in ms, cut to 32 bits: a
+         * lifetime is exact up to 49 days); it fills what was padding, so an
+         * idle connection costs no more */
+        uint32_t born_ms;
 };
 
 /* The contract of every function here and in conn-io.h that returns int:
@@ -56,8 +64,18 @@ struct conn {
  * is closed (fd and the hold released) and -errno returned. */
 int conn_start(struct worker *w, int fd, struct listener_settings *set, struct source *src);
 /* Close now, whatever is queued; c is freed (on io_uring, once the ring is
- * done with it: c must not be used after this either way). */
+ * done with it: c must not be used after this either way). It counts as
+ * closed for the cause conn_set_why() recorded first, else as an error. */
 void conn_close(struct conn *c);
+/* Record why c will close (enum stats_closed, or CONN_WHY_REFUSED), unless
+ * a cause is known already: the first one wins. */
+static inline void conn_set_why(struct conn *c, unsigned why)
+{
+        if (!(c->flags & CONN_WHY_MASK))
+                c->flags |= ((why + 1u) << CONN_WHY_SHIFT) & CONN_WHY_MASK;
+}
+/* conn_set_why(c, why), then conn_close(c). */
+void conn_close_why(struct conn *c, unsigned why);
 /* Shutdown: stop reading and close once the queued replies are written. */
 void conn_drain(struct conn *c);
 /* The worker's connection I/O (conn-io.c): the first of the table that can
@@ -66,6 +84,8 @@ void conn_drain(struct conn *c);
  * worker whose setup did not run or failed. */
 int conn_io_setup(struct worker *w);
 void conn_io_free(struct worker *w);
+/* Has the worker's I/O work in flight for connections already closed? */
+bool conn_io_busy(struct worker *w);
 
 static inline struct conn *conn_from_idle(struct idle_link *l)
 {

@@ -13,6 +13,7 @@
 #include "ban.h"
 #include "control-internal.h"
 #include "server-internal.h"
+#include "stats.h"
 #include "util.h"
 
 static struct server *control_server(const struct control_client *cl)
@@ -97,13 +98,13 @@ static int control_cmd_status(struct control_client *cl)
 {
         struct server *s = control_server(cl);
         struct control_answer *a = &cl->answer;
-        uint64_t up_s = (monotonic_ms() - s->started_ms) / 1000u;
+        uint64_t up_s = (monotonic_ms() - s->start_ms) / 1000u;
         char t[40], d[32];
 
         control_ok(a);
         control_field(a, "version", "%s", PACKAGE_VERSION);
         control_field_u64(a, "pid", (uint64_t) getpid());
-        control_field(a, "started", "%s", control_time(s->started, t));
+        control_field(a, "started", "%s", control_time((time_t) s->start_time_s, t));
         control_text(a, "uptime: %s\n", control_duration(up_s, d));
         control_json(a, ",\"uptime_seconds\":%llu", (unsigned long long) up_s);
         control_field(a, "backend", "%s", s->backend->name);
@@ -123,24 +124,64 @@ static int control_cmd_status(struct control_client *cl)
 /* The muxd-wide totals the workers count, and the clients now. The one
  * place that says what "stats" shows: per-listener counters replace this
  * body once they exist. */
+/* Every line of text as a body line: the answer ends at the first empty
+ * line, so a renderer's blank separators are left out. */
+static void control_body_lines(struct control_answer *a, const char *text, size_t len)
+{
+        while (len > 0) {
+                const char *nl = memchr(text, '\n', len);
+                size_t n = nl ? (size_t) (nl - text) : len;
+
+                if (n > 0)
+                        control_text(a, "%.*s\n", (int) n, text);
+                n += nl ? 1 : 0;
+                text += n;
+                len -= n;
+        }
+}
+
+/* stats: the per-listener counters (stats.c) as a table, JSON
+ * ({"ok":true,"stats":{...}}) or, with --prometheus, the text exposition
+ * format of /metrics (for node_exporter's textfile collector). */
 static int control_cmd_stats(struct control_client *cl)
 {
-        struct server *s = control_server(cl);
         struct control_answer *a = &cl->answer;
-        struct worker_totals t = { 0 };
+        struct stats_snapshot snap;
+        struct buffer out = BUFFER_INIT;
+        int r;
 
-        for (unsigned i = 0; i < s->n_workers; i++)
-                worker_stats_add(s->workers[i], &t);
+        r = stats_snapshot(control_server(cl), &snap);
+        if (r < 0) {
+                control_error(a, "cannot read the statistics: %s", errno_text(-r));
+                return 0;
+        }
+        if (cl->req.prometheus)
+                r = stats_render_prometheus(&snap, &out);
+        else if (a->json)
+                r = stats_render_json(&snap, &out);
+        else
+                r = stats_render_text(&snap, &out);
+        stats_snapshot_free(&snap);
+        if (r < 0) {
+                buffer_free(&out);
+                control_error(a, "cannot render the statistics: %s", errno_text(-r));
+                return 0;
+        }
         control_ok(a);
-        control_field_u64(a, "clients", atomic_load(&s->n_conns_total));
-        control_field_u64(a, "accepted", t.accepted);
-        control_field_u64(a, "refused", t.refused);
-        control_field_u64(a, "closed", t.closed);
-        control_field_u64(a, "messages", t.messages);
-        control_field_u64(a, "timeouts", t.timeouts);
-        control_field_u64(a, "oversized", t.oversized);
-        control_field_u64(a, "bytes_in", t.bytes_in);
-        control_field_u64(a, "bytes_out", t.bytes_out);
+        if (a->json && cl->req.prometheus) {
+                control_json(a, ",\"prometheus\":");
+                if (buffer_append(&out, "", 1, 0) == 0)         /* a C string */
+                        control_json_string(a, buffer_head(&out));
+        } else if (a->json) {
+                size_t n = buffer_len(&out);
+
+                while (n > 0 && buffer_head(&out)[n - 1] == '\n')
+                        n--;
+                control_json(a, ",\"stats\":%.*s", (int) n, buffer_head(&out));
+        } else {
+                control_body_lines(a, buffer_head(&out), buffer_len(&out));
+        }
+        buffer_free(&out);
         return 0;
 }
 

@@ -103,10 +103,13 @@ int control_request_parse(char *line, size_t len, struct control_request *req,
         }
         for (p = strtok_r(line, " \t", &save); p; p = strtok_r(NULL, " \t", &save)) {
                 if (strncmp(p, "--", 2) == 0) {
-                        if (strcmp(p, "--json") != 0)
-                                return control_usage(why, why_size, "unknown option %s (valid: --json)",
-                                                     control_quote(p, q, sizeof(q)));
-                        req->json = true;
+                        if (strcmp(p, "--json") == 0)
+                                req->json = true;
+                        else if (strcmp(p, "--prometheus") == 0)
+                                req->prometheus = true;
+                        else
+                                return control_usage(why, why_size, "unknown option %s (valid: --json, "
+                                                     "--prometheus)", control_quote(p, q, sizeof(q)));
                         continue;
                 }
                 if (n >= ELEMENTSOF(words))

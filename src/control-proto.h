@@ -5,7 +5,8 @@
  *
  * A request is one line of words separated by spaces or tabs: COMMAND
  * [ARGS...]. A word "--json" (anywhere) asks for the answer as one JSON
- * document; other words that begin with "--" are refused. The answer (see
+ * document, "--prometheus" for stats in Prometheus's format; other words
+ * that begin with "--" are refused. The answer (see
  * muxctl(8)) is a status line, "ok" or "error: TEXT", then the body, then an
  * empty line; muxd then closes the connection. */
 #pragma once
@@ -38,6 +39,7 @@ struct control_request {
         const char *args[CONTROL_ARGS_MAX];     /* into the parsed line */
         unsigned n_args;
         bool json;
+        bool prometheus;        /* "--prometheus": stats in the text exposition format */
 };
 
 /* Parse line (len bytes, no line ending; line[len] must be writable: the

@@ -43,6 +43,7 @@ void listener_settings_unref(struct listener_settings *s)
 {
         if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) > 1)
                 return;
+        stats_listener_unref(s->stats);
         listener_opts_done(&s->o);
         free(s);
 }
@@ -260,6 +261,7 @@ void listener_free(struct listener *l)
         if (l->fd >= 0)
                 close(l->fd);
         listener_settings_unref(l->settings);
+        stats_listener_unref(l->stats);
         free(l->name);
         free(l);
 }

@@ -9,12 +9,16 @@
 #include <netinet/in.h>
 
 #include "config.h"
+#include "stats.h"
 #include "util.h"
 
 /* Per-listener settings shared by the listener and every connection it
  * accepted: a reload gives the listener a new one, connections keep theirs. */
 struct listener_settings {
         _Atomic unsigned refs;  /* connections of every worker hold references */
+        /* the listener's counters (stats.h), set by the server before any
+         * worker sees these settings; a reference, dropped with them */
+        struct stats_listener *stats;
         struct listener_opts o;
 };
 
@@ -33,6 +37,7 @@ struct listener {
         bool dual_stack;        /* an IPv6 wildcard socket that also takes IPv4 */
         bool nodelay;           /* TCP_NODELAY is set: accepted sockets inherit it */
         struct listener_settings *settings;
+        struct stats_listener *stats;   /* its counters, kept across reloads (a reference) */
         char *name;             /* NULL if none */
         /* The entry it serves in the server's configuration (NULL: a passed
          * socket no entry claims): the main thread's only. */

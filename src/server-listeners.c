@@ -46,6 +46,23 @@ void server_free_retired(struct server *s, bool force)
         s->retired = NULL;
 }
 
+/* Open a listener for k, with counters of its own (stats.h). */
+static int server_open_listener(struct server *s, const struct listener_key *k, struct listener **ret)
+{
+        struct listener *l;
+        int r = listener_open(k, &l);
+
+        if (r < 0)
+                return r;
+        r = stats_listener_new(s->stats, &l->stats);
+        if (r < 0) {
+                listener_free(l);
+                return r;
+        }
+        *ret = l;
+        return 0;
+}
+
 static void server_log_listening(const struct listener *l, const struct listener_conf *e)
 {
         const struct listener_opts *o = e ? &e->opts : &l->settings->o;
@@ -161,7 +178,7 @@ static int server_swap_listeners(struct server *s, const struct config *cfg, str
                         continue;
                 r = config_listener_key(e, &key);
                 if (r >= 0)
-                        r = listener_open(&key, &match[i]);
+                        r = server_open_listener(s, &key, &match[i]);
                 if (r < 0) {
                         *error = server_listen_error(cfg, e, errno_text(-r));
                         goto undo;
@@ -192,6 +209,7 @@ put_back:
         while ((l = moved)) {
                 moved = l->next;
                 if (l->fd < 0) {
+                        l->stats->shown = false;
                         server_retire_listener(s, l);   /* lost: reported above */
                         continue;
                 }
@@ -216,14 +234,18 @@ struct listener_plan {
         bool *opened;                           /* match[i] was opened by this plan */
         bool *swap;                             /* entry i waits for an old listener's port */
         bool any_swap;
-        struct listener_settings *defaults;     /* for passed sockets no entry claims */
+        /* old[j]'s settings should no entry claim it (a passed socket: the
+         * global defaults); one each, as each holds its listener's counters */
+        struct listener_settings **fallback;
 };
 
 static void server_plan_done(struct listener_plan *p)
 {
         for (size_t i = 0; p->set && i < p->n; i++)
                 listener_settings_unref(p->set[i]);
-        listener_settings_unref(p->defaults);
+        for (size_t j = 0; p->fallback && j < p->n_old; j++)
+                listener_settings_unref(p->fallback[j]);
+        free(p->fallback);
         free(p->match);
         free(p->old);
         free(p->set);
@@ -242,11 +264,14 @@ static int server_plan_init(struct server *s, const struct config *cfg, struct l
         p->set = calloc(p->n + 1, sizeof(*p->set));
         p->opened = calloc(p->n + 1, sizeof(*p->opened));
         p->swap = calloc(p->n + 1, sizeof(*p->swap));
-        p->defaults = listener_settings_new(&cfg->defaults);
-        if (!p->match || !p->old || !p->set || !p->opened || !p->swap || !p->defaults)
+        p->fallback = calloc(p->n_old + 1, sizeof(*p->fallback));
+        if (!p->match || !p->old || !p->set || !p->opened || !p->swap || !p->fallback)
                 return -ENOMEM;
-        for (struct listener *l = s->listeners; l; l = l->next)
-                p->old[k++] = l;
+        for (struct listener *l = s->listeners; l; l = l->next, k++) {
+                p->old[k] = l;
+                if (l->passed && !(p->fallback[k] = listener_settings_new(&cfg->defaults)))
+                        return -ENOMEM;
+        }
         for (size_t i = 0; i < p->n; i++) {
                 p->set[i] = listener_settings_new(&cfg->listeners[i].opts);
                 if (!p->set[i])
@@ -287,7 +312,7 @@ static int server_plan_open(struct server *s, const struct config *cfg, bool sta
                         continue;
                 r = config_listener_key(e, &key);
                 if (r >= 0)
-                        r = listener_open(&key, &p->match[i]);
+                        r = server_open_listener(s, &key, &p->match[i]);
                 if (r == -EADDRINUSE && !starting) {
                         for (struct listener *l = s->listeners; l && !p->swap[i]; l = l->next)
                                 p->swap[i] = !l->claimed && !l->passed && listener_overlaps(l, &key);
@@ -325,21 +350,39 @@ static int server_plan_check_left(const struct config *cfg, const struct listene
         return -EINVAL;
 }
 
+/* l's settings count into l's counters, shown under the entry's name if it
+ * has one, else ADDRESS:PORT. */
+static void server_listener_stats(struct listener *l, const char *name)
+{
+        struct stats_listener *st = l->stats;
+
+        if (!l->settings->stats)
+                l->settings->stats = stats_listener_ref(st);
+        st->shown = true;
+        snprintf(st->label, sizeof(st->label), "%s", name ? name : l->addr_str);
+        snprintf(st->address, sizeof(st->address), "%s", l->addr_str);
+}
+
 /* A running listener no entry claims: a passed one keeps serving with the
  * global defaults (systemd holds it for us), any other is retired. Returns
  * whether it stays in the list. */
 static bool server_plan_unclaimed(struct server *s, const struct config *cfg, bool starting,
-                                  const struct listener_plan *p, struct listener *l)
+                                  struct listener_plan *p, size_t j)
 {
+        struct listener *l = p->old[j];
+
         l->conf = NULL;
         if (!l->passed) {
                 log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "unlistening", .listen = l->addr_str },
                          "no longer listening on %s", l->addr_str);
+                l->stats->shown = false;        /* its connections still count in the totals */
                 server_retire_listener(s, l);
                 return false;
         }
         listener_settings_unref(l->settings);
-        l->settings = listener_settings_ref(p->defaults);
+        l->settings = p->fallback[j];
+        p->fallback[j] = NULL;
+        server_listener_stats(l, NULL);
         if (starting)
                 server_log_listening(l, NULL);
         log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) { .event = "unclaimed-socket", .listen = l->addr_str },
@@ -362,6 +405,7 @@ static void server_plan_commit(struct server *s, const struct config *cfg, bool 
                 listener_settings_unref(l->settings);
                 l->settings = p->set[i];
                 p->set[i] = NULL;
+                server_listener_stats(l, cfg->listeners[i].name);
                 if (starting || p->opened[i])
                         server_log_listening(l, &cfg->listeners[i]);
                 *tail = l;
@@ -369,7 +413,7 @@ static void server_plan_commit(struct server *s, const struct config *cfg, bool 
         }
         for (size_t j = 0; j < p->n_old; j++) {
                 l = p->old[j];
-                if (l->claimed || !server_plan_unclaimed(s, cfg, starting, p, l))
+                if (l->claimed || !server_plan_unclaimed(s, cfg, starting, p, j))
                         continue;
                 *tail = l;
                 tail = &l->next;
@@ -377,9 +421,11 @@ static void server_plan_commit(struct server *s, const struct config *cfg, bool 
         *tail = NULL;
         s->listeners = list;
         s->n_listeners = 0;
-        for (l = list; l; l = l->next) {
+        for (struct listener *prev = NULL; (l = list); prev = l, list = l->next) {
                 l->claimed = false;
                 s->n_listeners++;
+                /* snapshots list the listeners in this order */
+                stats_listener_move(s->stats, l->stats, prev ? prev->stats : NULL);
         }
         s->listeners_gen++;
         pthread_mutex_unlock(&s->listeners_lock);
@@ -471,6 +517,10 @@ int server_adopt_passed(struct server *s)
                 struct listener *l;
 
                 r = listener_adopt(p[i].fd, p[i].name, &l);
+                if (r >= 0 && (r = stats_listener_new(s->stats, &l->stats)) < 0) {
+                        l->fd = -1;     /* still the caller's, as on the failure above */
+                        listener_free(l);
+                }
                 if (r < 0) {
                         log_err("cannot use descriptor %d (\"%s\") passed by systemd: %s",
                                 p[i].fd, p[i].name, errno_text(-r));

@@ -15,6 +15,7 @@
 #include "control.h"
 #include "control-proto.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "server-internal.h"
 #include "systemd.h"
@@ -25,6 +26,7 @@
 #define SERVER_NOTIFY_RETRY_MS  100u
 #define SERVER_RETIRE_POLL_MS   20u     /* while workers drop removed listeners */
 #define SERVER_LOG_RETRY_MS     20u     /* while log lines wait for the journal or stderr */
+#define SERVER_RATE_WINDOW_MS   60000u  /* STATUS='s accepted/s and refused/s */
 
 
 static uint64_t server_now(const struct server *s)
@@ -80,30 +82,100 @@ static void server_publish_settings(struct server *s)
         log_set_level(s->cfg->log_level);
 }
 
-static struct worker_totals server_stats(const struct server *s)
-{
-        struct worker_totals t = { 0 };
-
-        for (unsigned i = 0; i < s->n_workers; i++)
-                worker_stats_add(s->workers[i], &t);
-        return t;
-}
-
 static void server_log_stats(struct server *s)
 {
-        struct worker_totals st = server_stats(s);
+        struct stats_counts t;
+        uint64_t refused = 0, closed = 0;
 
+        stats_total(s->stats, &t);
+        for (size_t i = 0; i < STATS_REFUSED_N; i++)
+                refused += t.refused[i];
+        for (size_t i = 0; i < STATS_CLOSED_N; i++)
+                closed += t.closed[i];
         log_info("statistics: %u connections open, %zu listeners, %u workers, %llu accepted, %llu refused, "
                  "%llu closed, %llu messages, %llu timeouts, %llu oversized, %llu bytes in, %llu bytes out, "
                  "%llu log messages dropped",
                  atomic_load(&s->n_conns_total), s->n_listeners, s->n_workers,
-                 (unsigned long long) st.accepted, (unsigned long long) st.refused,
-                 (unsigned long long) st.closed, (unsigned long long) st.messages,
-                 (unsigned long long) st.timeouts, (unsigned long long) st.oversized,
-                 (unsigned long long) st.bytes_in, (unsigned long long) st.bytes_out,
+                 (unsigned long long) t.accepted, (unsigned long long) refused,
+                 (unsigned long long) closed, (unsigned long long) t.messages,
+                 (unsigned long long) t.closed[STATS_CLOSED_IDLE],
+                 (unsigned long long) t.closed[STATS_CLOSED_MAX_MESSAGE],
+                 (unsigned long long) t.bytes_in, (unsigned long long) t.bytes_out,
                  (unsigned long long) log_dropped_total());
 }
 
+/* ---- the metrics endpoint (metrics.c) ---- */
+
+static int server_metrics_render(void *ctx, struct buffer *out)
+{
+        struct stats_snapshot snap;
+        int r = stats_snapshot(ctx, &snap);
+
+        if (r < 0)
+                return r;
+        r = stats_render_prometheus(&snap, out);
+        stats_snapshot_free(&snap);
+        return r;
+}
+
+/* The global access list applies to the metrics endpoint too. */
+static bool server_metrics_allowed(void *ctx, const struct sockaddr *sa, socklen_t len)
+{
+        struct server *s = ctx;
+        char peer[SOCKADDR_STR_MAX];
+        unsigned suppressed;
+
+        if (acl_permits(&s->cfg->defaults.allow, &s->cfg->defaults.deny, sa))
+                return true;
+        if (log_ratelimit_ok(&s->rl_metrics, s->now_ms, &suppressed)) {
+                sockaddr_to_string(sa, len, peer);
+                log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) { .event = "refused", .peer = peer },
+                         "refused %s on the metrics endpoint: not allowed by allow/deny%s", peer,
+                         suppressed ? " (similar messages suppressed)" : "");
+        }
+        return false;
+}
+
+static const struct metrics_ops server_metrics_ops = {
+        .render = server_metrics_render,
+        .allowed = server_metrics_allowed,
+};
+
+/* The endpoint cfg asks for, in *ret: the running one if it listens there
+ * already, one bound now, or NULL (off). Returns 0, or -errno with *error
+ * "FILE:LINE: metrics_listen: ..." (NULL if out of memory). */
+static int server_metrics_prepare(struct server *s, const struct config *cfg, struct metrics **ret, char **error)
+{
+        int r;
+
+        *ret = NULL;
+        if (!cfg->metrics)
+                return 0;
+        if (s->metrics && metrics_listens_on(s->metrics, &cfg->metrics_key)) {
+                *ret = s->metrics;
+                return 0;
+        }
+        r = metrics_new(s->loop, &cfg->metrics_key, &server_metrics_ops, s, ret);
+        if (r < 0 && asprintf(error, "%s:%d: metrics_listen: cannot listen on %s: %s",
+                              cfg->metrics_file ? cfg->metrics_file : cfg->path, cfg->metrics_line,
+                              cfg->metrics_listen, errno_text(-r)) < 0)
+                *error = NULL;
+        return r;
+}
+
+/* m (from server_metrics_prepare()) takes the running endpoint's place. */
+static void server_metrics_commit(struct server *s, struct metrics *m)
+{
+        if (m == s->metrics)
+                return;
+        if (s->metrics)
+                log_info("metrics endpoint on %s closed", metrics_address(s->metrics));
+        metrics_free(s->metrics);
+        s->metrics = m;
+        if (m)
+                log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "metrics", .listen = metrics_address(m) },
+                         "serving metrics on http://%s/metrics", metrics_address(m));
+}
 
 /* Every worker takes the new listener list before the reload is reported
  * done, so a client that connects after READY=1 gets the new settings.
@@ -166,20 +238,56 @@ static void server_stop(struct server *s, const char *why)
                  s->cfg->shutdown_timeout);
 }
 
-/* STATUS= text: what systemctl status shows. */
+/* Sample the totals and give accepted/s and refused/s over the last
+ * minute (or since the first sample, if that is less). */
+static void server_rates(struct server *s, double *accepted, double *refused)
+{
+        struct server_rate_sample now = { .ms = server_now(s) }, *old = NULL;
+        struct stats_counts t;
+        unsigned n = s->n_rates < SERVER_RATE_SAMPLES ? s->n_rates : SERVER_RATE_SAMPLES;
+
+        stats_total(s->stats, &t);
+        now.accepted = t.accepted;
+        for (size_t i = 0; i < STATS_REFUSED_N; i++)
+                now.refused += t.refused[i];
+        for (unsigned i = 0; i < n; i++) {
+                struct server_rate_sample *r = &s->rates[i];
+
+                if (now.ms - r->ms <= SERVER_RATE_WINDOW_MS && (!old || r->ms < old->ms))
+                        old = r;
+        }
+        *accepted = *refused = 0;
+        if (old && now.ms > old->ms) {
+                *accepted = (double) (now.accepted - old->accepted) * 1000.0 / (double) (now.ms - old->ms);
+                *refused = (double) (now.refused - old->refused) * 1000.0 / (double) (now.ms - old->ms);
+        }
+        s->rates[s->n_rates++ % SERVER_RATE_SAMPLES] = now;
+        if (s->n_rates >= 2 * SERVER_RATE_SAMPLES)
+                s->n_rates -= SERVER_RATE_SAMPLES;      /* the same slot, no overflow */
+}
+
+/* STATUS= text: what systemctl status shows (short: it is cut to fit). */
 static void server_status_text(struct server *s, char *buf, size_t size)
 {
         uint32_t conns = atomic_load(&s->n_conns_total);
-        uint64_t messages = server_stats(s).messages;
+        char when[32] = "";
+        double accepted, refused;
 
-        snprintf(buf, size, "%s%s%s%s%zu listener%s, %u client%s, %llu message%s served",
+        server_rates(s, &accepted, &refused);
+        if (s->reload_time_s && !s->reload_error) {
+                time_t t = (time_t) s->reload_time_s;
+                struct tm tm;
+
+                if (localtime_r(&t, &tm))
+                        strftime(when, sizeof(when), "; reload ok at %H:%M:%S", &tm);
+        }
+        snprintf(buf, size, "%s%s%s%s%zu listener%s, %u client%s, %.1f accepted/s, %.1f refused/s (1 min)%s",
                  s->stopping ? "stopping; " : "",
                  s->reload_error ? "reload failed: " : "",
                  s->reload_error ? s->reload_error : "",
                  s->reload_error ? "; " : "",
                  s->n_listeners, s->n_listeners == 1 ? "" : "s",
-                 conns, conns == 1 ? "" : "s",
-                 (unsigned long long) messages, messages == 1 ? "" : "s");
+                 conns, conns == 1 ? "" : "s", accepted, refused, when);
 }
 
 /* Send STATUS= if it changed, at most once a second; returns ms until the
@@ -318,6 +426,7 @@ int server_reload(struct server *s)
         static const struct log_fields failed = { .event = "reload-failed", .message_id = MUXD_MESSAGE_RELOAD_FAILED };
         struct config_errors errs = { 0 };
         struct config *cfg = NULL;
+        struct metrics *metrics = NULL;
         struct timespec ts;
         char msg[64], *error = NULL;
         int r;
@@ -326,11 +435,16 @@ int server_reload(struct server *s)
         snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
                  (unsigned long long) ts.tv_sec * 1000000ull + (unsigned long long) ts.tv_nsec / 1000u);
         notify_state(s->notify, msg);
+        s->reload_time_s = (uint64_t) time(NULL);
 
         r = server_load(s, &cfg, &errs, &error);
+        /* the metrics endpoint is bound first: the listeners cannot be undone */
+        if (r >= 0)
+                r = server_metrics_prepare(s, cfg, &metrics, &error);
         if (r >= 0)
                 r = server_apply_listeners(s, cfg, false, &error);
         if (r >= 0) {
+                server_metrics_commit(s, metrics);
                 server_reload_commit(s, cfg);
         } else if (errs.n > 0) {
                 /* the file's own errors, each at its line */
@@ -341,6 +455,8 @@ int server_reload(struct server *s)
                 log_full(LOG_LEVEL_ERR, &failed, "reload failed: %s; keeping the running configuration",
                          error ? error : errno_text(-r));
                 (void) config_errors_add(&errs, error ? error : errno_text(-r));
+                if (metrics != s->metrics)
+                        metrics_free(metrics);
                 config_free(cfg);
         }
         server_reload_record(s, r >= 0, &errs);
@@ -525,6 +641,7 @@ static int server_open_control(struct server *s)
 int server_new(struct config *cfg, struct server **ret)
 {
         pthread_condattr_t cattr;
+        struct metrics *metrics = NULL;
         struct server *s;
         char *error = NULL;
         int setsize, r;
@@ -544,8 +661,9 @@ int server_new(struct config *cfg, struct server **ret)
         pthread_condattr_destroy(&cattr);
         pthread_mutex_init(&s->sources_lock, NULL);
         s->backend = ev_backend_find(cfg->backend);
-        s->started = s->cfg_loaded = time(NULL);
-        s->started_ms = monotonic_ms();
+        s->cfg_loaded = time(NULL);
+        s->start_ms = s->now_ms = monotonic_ms();
+        s->start_time_s = (uint64_t) time(NULL);
         server_publish_settings(s);
 
         setsize = server_fd_limit();
@@ -557,7 +675,7 @@ int server_new(struct config *cfg, struct server **ret)
                 goto fail;
         }
         s->workers = calloc(cfg->workers, sizeof(*s->workers));
-        if (!s->workers) {
+        if (!s->workers || stats_new(cfg->workers, &s->stats) < 0) {
                 r = -ENOMEM;
                 log_err("out of memory");
                 goto fail;
@@ -578,11 +696,14 @@ int server_new(struct config *cfg, struct server **ret)
         if (r < 0)
                 goto fail;
         r = server_apply_listeners(s, cfg, true, &error);
+        if (r >= 0)
+                r = server_metrics_prepare(s, cfg, &metrics, &error);
         if (r < 0) {
                 log_err("%s", error ? error : errno_text(-r));
                 free(error);
                 goto fail;
         }
+        server_metrics_commit(s, metrics);
         r = server_open_control(s);
         if (r < 0)
                 goto fail;
@@ -629,6 +750,8 @@ static int server_main_wait(struct server *s)
         if (log_pending())
                 server_bound_wait(&wait, SERVER_LOG_RETRY_MS);
         server_bound_wait(&wait, control_next_timeout(s->control, now));
+        if (s->metrics)
+                server_bound_wait(&wait, metrics_next_timeout(s->metrics, now));
         if (!notifying)
                 return wait;    /* nothing to send any more: no reason to wake for it */
         if (s->watchdog_interval_ms)
@@ -656,6 +779,12 @@ static void server_tick(struct server *s)
         server_free_retired(s, false);
         control_tick(s->control, now);  /* queries the workers have answered */
         (void) log_flush();     /* lines the journal or stderr could not take at once */
+        if (s->metrics)
+                metrics_tick(s->metrics, now);
+        /* listeners gone for good, and their last connection too: their
+         * counts go to the totals (kept while stopping, to be shown draining) */
+        if (!s->stopping)
+                stats_collect(s->stats);
 }
 
 static int server_start_workers(struct server *s)
@@ -731,6 +860,7 @@ void server_free(struct server *s)
                 next = l->next;
                 listener_free(l);
         }
+        metrics_free(s->metrics);
         if (s->loop) {
                 if (s->signal_fd >= 0)
                         ev_del(s->loop, s->signal_fd, EV_READABLE);
@@ -751,6 +881,7 @@ void server_free(struct server *s)
         pthread_mutex_destroy(&s->listeners_lock);
         pthread_cond_destroy(&s->synced_cond);
         pthread_mutex_destroy(&s->sources_lock);
+        stats_free(s->stats);           /* after everything that referenced the counters */
         config_free(s->cfg);
         free(s);
 }

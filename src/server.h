@@ -14,9 +14,12 @@
 #include "config.h"
 #include "event.h"
 #include "listener.h"
+#include "log.h"
 #include "source.h"
+#include "stats.h"
 #include "worker.h"
 
+struct metrics;
 struct notifier;
 struct control;
 
@@ -26,6 +29,14 @@ struct server_reload_result {
         bool ok;
         time_t when;                    /* wall clock */
         struct config_errors errors;    /* every "FILE:LINE: message" of a failed one */
+};
+
+/* STATUS= shows accepted/s and refused/s over the last minute: the totals
+ * sampled at most once a second, kept a bit more than a minute. */
+#define SERVER_RATE_SAMPLES 64u
+
+struct server_rate_sample {
+        uint64_t ms, accepted, refused;
 };
 
 struct server {
@@ -69,6 +80,15 @@ struct server {
         pthread_mutex_t sources_lock;
         struct source_table sources;    /* connections per client address */
 
+        struct stats *stats;            /* every listener's counters (stats.h) */
+        struct metrics *metrics;        /* the Prometheus endpoint, NULL when off */
+        uint64_t start_ms;              /* monotonic */
+        uint64_t start_time_s;          /* realtime, seconds */
+        uint64_t reload_time_s;         /* realtime of the last reload (good or not), 0: none */
+        struct server_rate_sample rates[SERVER_RATE_SAMPLES];
+        unsigned n_rates;               /* samples taken (the next goes to n_rates % SERVER_RATE_SAMPLES) */
+        struct log_ratelimit rl_metrics;
+
         /* sd_notify STATUS=: sent at most once a second, when it changed */
         char *reload_error;             /* first error of the last failed reload */
         uint64_t status_checked_ms;     /* when the STATUS= text was last looked at */
@@ -78,8 +98,6 @@ struct server {
 
         /* what the control socket shows */
         struct control *control;        /* NULL: no control socket */
-        time_t started;                 /* wall clock, and the loop's clock: */
-        uint64_t started_ms;
         time_t cfg_loaded;              /* when s->cfg was read */
         struct server_reload_result last_reload;
 

@@ -111,7 +111,7 @@ static void worker_job_list_one(struct worker *w, struct worker_job *job, const 
                 .listener = c->src->owner,
                 .idle_ms = w->now_ms > c->idle.last_ms ? w->now_ms - c->idle.last_ms : 0,
                 .queued = conn_queued(c),
-                .connected_s = (uint32_t) (w->now_ms / 1000u) - c->start_s,
+                .connected_s = ((uint32_t) w->now_ms - c->born_ms) / 1000u,
                 .port = port,
                 .family = c->src->family,
         };

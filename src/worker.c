@@ -19,6 +19,8 @@
 #define WORKER_ACCEPT_BATCH     64      /* accepts per wakeup, so clients keep being served */
 #define WORKER_ACCEPT_RETRY_MS  1000u   /* retry after descriptor exhaustion */
 #define WORKER_TRANSIENT_MAX    1000u   /* transient loop errors in a row before giving up */
+#define WORKER_FINISH_PASSES    50u     /* at the end: passes while the I/O completes closes */
+#define WORKER_FINISH_WAIT_MS   10
 
 
 static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask);
@@ -89,7 +91,6 @@ void worker_conn_closed(struct worker *w, struct source *src)
 
         server_source_release(s, src);
         w->n_conns--;
-        WORKER_STAT_ADD(w, closed, 1);
         /* the resume side of the handshake in worker_on_accept() */
         total = atomic_fetch_sub(&s->n_conns_total, 1) - 1;
         if (total < atomic_load(&s->max_connections) && atomic_exchange(&s->accept_paused_any, false))
@@ -136,25 +137,30 @@ static bool worker_banned(const struct worker *w, const struct sockaddr_storage 
         return addr && ban_list_match(w->bans, ss->ss_family, addr, w->now_ms);
 }
 
-static const char *worker_refusal(const struct listener_opts *o, const struct sockaddr_storage *ss,
-                                  uint32_t source_count)
+/* Why a client is refused (*why: for the log), or -1 if it is not. */
+static int worker_refusal(const struct listener_opts *o, const struct sockaddr_storage *ss,
+                          uint32_t source_count, const char **why)
 {
         const void *addr = worker_peer_addr(ss);
         int family = ss->ss_family;
 
         if (!addr)
-                return NULL;
+                return -1;
+        *why = "denied";
         if (o->deny.n > 0 && acl_match(&o->deny, family, addr))
-                return "denied";
+                return STATS_REFUSED_ACCESS;
+        *why = "not allowed";
         if (o->allow.n > 0 && !acl_match(&o->allow, family, addr))
-                return "not allowed";
+                return STATS_REFUSED_ACCESS;
+        *why = "too many connections from this address (max_per_source)";
         if (o->max_per_source > 0 && source_count > o->max_per_source)
-                return "too many connections from this address (max_per_source)";
-        return NULL;
+                return STATS_REFUSED_MAX_PER_SOURCE;
+        return -1;
 }
 
-static void worker_accept_failed(struct worker *w, const struct listener *l, int err)
+static void worker_accept_failed(struct worker *w, const struct worker_listener *wl, int err)
 {
+        const struct listener *l = wl->l;
         unsigned suppressed;
 
         if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
@@ -162,6 +168,7 @@ static void worker_accept_failed(struct worker *w, const struct listener *l, int
                  * kernel keeps new clients in the backlog) and retry when a client
                  * leaves or after a pause, never in a busy loop. */
                 worker_pause_accept(w, w->now_ms + WORKER_ACCEPT_RETRY_MS);
+                STATS_ADD(worker_stats(w, wl->set), pauses[STATS_PAUSE_DESCRIPTORS], 1);
                 if (log_ratelimit_ok(&w->rl_accept, w->now_ms, &suppressed))
                         log_warning("cannot accept on %s: %s; pausing accepts (%u connections open)%s",
                                     l->addr_str, errno_text(err), atomic_load(&w->srv->n_conns_total),
@@ -171,13 +178,14 @@ static void worker_accept_failed(struct worker *w, const struct listener *l, int
         }
 }
 
-static void worker_refuse(struct worker *w, const struct listener *l, int cfd,
-                          const struct sockaddr_storage *ss, socklen_t len, const char *why)
+static void worker_refuse(struct worker *w, const struct worker_listener *wl, int cfd,
+                          const struct sockaddr_storage *ss, socklen_t len, int reason, const char *why)
 {
+        const struct listener *l = wl->l;
         char peer[SOCKADDR_STR_MAX];
         unsigned suppressed;
 
-        WORKER_STAT_ADD(w, refused, 1);
+        STATS_ADD(worker_stats(w, wl->set), refused[reason], 1);
         if (log_ratelimit_ok(&w->rl_refused, w->now_ms, &suppressed)) {
                 sockaddr_to_string((const struct sockaddr *) ss, len, peer);
                 log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) {
@@ -200,8 +208,8 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                 socklen_t len = sizeof(ss);
                 struct source *src;
                 uint32_t source_count = 0;
-                const char *why;
-                int cfd, one = 1, r;
+                const char *why = NULL;
+                int cfd, one = 1, r, reason;
 
                 /* The pause side of a handshake with worker_conn_closed():
                  * here, store accept_paused_any, then load n_conns_total; there,
@@ -220,6 +228,7 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                                 worker_resume_accept(w);
                                 continue;
                         }
+                        STATS_ADD(worker_stats(w, wl->set), pauses[STATS_PAUSE_MAX_CONNECTIONS], 1);
                         if (log_ratelimit_ok(&w->rl_limit, w->now_ms, &suppressed))
                                 log_notice("max_connections (%u) reached: new clients wait until one leaves",
                                            atomic_load(&s->max_connections));
@@ -230,23 +239,24 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
                                 continue;
                         if (errno != EAGAIN)
-                                worker_accept_failed(w, l, errno);
+                                worker_accept_failed(w, wl, errno);
                         return;
                 }
                 /* before the per-source count: a banned flood costs no lock */
                 if (w->bans && worker_banned(w, &ss)) {
-                        worker_refuse(w, l, cfd, &ss, len, "banned (control socket)");
+                        worker_refuse(w, wl, cfd, &ss, len, STATS_REFUSED_ACCESS, "banned (control socket)");
                         continue;
                 }
                 src = server_source_hold(s, l, (struct sockaddr *) &ss, &source_count);
                 if (!src) {
                         close(cfd);
-                        worker_accept_failed(w, l, ENOMEM);
+                        STATS_ADD(worker_stats(w, wl->set), refused[STATS_REFUSED_DESCRIPTORS], 1);
+                        worker_accept_failed(w, wl, ENOMEM);
                         return;
                 }
-                why = worker_refusal(&wl->set->o, &ss, source_count);
-                if (why) {
-                        worker_refuse(w, l, cfd, &ss, len, why);
+                reason = worker_refusal(&wl->set->o, &ss, source_count, &why);
+                if (reason >= 0) {
+                        worker_refuse(w, wl, cfd, &ss, len, reason, why);
                         server_source_release(s, src);
                         continue;
                 }
@@ -254,7 +264,6 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                  * the listener, inherited; a passed socket may have refused it) */
                 if (!l->nodelay)
                         (void) setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-                WORKER_STAT_ADD(w, accepted, 1);
                 if (log_enabled(LOG_LEVEL_DEBUG)) {
                         char peer[SOCKADDR_STR_MAX];
 
@@ -264,6 +273,7 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                                  "connection from %s on %s", peer, l->addr_str);
                 }
                 atomic_fetch_add(&s->n_conns_total, 1);
+                /* counted there: accepted once it is served, refused if it cannot be */
                 r = conn_start(w, cfd, wl->set, src);
                 if (r == -ERANGE) {
                         unsigned suppressed;
@@ -318,14 +328,15 @@ static void worker_resync(struct worker *w)
         pthread_mutex_unlock(&s->listeners_lock);
 }
 
+/* Stopping (after the drain time, or at once): what is left is closed on stop. */
 static void worker_close_all(struct worker *w)
 {
         struct idle_link *l;
 
         while ((l = idle_oldest(&w->conns)))
-                conn_close(conn_from_idle(l));
+                conn_close_why(conn_from_idle(l), STATS_CLOSED_SHUTDOWN);
         while ((l = idle_oldest(&w->lingering)))
-                conn_close(conn_from_idle(l));
+                conn_close_why(conn_from_idle(l), STATS_CLOSED_SHUTDOWN);
 }
 
 /* Stop accepting and drain. */
@@ -372,6 +383,13 @@ bool worker_loop_error_is_transient(int err)
         return err == EINTR || err == EAGAIN || err == EBUSY || err == ENOMEM;
 }
 
+/* One clock read per wakeup: idle times, and where message service times start. */
+static void worker_clock(struct worker *w)
+{
+        w->now_ns = monotonic_ns();
+        w->now_ms = w->now_ns / 1000000u;
+}
+
 static void worker_wait_until(int *wait, uint64_t deadline_ms, uint64_t now_ms)
 {
         int t = deadline_ms > now_ms ? (int) (deadline_ms - now_ms) : 0;
@@ -387,7 +405,7 @@ static int worker_run(struct worker *w)
         unsigned transient = 0;
         int exit_code = 0;
 
-        w->now_ms = monotonic_ms();
+        worker_clock(w);
         worker_resync(w);
         while (!w->exit_now) {
                 uint64_t timeout_ms = (uint64_t) atomic_load(&s->timeout_s) * 1000u;
@@ -411,7 +429,7 @@ static int worker_run(struct worker *w)
                 n = ev_wait(w->loop, wait);
                 if (n < 0) {
                         if (worker_loop_error_is_transient(-n) && ++transient < WORKER_TRANSIENT_MAX) {
-                                w->now_ms = monotonic_ms();
+                                worker_clock(w);
                                 continue;
                         }
                         /* Nothing this worker watches can be served any more:
@@ -425,14 +443,13 @@ static int worker_run(struct worker *w)
                         break;
                 }
                 transient = 0;
-                w->now_ms = monotonic_ms();
+                worker_clock(w);
                 ev_dispatch(w->loop, n);
 
                 while ((l = idle_pop_expired(&w->conns, w->now_ms, timeout_ms))) {
-                        WORKER_STAT_ADD(w, timeouts, 1);
                         log_debug("closing a connection idle for %llus",
                                   (unsigned long long) timeout_ms / 1000u);
-                        conn_close(conn_from_idle(l));
+                        conn_close_why(conn_from_idle(l), STATS_CLOSED_IDLE);
                 }
                 while ((l = idle_pop_expired(&w->lingering, w->now_ms, CONN_LINGER_MS)))
                         conn_close(conn_from_idle(l));
@@ -452,6 +469,13 @@ static int worker_run(struct worker *w)
         }
         worker_close_all(w);
         worker_watch_listeners(w, false);
+        /* On io_uring, a closed connection's socket is let go once the ring
+         * has completed the operations that named it, at a wait: the loop
+         * runs a little longer for that (bounded), or its client would see
+         * the close only when muxd exits, which other workers still draining
+         * may delay by shutdown_timeout. */
+        for (unsigned i = 0; i < WORKER_FINISH_PASSES && !w->exit_now && conn_io_busy(w); i++)
+                (void) ev_run_once(w->loop, WORKER_FINISH_WAIT_MS);
         return exit_code;
 }
 
@@ -488,14 +512,6 @@ bool worker_synced(const struct worker *w, uint64_t gen)
         /* a worker that has not started takes the list when it does; one
          * that has exited watches nothing */
         return !w->thread_started || atomic_load(&w->exited) || atomic_load(&w->synced_gen) >= gen;
-}
-
-void worker_stats_add(const struct worker *w, struct worker_totals *t)
-{
-#define WORKER_SUM(f) t->f += atomic_load_explicit(&w->stats.f, memory_order_relaxed)
-        WORKER_SUM(accepted); WORKER_SUM(refused); WORKER_SUM(closed); WORKER_SUM(messages);
-        WORKER_SUM(timeouts); WORKER_SUM(oversized); WORKER_SUM(bytes_in); WORKER_SUM(bytes_out);
-#undef WORKER_SUM
 }
 
 int worker_new(struct server *srv, unsigned id, int setsize, struct worker **ret)

@@ -5,7 +5,8 @@
  * thread of its own, the main thread keeps the server's own loop (signals,
  * reload, notifications: server.c). The server talks to a worker only
  * through the functions below: requests (flags plus an eventfd that wakes
- * its loop), whether it has taken a listener list, and its counters. */
+ * its loop) and whether it has taken a listener list. Its counters are
+ * per listener (stats.h): block w->id of each listener's. */
 #pragma once
 
 #include <pthread.h>
@@ -23,29 +24,6 @@
 
 struct server;
 struct conn_io;
-
-struct worker_stats {
-        _Atomic uint64_t accepted;
-        _Atomic uint64_t refused;       /* by allow/deny/max_per_source */
-        _Atomic uint64_t closed;
-        _Atomic uint64_t messages;
-        _Atomic uint64_t timeouts;
-        _Atomic uint64_t oversized;
-        _Atomic uint64_t bytes_in;
-        _Atomic uint64_t bytes_out;
-};
-
-/* The same counters, summed (worker_stats_add). */
-struct worker_totals {
-        uint64_t accepted, refused, closed, messages, timeouts, oversized, bytes_in, bytes_out;
-};
-
-/* Counters are written by their worker only and read by the main thread:
- * a relaxed load and store (no locked add) is enough. */
-#define WORKER_STAT_ADD(w, field, n) \
-        atomic_store_explicit(&(w)->stats.field, \
-                              atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (uint64_t) (n), \
-                              memory_order_relaxed)
 
 /* What the server asks of a worker (bits of worker.requests). */
 enum {
@@ -141,6 +119,7 @@ struct worker {
         struct idle_queue lingering;    /* half-closed ones, oldest first */
         uint32_t n_conns;
         uint64_t now_ms;                /* loop time, read once per wakeup */
+        uint64_t now_ns;                /* the same in nanoseconds (message service times) */
 
         /* accepting is paused at max_connections and on descriptor exhaustion */
         bool accept_paused;
@@ -161,7 +140,6 @@ struct worker {
         uint64_t watch_retry_ms;        /* 0, or when to try watching listeners again */
 
         struct log_ratelimit rl_accept, rl_limit, rl_refused, rl_range, rl_watch, rl_kick;
-        struct worker_stats stats;
 };
 
 int worker_new(struct server *srv, unsigned id, int setsize, struct worker **ret);
@@ -177,8 +155,6 @@ void worker_request(struct worker *w, unsigned what);
 /* Has it taken listener generation gen (or does it watch nothing: not
  * started, or exited)? Any thread. */
 bool worker_synced(const struct worker *w, uint64_t gen);
-/* Add its counters to *t (any thread). */
-void worker_stats_add(const struct worker *w, struct worker_totals *t);
 
 /* A query with n_workers jobs, one reference held by the caller; NULL if
  * out of memory. */
@@ -201,4 +177,9 @@ void worker_close_queries(struct worker *w);
 
 /* Connections call these. */
 void worker_conn_closed(struct worker *w, struct source *src);
+/* The block of counters c's settings count into, for this worker. */
+static inline struct stats_block *worker_stats(struct worker *w, struct listener_settings *set)
+{
+        return stats_block(set->stats, w->id);
+}
 int worker_grow_wbuf(struct worker *w, size_t need);

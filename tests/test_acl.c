@@ -214,6 +214,51 @@ static void test_acl_match(void **state)
         acl_done(&list);
 }
 
+/* The rule of every listener and the metrics endpoint: deny wins, then an
+ * allow list (when set) must match; IPv4-mapped peers count as IPv4. */
+static struct sockaddr_storage sockaddr_of(const char *text)
+{
+        struct sockaddr_storage ss = { 0 };
+        struct sockaddr_in *sin = (struct sockaddr_in *) &ss;
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &ss;
+
+        if (inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
+                sin->sin_family = AF_INET;
+        } else {
+                assert_int_equal(inet_pton(AF_INET6, text, &sin6->sin6_addr), 1);
+                sin6->sin6_family = AF_INET6;
+        }
+        return ss;
+}
+
+static bool permits(const struct acl *allow, const struct acl *deny, const char *text)
+{
+        struct sockaddr_storage ss = sockaddr_of(text);
+
+        return acl_permits(allow, deny, (const struct sockaddr *) &ss);
+}
+
+static void test_acl_permits(void **state)
+{
+        static const char *const allow_v[] = { "127.0.0.0/8" };
+        static const char *const deny_v[] = { "127.0.0.2" };
+        struct acl allow = acl_of(allow_v, 1), deny = acl_of(deny_v, 1), none = {};
+        struct sockaddr unix_sa = { .sa_family = AF_UNIX };
+
+        assert_true(permits(&none, &none, "192.0.2.1"));        /* no lists: everyone */
+        assert_true(permits(NULL, NULL, "::1"));
+        assert_true(permits(&allow, &none, "127.0.0.3"));
+        assert_true(permits(&allow, &none, "::ffff:127.0.0.3"));
+        assert_false(permits(&allow, &none, "192.0.2.1"));
+        assert_false(permits(&allow, &none, "::1"));
+        assert_false(permits(&allow, &deny, "127.0.0.2"));      /* deny wins */
+        assert_false(permits(&none, &deny, "::ffff:127.0.0.2"));
+        assert_true(permits(&none, &deny, "127.0.0.1"));
+        assert_true(acl_permits(&allow, &deny, &unix_sa));
+        acl_done(&allow);
+        acl_done(&deny);
+}
+
 static void test_acl_copy_equal_done(void **state)
 {
         static const char *const two[] = { "10.0.0.0/8", "2001:db8::/32" };
@@ -259,6 +304,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(test_cidr_parse),
                 cmocka_unit_test(test_cidr_match),
                 cmocka_unit_test(test_acl_match),
+                cmocka_unit_test(test_acl_permits),
                 cmocka_unit_test(test_acl_copy_equal_done),
                 cmocka_unit_test(test_v4mapped),
         };

@@ -446,6 +446,32 @@ static struct invalid_case invalid_cases[] = {
           { "test.conf:2: control_socket: expected a string" } },
         { "control_socket_in_listen_entry", "listen = (\n  { port = 1; control_socket = \"/x\"; }\n);\n",
           { "test.conf:2: control_socket: not allowed in a listen entry" } },
+        /* metrics_listen */
+        { "metrics_listen_not_string", "metrics_listen = 9188;\nports = [ 1 ];\n",
+          { "test.conf:1: metrics_listen: expected a string" } },
+        { "metrics_listen_no_port", "ports = [ 1 ];\nmetrics_listen = \"127.0.0.1\";\n",
+          { "test.conf:2: metrics_listen: expected ADDRESS:PORT with a numeric address "
+            "(\"127.0.0.1:9188\", \"[::1]:9188\"), got \"127.0.0.1\"" } },
+        { "metrics_listen_hostname", "metrics_listen = \"localhost:9188\";\nports = [ 1 ];\n",
+          { "test.conf:1: metrics_listen: expected ADDRESS:PORT with a numeric address "
+            "(\"127.0.0.1:9188\", \"[::1]:9188\"), got \"localhost:9188\"" } },
+        { "metrics_listen_ipv6_without_brackets", "metrics_listen = \"::1:9188\";\nports = [ 1 ];\n",
+          { "test.conf:1: metrics_listen: expected ADDRESS:PORT with a numeric address "
+            "(\"127.0.0.1:9188\", \"[::1]:9188\"), got \"::1:9188\"" } },
+        { "metrics_listen_port_range", "metrics_listen = \"127.0.0.1:65536\";\nports = [ 1 ];\n",
+          { "test.conf:1: metrics_listen: expected ADDRESS:PORT with a numeric address "
+            "(\"127.0.0.1:9188\", \"[::1]:9188\"), got \"127.0.0.1:65536\"" } },
+        { "metrics_listen_v4mapped", "metrics_listen = \"[::ffff:127.0.0.1]:9188\";\nports = [ 1 ];\n",
+          { "test.conf:1: metrics_listen: \"[::ffff:127.0.0.1]:9188\" is an IPv4-mapped address: "
+            "write the IPv4 address" } },
+        { "metrics_listen_in_entry", "listen = ( { port = 1; metrics_listen = \"127.0.0.1:9188\"; } );\n",
+          { "test.conf:1: metrics_listen: not allowed in a listen entry" } },
+        { "metrics_listen_port_of_a_listener",
+          "listen = (\n  { port = 9188; address = \"127.0.0.1\"; }\n);\nmetrics_listen = \"127.0.0.1:9188\";\n",
+          { "test.conf:4: metrics_listen: port 9188 is the port of the listener at line 2" } },
+        { "metrics_listen_port_of_all_addresses",
+          "ports = [ 9188 ];\nmetrics_listen = \"[::1]:9188\";\n",
+          { "test.conf:2: metrics_listen: port 9188 is the port of the listener at line 1" } },
 
         /* unknown and misplaced settings */
         { "unknown_setting", "timeout = 1;\n\ntimout = 5;\n",
@@ -1030,6 +1056,40 @@ static char *write_file(const char *name, const char *content)
         return write_bytes(name, content, strlen(content));
 }
 
+static void test_metrics_listen(void **state)
+{
+        struct config *c;
+        uint8_t v6[16];
+
+        c = load_ok("ports = [ 8088 ];\n");
+        assert_false(c->metrics);                       /* off by default */
+        config_free(c);
+        c = load_ok("ports = [ 8088 ];\nmetrics_listen = \"\";\n");
+        assert_false(c->metrics);                       /* "" is off too */
+        config_free(c);
+        c = load_ok("ports = [ 8088 ];\nmetrics_listen = \"127.0.0.1:9188\";\n");
+        assert_true(c->metrics);
+        assert_int_equal(c->metrics_key.family, AF_INET);
+        assert_int_equal(c->metrics_key.port, 9188);
+        assert_memory_equal(c->metrics_key.addr, "\x7f\0\0\x01", 4);
+        assert_string_equal(c->metrics_listen, "127.0.0.1:9188");
+        assert_int_equal(c->metrics_line, 2);
+        assert_null(c->metrics_file);
+        config_free(c);
+        /* another address on a listener's port is fine; port 0 picks one */
+        c = load_ok("listen = ( { port = 9188; address = \"127.0.0.1\"; } );\n"
+                    "metrics_listen = \"[::1]:0\";\n");
+        assert_int_equal(c->metrics_key.family, AF_INET6);
+        assert_int_equal(c->metrics_key.port, 0);
+        assert_int_equal(inet_pton(AF_INET6, "::1", v6), 1);
+        assert_memory_equal(c->metrics_key.addr, v6, 16);
+        config_free(c);
+        c = load_ok("listen = ( { port = 9188; address = \"127.0.0.1\"; } );\n"
+                    "metrics_listen = \"127.0.0.2:9188\";\n");
+        assert_true(c->metrics);
+        config_free(c);
+}
+
 static void test_load_file(void **state)
 {
         struct config_errors e = {};
@@ -1435,6 +1495,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(test_integer_forms_values),
                 cmocka_unit_test(test_listen_overrides),
                 cmocka_unit_test(test_listen_addresses),
+                cmocka_unit_test(test_metrics_listen),
         };
         const struct CMUnitTest files[] = {
                 cmocka_unit_test(test_load_file),

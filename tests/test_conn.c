@@ -60,7 +60,7 @@ static int fake_send(struct conn *c, const char *p, size_t n)
                 int r = io.fail_send;
 
                 io.fail_send = 0;
-                conn_close(c);
+                conn_close_errno(c, -r);
                 return r;
         }
         if (buffer_len(&c->out) == 0 && io.room > 0) {
@@ -68,8 +68,12 @@ static int fake_send(struct conn *c, const char *p, size_t n)
                 assert_int_equal(buffer_append(&io.wire, p, take, 0), 0);
                 io.room -= take;
         }
-        if (take < n)
+        if (take > 0)
+                STATS_ADD(worker_stats(c->w, c->set), bytes_out, take);
+        if (take < n) {
                 assert_int_equal(buffer_append(&c->out, p + take, n - take, 0), 0);
+                STATS_ADD(worker_stats(c->w, c->set), queued, n - take);
+        }
         return 0;
 }
 
@@ -134,6 +138,7 @@ int worker_grow_wbuf(struct worker *wk, size_t need)
 
 /* ---- set-up ---- */
 
+static struct stats *reg;       /* the counters' registry (one worker: block 0) */
 static struct listener_settings *set;
 static int client = -1;         /* the test's end of the socketpair */
 
@@ -146,7 +151,20 @@ static struct listener_settings *settings(enum muxd_mode mode, enum muxd_framing
                 .mode = mode, .framing = framing, .max_message = max_message,
         };
 
-        return listener_settings_new(&o);
+        struct listener_settings *s = listener_settings_new(&o);
+
+        assert_non_null(s);
+        assert_int_equal(stats_listener_new(reg, &s->stats), 0);
+        return s;
+}
+
+/* What the current settings' counters say now. */
+static struct stats_counts counts(void)
+{
+        struct stats_counts c = { 0 };
+
+        stats_listener_read(set->stats, &c);
+        return c;
 }
 
 static int setup(void **state)
@@ -158,6 +176,7 @@ static int setup(void **state)
         memset(&w, 0, sizeof(w));
         w.io = &fake_io;
         w.now_ms = 1000;
+        w.now_ns = monotonic_ns();      /* message service times start here */
         idle_queue_init(&w.conns);
         idle_queue_init(&w.lingering);
         w.wbuf_cap = 64;
@@ -165,6 +184,7 @@ static int setup(void **state)
         assert_non_null(w.wbuf);
         conns_closed = 0;
         fail_grow = false;
+        assert_int_equal(stats_new(1, &reg), 0);
         set = settings(MODE_ECHO, FRAMING_LINE, 16, "hello\n");
         assert_non_null(set);
         return 0;
@@ -180,6 +200,7 @@ static int teardown(void **state)
         while ((l = idle_oldest(&w.lingering)))
                 conn_close(conn_from_idle(l));
         listener_settings_unref(set);
+        stats_free(reg);
         buffer_free(&io.wire);
         free(w.wbuf);
         if (client >= 0)
@@ -194,6 +215,8 @@ static struct conn *start(void)
         int sv[2];
 
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+        if (client >= 0)
+                close(client);          /* a test's earlier connection */
         client = sv[1];
         assert_int_equal(conn_start(&w, sv[0], set, NULL), 0);
         assert_int_equal(w.conns.count, 1);
@@ -222,6 +245,8 @@ static int client_reads(struct conn *c)
         if (n > 0) {
                 assert_int_equal(buffer_append(&io.wire, buffer_head(&c->out), n, 0), 0);
                 buffer_consume(&c->out, n);
+                STATS_ADD(worker_stats(c->w, c->set), bytes_out, n);
+                STATS_SUB(worker_stats(c->w, c->set), queued, n);
         }
         return conn_sent(c);
 }
@@ -299,7 +324,8 @@ static void test_oneshot_closes_after_one_message(void **state)
         assert_int_equal(conns_closed, 1);
         assert_int_equal(w.n_conns, 0);
         assert_string_equal(wire_take(), "");
-        assert_int_equal(atomic_load(&w.stats.messages), 1);
+        assert_int_equal(counts().messages, 1);
+        assert_int_equal(counts().closed[STATS_CLOSED_ONESHOT], 1);
 }
 
 static void test_too_long_is_answered_then_closed(void **state)
@@ -312,7 +338,8 @@ static void test_too_long_is_answered_then_closed(void **state)
         assert_true(serve(c, "0123456789abcdefXYZ") < 0);
         assert_string_equal(wire_take(), FRAMING_TOO_LONG_REPLY);
         assert_int_equal(io.closes, 1);
-        assert_int_equal(atomic_load(&w.stats.oversized), 1);
+        assert_int_equal(counts().closed[STATS_CLOSED_MAX_MESSAGE], 1);
+        assert_int_equal(counts().messages, 0);
 }
 
 /* A message at eof without its line ending is still a message. */
@@ -453,6 +480,132 @@ static void test_out_of_memory_for_a_reply_closes(void **state)
         assert_int_equal(io.closes, 1);
 }
 
+
+/* ---- the counters (stats.h) ---- */
+
+static uint64_t closed_total(const struct stats_counts *c)
+{
+        uint64_t t = 0;
+
+        for (size_t i = 0; i < STATS_CLOSED_N; i++)
+                t += c->closed[i];
+        return t;
+}
+
+static void test_counts_a_conversation(void **state)
+{
+        struct stats_counts k;
+        struct conn *c;
+
+        (void) state;
+        c = start();
+        k = counts();
+        assert_int_equal(k.accepted, 1);
+        assert_int_equal(k.clients, 1);
+        assert_int_equal(k.bytes_out, 6);       /* "hello\n" */
+        assert_int_equal(serve(c, "a\nbb\n"), 0);
+        k = counts();
+        assert_int_equal(k.messages, 2);
+        assert_int_equal(k.bytes_out, 6 + 3 + 4);
+        /* one batch, timed once: both messages in the histogram, none past 1 s */
+        assert_int_equal(k.message_hist[STATS_MESSAGE_BUCKETS], 0);
+        {
+                uint64_t n = 0;
+
+                for (size_t i = 0; i <= STATS_MESSAGE_BUCKETS; i++)
+                        n += k.message_hist[i];
+                assert_int_equal(n, 2);
+        }
+        w.now_ms += 2500;                       /* a lifetime of 2.5 s */
+        c->flags |= CONN_EOF;
+        assert_true(conn_serve(c, NULL, 0) < 0);
+        k = counts();
+        assert_int_equal(k.closed[STATS_CLOSED_CLIENT], 1);
+        assert_int_equal(closed_total(&k), 1);
+        assert_int_equal(k.clients, 0);
+        assert_int_equal(k.conn_ms, 2500);
+        assert_int_equal(k.conn_hist[4], 1);    /* (1 s, 10 s] */
+}
+
+/* The first cause wins: a message too long, then the client's EOF. */
+static void test_first_close_cause_wins(void **state)
+{
+        struct conn *c;
+
+        (void) state;
+        c = start();
+        io.room = 0;                            /* the error reply stays queued */
+        assert_int_equal(serve(c, "0123456789abcdefXYZ"), 0);
+        c->flags |= CONN_EOF;
+        assert_int_equal(conn_serve(c, NULL, 0), 0);
+        io.room = SIZE_MAX;
+        assert_true(client_reads(c) < 0);
+        assert_int_equal(counts().closed[STATS_CLOSED_MAX_MESSAGE], 1);
+        assert_int_equal(counts().closed[STATS_CLOSED_CLIENT], 0);
+}
+
+static void test_close_causes(void **state)
+{
+        struct conn *c;
+
+        (void) state;
+        conn_close_why(start(), STATS_CLOSED_IDLE);
+        conn_drain(start());
+        c = start();
+        io.fail_send = -EPIPE;                  /* the client went away */
+        assert_true(serve(c, "x\n") < 0);
+        c = start();
+        io.fail_send = -EIO;
+        assert_true(serve(c, "x\n") < 0);
+        conn_close(start());                    /* no cause given: an error */
+        assert_int_equal(counts().closed[STATS_CLOSED_IDLE], 1);
+        assert_int_equal(counts().closed[STATS_CLOSED_SHUTDOWN], 1);
+        assert_int_equal(counts().closed[STATS_CLOSED_CLIENT], 1);
+        assert_int_equal(counts().closed[STATS_CLOSED_ERROR], 2);
+        assert_int_equal(counts().closed[STATS_CLOSED_RELOAD], 0);
+        assert_int_equal(counts().accepted, 5);
+        assert_int_equal(counts().clients, 0);
+}
+
+/* Not served at all: refused (descriptors), neither accepted nor closed. */
+static void test_failed_start_counts_as_refused(void **state)
+{
+        struct stats_counts k;
+        int sv[2];
+
+        (void) state;
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        client = sv[1];
+        io.fail_read = -ERANGE;
+        assert_int_equal(conn_start(&w, sv[0], set, NULL), -ERANGE);
+        k = counts();
+        assert_int_equal(k.refused[STATS_REFUSED_DESCRIPTORS], 1);
+        assert_int_equal(k.accepted, 0);
+        assert_int_equal(closed_total(&k), 0);
+        assert_int_equal(k.conn_hist[0], 0);
+}
+
+/* Queued bytes: what waits in c->out, back to 0 when read or closed. */
+static void test_queued_gauge(void **state)
+{
+        struct conn *c;
+
+        (void) state;
+        c = start();
+        (void) wire_take();
+        io.room = 2;
+        assert_int_equal(serve(c, "abc\n"), 0);       /* "abc!\n": 2 go, 3 wait */
+        assert_int_equal(counts().queued, 3);
+        assert_int_equal(client_reads(c), 0);
+        assert_int_equal(counts().queued, 0);
+        io.room = 0;
+        assert_int_equal(serve(c, "de\n"), 0);
+        assert_int_equal(counts().queued, 4);
+        conn_close(c);
+        assert_int_equal(counts().queued, 0);
+        assert_int_equal(counts().bytes_out, 6 + 5);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -470,6 +623,11 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(test_failed_send_closes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failed_start_balances_the_books, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_out_of_memory_for_a_reply_closes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_counts_a_conversation, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_first_close_cause_wins, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_close_causes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_failed_start_counts_as_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_queued_gauge, setup, teardown),
         };
 
         test_main_args(argc, argv);

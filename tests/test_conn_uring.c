@@ -76,6 +76,8 @@ static int setup(void **state)
         srv.workers = &w;
         set = listener_settings_new(&o);
         assert_non_null(set);
+        assert_int_equal(stats_new(1, &srv.stats), 0);
+        assert_int_equal(stats_listener_new(srv.stats, &set->stats), 0);
         return 0;
 }
 
@@ -85,6 +87,7 @@ static int teardown(void **state)
         fail_submit = false;
         worker_free(w);
         listener_settings_unref(set);
+        stats_free(srv.stats);
         source_table_free(&srv.sources);
         pthread_mutex_destroy(&srv.sources_lock);
         /* every descriptor of the test closed, none leaked */

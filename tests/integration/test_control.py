@@ -100,6 +100,10 @@ class ControlHelpers:
         except ValueError:
             self.fail("muxctl --json %s: not JSON: %r" % (" ".join(args), p.stdout))
 
+    def total(self):
+        """The muxd-wide counters of "muxctl --json stats"."""
+        return self.ctl_json("stats")["stats"]["total"]
+
     def unix(self):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.addCleanup(s.close)
@@ -164,15 +168,29 @@ class ControlMixin(ControlHelpers):
         c = self.client(m)
         for k in range(3):
             self.roundtrip(c, b"msg %d\n" % k)
-        doc = self.wait_for(lambda: (lambda d: d if d["messages"] == 3 else None)(self.ctl_json("stats")),
+        doc = self.wait_for(lambda: (lambda d: d if d["messages"] == 3 else None)(self.total()),
                             5, "3 messages counted")
         self.assertEqual(doc["clients"], 1)
         self.assertEqual(doc["accepted"], 1)
-        self.assertEqual(doc["bytes_in"], sum(len(b"msg %d\n" % k) for k in range(3)))
+        self.assertEqual(doc["received_bytes"], sum(len(b"msg %d\n" % k) for k in range(3)))
+        listeners = self.ctl_json("stats")["stats"]["listeners"]
+        self.assertEqual([(l["listener"], l["messages"]) for l in listeners],
+                         [("alpha", 3), ("127.0.0.1:%d" % m.ports[1], 0)])
         text = self.ctl("stats", rc=0).stdout
-        self.assertEqual(field(text, "messages"), "3")
+        self.assertRegex(text, r"(?m)^listener alpha \(127\.0\.0\.1:%d\)$" % m.ports[0])
+        self.assertRegex(text, r"(?m)^  clients +1 +accepted +1 +messages +3$")
         # "stats --json" as the issue writes it, and "--json stats"
-        self.assertEqual(json.loads(self.ctl("stats", "--json", rc=0).stdout), self.ctl_json("stats"))
+        a = json.loads(self.ctl("stats", "--json", rc=0).stdout)
+        b = self.ctl_json("stats")
+        for d in (a, b):
+            d["stats"].pop("uptime_seconds")
+            for part in [d["stats"]["total"]] + d["stats"]["listeners"]:
+                part.pop("connection_seconds", None)    # the held client's age differs
+        self.assertEqual(a, b)
+        # "stats --prometheus": what /metrics serves, for a textfile collector
+        prom = self.ctl("stats", "--prometheus", rc=0).stdout
+        self.assertIn('muxd_messages_total{listener="alpha"} 3\n', prom)
+        self.assertIn("# TYPE muxd_connections_accepted_total counter\n", prom)
         helptext = self.ctl("help", rc=0).stdout
         for cmd in ("status", "stats", "clients [LISTENER]", "kick PEER | all-from CIDR",
                     "ban CIDR [SECONDS]", "unban CIDR", "bans", "reload", "check",
@@ -243,13 +261,13 @@ class ControlMixin(ControlHelpers):
         p = self.ctl("ban", "127.0.0.1", "1", rc=0)
         self.assertEqual(p.stdout, "banned: 127.0.0.1/32\nseconds: 1\n")
         self.assertIn("127.0.0.1/32", self.ctl("bans", rc=0).stdout)
-        refused_before = self.ctl_json("stats")["refused"]
+        refused_before = self.total()["refused"]["access"]
         s = mt.connect(m.port)
         self.assertEqual(recv_all(s, allow_reset=True), b"")    # closed, not greeted
         s.close()
         m.wait_log(r"^muxd: notice: refused 127\.0\.0\.1:\d+ on 127\.0\.0\.1:%d: banned \(control socket\)$"
                    % m.port)
-        self.assertEqual(self.ctl_json("stats")["refused"], refused_before + 1)
+        self.assertEqual(self.total()["refused"]["access"], refused_before + 1)
         # an established client is not touched by a ban
         self.roundtrip(held, b"held\n")
 
@@ -411,7 +429,7 @@ class ControlMixin(ControlHelpers):
             (b"\n", b"error: usage: empty request; commands: status, stats, clients, kick, ban, unban, "
                     b"bans, reload, check, drain, undrain, help, version\n\n"),
             (b"status extra\n", b"error: usage: status\n\n"),
-            (b"stats --prometheus\n", b"error: usage: unknown option \"--prometheus\" (valid: --json)\n\n"),
+            (b"stats --yaml\n", b"error: usage: unknown option \"--yaml\" (valid: --json, --prometheus)\n\n"),
             (b"ban\n", b"error: usage: ban CIDR [SECONDS]\n\n"),
             (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"error: usage: unknown command \"GET\"; commands: "
                                                   b"status, stats, clients, kick, ban, unban, bans, reload, "
@@ -588,7 +606,7 @@ class ControlScale(ControlHelpers, mt.MuxdTestCase):
         t0 = time.monotonic()
         socks = self.connect_many(m.ports[0], self.N - 1)
         socks += self.connect_many(m.ports[1], 1)
-        self.wait_for(lambda: self.ctl_json("stats")["clients"] == self.N, 60, "%d clients" % self.N)
+        self.wait_for(lambda: self.total()["clients"] == self.N, 60, "%d clients" % self.N)
         connect_s = time.monotonic() - t0
 
         t0 = time.monotonic()

@@ -31,8 +31,9 @@ READY_LINE_RE = re.compile(r"^muxd: info: ready: ")
 RELOADED_RE = re.compile(r"^muxd: info: configuration reloaded from ")
 RELOAD_FAILED_RE = re.compile(r"^muxd: err: reload failed")
 RELOADING_RE = re.compile(r"^RELOADING=1\nMONOTONIC_USEC=(\d+)$")
-STATUS_RE = re.compile(r"^STATUS=(?:reload failed: .*; )?(\d+) listeners?, (\d+) clients?, "
-                       r"(\d+) messages? served$")
+STATUS_RE = re.compile(r"^STATUS=(?:stopping; )?(?:reload failed: .*; )?(\d+) listeners?, (\d+) clients?, "
+                       r"(\d+\.\d) accepted/s, (\d+\.\d) refused/s \(1 min\)"
+                       r"(?:; reload ok at \d\d:\d\d:\d\d)?$")
 
 
 def tcp_listener(host="127.0.0.1", port=0, v6only=None, listen=True):
@@ -65,11 +66,13 @@ def plural(n, word):
     return "%d %s%s" % (n, word, "" if n == 1 else "s")
 
 
-def status_text(listeners, clients, messages, failed=None):
-    return "STATUS=%s%s, %s, %s served" % ("reload failed: %s; " % failed if failed else "",
-                                           plural(listeners, "listener"),
-                                           plural(clients, "client"),
-                                           plural(messages, "message"))
+def status_re(listeners, clients, failed=None, reloaded=False):
+    """STATUS= with these numbers, whatever the rates: after a failed reload
+    (failed: its first error), after a good one (reloaded), or neither."""
+    return re.compile("^STATUS=%s%s, %s, \\d+\\.\\d accepted/s, \\d+\\.\\d refused/s \\(1 min\\)%s$"
+                      % (re.escape("reload failed: %s; " % failed) if failed else "",
+                         plural(listeners, "listener"), plural(clients, "client"),
+                         "; reload ok at \\d\\d:\\d\\d:\\d\\d" if reloaded else ""))
 
 
 class SystemdHelpers:
@@ -374,7 +377,7 @@ class Notify(SystemdCase):
         n = self.notify_socket()
         m = self.start_muxd(env={"NOTIFY_SOCKET": n.address}, suffix="1")
         n.wait("READY=1")
-        n.wait(status_text(1, 0, 0))
+        n.wait(status_re(1, 0))
         c = self.client(m)
         self.roundtrip(c, b"a\n", suffix=b"1")
 
@@ -389,6 +392,7 @@ class Notify(SystemdCase):
         self.assertGreaterEqual(usec, t0, "MONOTONIC_USEC before the SIGHUP was sent")
         self.assertLess(usec - t0, 5_000_000, "MONOTONIC_USEC too far from CLOCK_MONOTONIC")
         n.wait("READY=1", since=i + 1)
+        n.wait(status_re(1, 1, reloaded=True), since=since)
 
         # 2: a failed reload: STATUS says so, with the first error, until a good one
         since = n.count()
@@ -400,18 +404,18 @@ class Notify(SystemdCase):
         self.assertLogged(m, "muxd: err: " + first_error, lsince)
         i, _ = n.wait(re.compile(r"^RELOADING=1"), since=since)
         i, _ = n.wait("READY=1", since=i + 1)
-        n.wait(status_text(1, 1, 1, failed=first_error), since=since)
+        n.wait(status_re(1, 1, failed=first_error), since=since)
         self.roundtrip(c, b"b\n", suffix=b"1")     # old config (and old suffix) serve
         self.roundtrip(self.client(m), b"c\n", suffix=b"2")
         # the error stays in STATUS= while the numbers change
-        n.wait(status_text(1, 2, 3, failed=first_error), since=since, timeout=5)
+        n.wait(status_re(1, 2, failed=first_error), since=since, timeout=5)
 
         # 3: a good reload clears it
         since = n.count()
         self.reload(m, mt.base_settings(self.backend, suffix="3"))
         i, _ = n.wait(re.compile(r"^RELOADING=1"), since=since)
         n.wait("READY=1", since=i + 1)
-        n.wait(status_text(1, 2, 3), since=since)
+        n.wait(status_re(1, 2, reloaded=True), since=since)
         self.assertFalse([t for t in n.texts(since) if "reload failed" in t], n.texts(since))
 
         self.assertEqual(m.stop(), 0, m.log_tail())
@@ -438,20 +442,19 @@ class Notify(SystemdCase):
     def test_status_at_most_once_a_second_and_only_on_change(self):
         n = self.notify_socket()
         m = self.start_muxd(env={"NOTIFY_SOCKET": n.address})
-        n.wait(status_text(1, 0, 0))
-        s = self.client(m)
-        done = 0
-        t_end = time.monotonic() + 3.5
-        while time.monotonic() < t_end:
-            self.roundtrip(s, b"r%d\n" % done)
-            done += 1
-        s.close()
-        _, last = n.wait(status_text(1, 0, done), timeout=5)
-        # now idle: nothing changes, nothing is sent
+        n.wait(status_re(1, 0))
+        # idle from the start: nothing changes, nothing is sent
         count = n.count()
-        t_idle = time.monotonic()
         time.sleep(1.5)     # a silence check: nothing may arrive in this window
         self.assertEqual(n.texts(count), [], "STATUS= sent without a change")
+        # clients come every 0.2 s: the numbers change all the time
+        socks = []
+        t_end = time.monotonic() + 3.5
+        while time.monotonic() < t_end:
+            socks.append(self.client(m))
+            self.roundtrip(socks[-1], b"r\n")
+            time.sleep(0.2)
+        n.wait(status_re(1, len(socks)), timeout=5)
         with n.cond:
             status = [(t, x) for t, x in n.messages if x.startswith("STATUS=")]
         self.assertGreaterEqual(len(status), 3, status)
@@ -462,7 +465,32 @@ class Notify(SystemdCase):
                                     % status)
         for _, x in status:
             self.assertRegex(x, STATUS_RE)
-        self.assertLess(status[-1][0], t_idle)
+
+    def test_status_rates(self):
+        # accepted/s and refused/s over the same window: 10 accepted and 5
+        # refused show as a ratio of 2
+        n = self.notify_socket()
+        m = self.start_muxd(env={"NOTIFY_SOCKET": n.address}, allow=["127.0.0.1/32"])
+        n.wait(status_re(1, 0))
+        for _ in range(10):
+            self.client(m).close()
+        for _ in range(5):
+            s = socket.socket()
+            self.addCleanup(s.close)
+            s.bind(("127.0.0.2", 0))
+            s.settimeout(mt.scaled(5))
+            s.connect(("127.0.0.1", m.port))
+            self.assertEqual(mt.recv_all(s, allow_reset=True), b"")
+        rx = re.compile(r"^STATUS=1 listener, 0 clients, (\d+\.\d) accepted/s, (\d+\.\d) refused/s")
+
+        def latest_ratio_is_two():
+            for t in reversed(n.texts()):
+                mo = rx.match(t)
+                if mo:
+                    a, r = (float(x) for x in mo.groups())
+                    return r > 0 and abs(a / r - 2) < 0.35
+            return False
+        self.wait_for(latest_ratio_is_two, 10, "STATUS= with accepted/s twice refused/s")
 
     def test_watchdog(self):
         # WATCHDOG_USEC = 1 s: muxd pings every 0.5 s from its loop. The
