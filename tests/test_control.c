@@ -34,6 +34,7 @@ struct good_request {
         unsigned n_args;
         const char *args[CONTROL_ARGS_MAX];
         bool json;
+        bool prometheus;
 };
 
 static void test_parse_good(void **state)
@@ -44,6 +45,7 @@ static void test_parse_good(void **state)
                 { "  stats  ", "stats", 0, { NULL }, false },
                 { "stats --json", "stats", 0, { NULL }, true },
                 { "--json stats", "stats", 0, { NULL }, true },
+                { "stats --prometheus", "stats", 0, { NULL }, false, true },
                 { "--json\tclients\tprobe", "clients", 1, { "probe" }, true },
                 { "clients 127.0.0.1:8088", "clients", 1, { "127.0.0.1:8088" }, false },
                 { "kick all-from 10.0.0.0/8", "kick", 2, { "all-from", "10.0.0.0/8" }, false },
@@ -73,6 +75,7 @@ static void test_parse_good(void **state)
                 for (unsigned k = 0; k < req.n_args; k++)
                         assert_string_equal(req.args[k], good[i].args[k]);
                 assert_int_equal(req.json, good[i].json);
+                assert_int_equal(req.prometheus, good[i].prometheus);
         }
 }
 
@@ -97,8 +100,8 @@ static void test_parse_bad(void **state)
                 { "ban", 0, "usage: ban CIDR [SECONDS]" },
                 { "ban 1.2.3.4 5 6 7 8 9", 0, "usage: ban CIDR [SECONDS]" },
                 { "drain", 0, "usage: drain LISTENER" },
-                { "stats --prometheus", 0, "usage: unknown option \"--prometheus\" (valid: --json)" },
-                { "--", 0, "usage: unknown option \"--\" (valid: --json)" },
+                { "stats --yaml", 0, "usage: unknown option \"--yaml\" (valid: --json, --prometheus)" },
+                { "--", 0, "usage: unknown option \"--\" (valid: --json, --prometheus)" },
                 { "stat\x01us", 0, "usage: the request has a control or non-ASCII byte (0x01 at offset 4)" },
                 { "st\xc3\xa4tus", 0, "usage: the request has a control or non-ASCII byte (0xc3 at offset 2)" },
                 { "status\0x", 8, "usage: the request has a control or non-ASCII byte (0x00 at offset 6)" },
