@@ -40,26 +40,26 @@ struct good_request {
 static void test_parse_good(void **state)
 {
         static const struct good_request good[] = {
-                { "status", "status", 0, { NULL }, false },
-                { "status\r", "status", 0, { NULL }, false },           /* telnet, socat crlf */
-                { "  stats  ", "stats", 0, { NULL }, false },
-                { "stats --json", "stats", 0, { NULL }, true },
-                { "--json stats", "stats", 0, { NULL }, true },
+                { "status", "status", 0, { NULL }, false, false },
+                { "status\r", "status", 0, { NULL }, false, false },           /* telnet, socat crlf */
+                { "  stats  ", "stats", 0, { NULL }, false, false },
+                { "stats --json", "stats", 0, { NULL }, true, false },
+                { "--json stats", "stats", 0, { NULL }, true, false },
                 { "stats --prometheus", "stats", 0, { NULL }, false, true },
-                { "--json\tclients\tprobe", "clients", 1, { "probe" }, true },
-                { "clients 127.0.0.1:8088", "clients", 1, { "127.0.0.1:8088" }, false },
-                { "kick all-from 10.0.0.0/8", "kick", 2, { "all-from", "10.0.0.0/8" }, false },
-                { "kick [::1]:5000", "kick", 1, { "[::1]:5000" }, false },
-                { "ban 192.0.2.0/24 60", "ban", 2, { "192.0.2.0/24", "60" }, false },
-                { "ban 192.0.2.7", "ban", 1, { "192.0.2.7" }, false },
-                { "unban 192.0.2.7 --json", "unban", 1, { "192.0.2.7" }, true },
-                { "bans", "bans", 0, { NULL }, false },
-                { "reload", "reload", 0, { NULL }, false },
-                { "check", "check", 0, { NULL }, false },
-                { "drain probe", "drain", 1, { "probe" }, false },
-                { "undrain [::]:8088", "undrain", 1, { "[::]:8088" }, false },
-                { "help", "help", 0, { NULL }, false },
-                { "version", "version", 0, { NULL }, false },
+                { "--json\tclients\tprobe", "clients", 1, { "probe" }, true, false },
+                { "clients 127.0.0.1:8088", "clients", 1, { "127.0.0.1:8088" }, false, false },
+                { "kick all-from 10.0.0.0/8", "kick", 2, { "all-from", "10.0.0.0/8" }, false, false },
+                { "kick [::1]:5000", "kick", 1, { "[::1]:5000" }, false, false },
+                { "ban 192.0.2.0/24 60", "ban", 2, { "192.0.2.0/24", "60" }, false, false },
+                { "ban 192.0.2.7", "ban", 1, { "192.0.2.7" }, false, false },
+                { "unban 192.0.2.7 --json", "unban", 1, { "192.0.2.7" }, true, false },
+                { "bans", "bans", 0, { NULL }, false, false },
+                { "reload", "reload", 0, { NULL }, false, false },
+                { "check", "check", 0, { NULL }, false, false },
+                { "drain probe", "drain", 1, { "probe" }, false, false },
+                { "undrain [::]:8088", "undrain", 1, { "[::]:8088" }, false, false },
+                { "help", "help", 0, { NULL }, false, false },
+                { "version", "version", 0, { NULL }, false, false },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(good); i++) {
