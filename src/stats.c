@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "server.h"
+#include "log.h"
 #include "stats.h"
 
 const char *const stats_refused_names[STATS_REFUSED_N] = {
@@ -263,6 +264,7 @@ int stats_snapshot(struct server *s, struct stats_snapshot *ret)
                 .clients = atomic_load(&s->n_conns_total),
                 .start_time_s = s->start_time_s,
                 .uptime_ms = s->now_ms - s->start_ms,
+                .log_dropped = log_dropped_total(),
                 .stopping = s->stopping,
                 .reloaded = s->reload_time_s != 0,
                 .reload_ok = !s->reload_error,
@@ -473,6 +475,8 @@ int stats_render_text(const struct stats_snapshot *snap, struct buffer *out)
                    snap->workers == 1 ? "" : "s", snap->uptime_ms / 1000u, snap->clients,
                    snap->clients == 1 ? "" : "s", snap->max_connections,
                    snap->stopping ? ", stopping" : "");
+        if (snap->log_dropped > 0)
+                out_printf(&o, "log messages dropped: %" PRIu64 "\n", snap->log_dropped);
         if (snap->reloaded) {
                 out_str(&o, snap->reload_ok ? "last reload: ok at " : "last reload: failed at ");
                 text_time(&o, snap->reload_time_s);
@@ -562,7 +566,8 @@ int stats_render_json(const struct stats_snapshot *snap, struct buffer *out)
                    ",\"start_time\":%" PRIu64 ",\"uptime_seconds\":", snap->workers,
                    snap->max_connections, snap->clients, snap->start_time_s);
         out_seconds_ms(&o, snap->uptime_ms);
-        out_printf(&o, ",\"stopping\":%s,\"last_reload\":", snap->stopping ? "true" : "false");
+        out_printf(&o, ",\"log_messages_dropped\":%" PRIu64 ",\"stopping\":%s,\"last_reload\":",
+                   snap->log_dropped, snap->stopping ? "true" : "false");
         if (!snap->reloaded) {
                 out_str(&o, "null");
         } else {
@@ -705,6 +710,9 @@ static void prom_process(struct out *o, const struct stats_snapshot *snap)
         prom_gauge(o, "muxd_workers", "Event loop threads serving clients.", snap->workers);
         prom_gauge(o, "muxd_max_connections", "The max_connections setting in force.", snap->max_connections);
         prom_gauge(o, "muxd_stopping", "1 while muxd drains its clients on stop, else 0.", snap->stopping);
+        prom_head(o, "muxd_log_messages_dropped_total", "counter", "Log lines dropped because the journal "
+                  "(or a pipe on stderr) did not keep up; each drop is also summed up in the log.");
+        out_printf(o, "muxd_log_messages_dropped_total %" PRIu64 "\n", snap->log_dropped);
         prom_gauge(o, "muxd_last_reload_successful", "0 if the last reload failed (muxd serves with the "
                    "configuration before it), else 1.", !snap->reloaded || snap->reload_ok);
         prom_gauge(o, "muxd_last_reload_timestamp_seconds", "When the last reload was tried, in seconds "

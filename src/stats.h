@@ -172,6 +172,7 @@ struct stats_snapshot {
         uint64_t clients;               /* every connection open, on any listener */
         uint64_t start_time_s;          /* CLOCK_REALTIME, seconds */
         uint64_t uptime_ms;
+        uint64_t log_dropped;           /* log lines dropped since start (log.c) */
         bool stopping;
         bool reloaded;                  /* a reload happened: the next three say how it went */
         bool reload_ok;

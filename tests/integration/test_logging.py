@@ -8,7 +8,10 @@ closed, a persistent client on another listener keeps getting its replies,
 and once the pipe is read again muxd says how many lines it had to drop,
 the same number its statistics count."""
 
+import json
+import os
 import re
+import subprocess
 
 import muxdtest as mt
 
@@ -19,7 +22,8 @@ TEXT = b"x" * 500               # each logged as a line of about 540 bytes
 class LoggingMixin:
 
     def start_two_listeners(self):
-        return self.start_muxd(listen=[
+        self.ctl_path = os.path.join(self.tmpdir, "control")
+        return self.start_muxd(control_socket=self.ctl_path, listen=[
             {"port": 0, "address": "127.0.0.1", "name": "echo"},
             {"port": 0, "address": "127.0.0.1", "name": "oneshot", "mode": "oneshot",
              "greeting": ""},
@@ -60,6 +64,14 @@ class LoggingMixin:
         m.signal(mt.signal.SIGUSR1)
         _, match = m.wait_log(r"statistics: .*, (\d+) log messages dropped$", timeout=10)
         self.assertEqual(int(match.group(1)), dropped)
+        # and in the statistics of muxctl (and /metrics)
+        if mt.MUXCTL:
+            p = subprocess.run([mt.MUXCTL, "-s", self.ctl_path, "--json", "stats"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(json.loads(p.stdout)["stats"]["log_messages_dropped"], dropped, p.stderr)
+            p = subprocess.run([mt.MUXCTL, "-s", self.ctl_path, "stats", "--prometheus"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertIn("muxd_log_messages_dropped_total %d\n" % dropped, p.stdout)
         self.assertAlive(m)
 
 

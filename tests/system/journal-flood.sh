@@ -18,7 +18,7 @@ greeting = "hello...\n";
 suffix = "hi...";
 listen = (
         { port = 8088; },
-        { port = 8090; mode = "oneshot"; greeting = ""; }
+        { port = 8090; mode = "oneshot"; }
 );
 EOF
 cx systemctl restart muxd
@@ -30,12 +30,12 @@ cpu_ticks() { cx awk '{ print $14 + $15 }' "/proc/$mpid/stat"; }
 base=$(cx muxbench -q --json -c 1 -d "$(( flood_secs / 3 + 1 ))" 127.0.0.1:8088)
 since=$(cx date +%s)
 t0=$(cpu_ticks)
-cx sh -c "muxbench -q --json --connect-rate --oneshot -c 50 -d $flood_secs 127.0.0.1:8090 >/tmp/flood.json 2>&1 &"
+cx sh -c "muxbench -q --json --connect-rate --oneshot -c 50 -d $flood_secs 127.0.0.1:8090 >/tmp/flood.json 2>/tmp/flood.err &"
 during=$(cx muxbench -q --json -c 1 -d "$flood_secs" 127.0.0.1:8088)
 poll 10 cx sh -c 'grep -q connections /tmp/flood.json'
 t1=$(cpu_ticks)
 flood=$(cx cat /tmp/flood.json)
-cx kill -USR1 "$mpid"
+cx systemctl kill -s USR1 --kill-whom=main muxd
 sleep 2         # journald takes what waits (a measurement: nothing is asserted)
 served=$(printf '%s' "$flood" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("completed", "?"))' 2>/dev/null)
 kept=$(cx journalctl -u muxd --since "@$since" -o json --no-pager 2>/dev/null |
@@ -50,4 +50,4 @@ echo "# flood: persistent echo client on 8088: p99 $(p99 "$base") us alone, $(p9
 cps=$(printf '%s' "$flood" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("cps", "?"))' 2>/dev/null)
 echo "# flood: muxd CPU $(( (t1 - t0) * 1000 / hz )) ms over ${flood_secs}s; connections served: ${served} (${cps}/s)"
 echo "# flood: message entries kept by journald: $kept; dropped by muxd: ${dropped:-?}; suppressed by journald: $suppressed"
-printf '%s\n' "$flood" | diag
+{ printf '%s\n' "$flood"; cx cat /tmp/flood.err; } | diag
