@@ -40,8 +40,8 @@ sleep 2         # journald takes what waits (a measurement: nothing is asserted)
 served=$(printf '%s' "$flood" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("completed", "?"))' 2>/dev/null)
 kept=$(cx journalctl -u muxd --since "@$since" -o json --no-pager 2>/dev/null |
         python3 -c 'import json,sys; print(sum(1 for l in sys.stdin if json.loads(l).get("MUXD_EVENT") == "message"))')
-dropped=$(cx journalctl -u muxd --since "@$since" -o cat --no-pager 2>/dev/null |
-        sed -n 's/.*, \([0-9]*\) log messages dropped$/\1/p' | tail -n 1)
+dropped=$(cx muxctl --json stats 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["log_messages_dropped"])' 2>/dev/null)
 suppressed=$(cx journalctl --since "@$since" -o cat --no-pager 2>/dev/null |
         sed -n 's/^Suppressed \([0-9]*\) messages from muxd.service.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
 p99() { printf '%s' "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["lat_p99_us"])' 2>/dev/null; }
