@@ -10,7 +10,7 @@
 
 const struct control_command control_commands[] = {
         { "status",  "",                 0, 0, "version, uptime, backend, configuration, listeners, clients, last reload" },
-        { "stats",   "",                 0, 0, "counters since start and clients now" },
+        { "stats",   "",                 0, 0, "counters per listener and in total (--json, --prometheus)" },
         { "clients", "[LISTENER]",       0, 1, "one line per client: peer, listener, connected for, idle for, queued bytes" },
         { "kick",    "PEER | all-from CIDR", 1, 2, "close the connections of PEER (ADDRESS or ADDRESS:PORT) or of a network" },
         { "ban",     "CIDR [SECONDS]",   1, 2, "refuse new connections from CIDR (for SECONDS, else until unban or a restart)" },

@@ -441,28 +441,38 @@ static void server_plan_rollback(struct server *s, struct listener_plan *p)
                 l->claimed = false;
 }
 
+/* What apply and check share: match the entries to the running listeners,
+ * bind the others, make sure one would be left. 0 or -errno (*error set). */
+static int server_plan_prepare(struct server *s, const struct config *cfg, bool starting,
+                               struct listener_plan *p, char **error)
+{
+        int r;
+
+        *error = NULL;
+        for (struct listener *l = s->listeners; l; l = l->next)
+                l->claimed = false;
+        r = server_plan_init(s, cfg, p);
+        if (r < 0)
+                return r;
+        server_plan_match(s, cfg, p);
+        r = server_plan_open(s, cfg, starting, p, error);
+        if (r < 0)
+                return r;
+        return server_plan_check_left(cfg, p, error);
+}
+
 /* Make the listeners match cfg, all or nothing: listeners with the same
  * (address, port) keep their socket, new ones are bound, removed ones stop
  * accepting (passed sockets fall back to the global defaults). If a new
  * listener cannot be bound or watched, or none would be left, the ones just
  * opened are closed, nothing else changed, and -errno is returned with
  * *error set to a "FILE:LINE: ..." text (NULL if out of memory). */
-int server_apply_listeners(struct server *s, const struct config *cfg, bool starting,
-                                  char **error)
+int server_apply_listeners(struct server *s, const struct config *cfg, bool starting, char **error)
 {
         _cleanup_(server_plan_done) struct listener_plan p = { 0 };
         int r;
 
-        *error = NULL;
-        for (struct listener *l = s->listeners; l; l = l->next)
-                l->claimed = false;
-        r = server_plan_init(s, cfg, &p);
-        if (r >= 0) {
-                server_plan_match(s, cfg, &p);
-                r = server_plan_open(s, cfg, starting, &p, error);
-        }
-        if (r >= 0)
-                r = server_plan_check_left(cfg, &p, error);
+        r = server_plan_prepare(s, cfg, starting, &p, error);
         if (r >= 0 && p.any_swap)
                 r = server_swap_listeners(s, cfg, p.match, p.opened, p.swap, error);
         if (r < 0) {
@@ -482,16 +492,7 @@ int server_check_listeners(struct server *s, const struct config *cfg, char **er
         _cleanup_(server_plan_done) struct listener_plan p = { 0 };
         int r;
 
-        *error = NULL;
-        for (struct listener *l = s->listeners; l; l = l->next)
-                l->claimed = false;
-        r = server_plan_init(s, cfg, &p);
-        if (r >= 0) {
-                server_plan_match(s, cfg, &p);
-                r = server_plan_open(s, cfg, false, &p, error);
-        }
-        if (r >= 0)
-                r = server_plan_check_left(cfg, &p, error);
+        r = server_plan_prepare(s, cfg, false, &p, error);
         server_plan_rollback(s, &p);
         return r;
 }
