@@ -254,6 +254,19 @@ fail:
         return r;
 }
 
+void listener_stop(struct listener *l)
+{
+        if (l->fd < 0)
+                return;
+        /* shutdown() takes a listening socket out of the listening state
+         * (the kernel disconnects it), and SO_REUSEADDR lets a new socket
+         * bind next to one that no longer listens. */
+        if (!l->passed)
+                (void) shutdown(l->fd, SHUT_RDWR);
+        close(l->fd);
+        l->fd = -1;
+}
+
 void listener_free(struct listener *l)
 {
         if (!l)

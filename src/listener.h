@@ -66,4 +66,9 @@ bool listener_overlaps(const struct listener *l, const struct listener_key *k);
 /* Bind a new socket for l's address and the port it had, after its own was
  * closed (undoing a reload). Returns 0 or -errno. */
 int listener_reopen(struct listener *l);
+/* Stop listening at once and close the socket (fd -1 after), even while
+ * another reference to it is still open (an io_uring poll being cancelled
+ * holds one): when it returns, the port is free to bind again. A socket
+ * systemd passed is only closed: systemd's copy must go on listening. */
+void listener_stop(struct listener *l);
 void listener_free(struct listener *l);         /* closes the socket; accepts NULL */

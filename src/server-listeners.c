@@ -41,6 +41,7 @@ void server_free_retired(struct server *s, bool force)
                         return;
         for (l = s->retired; l; l = next) {
                 next = l->next;
+                listener_stop(l);       /* its port may be wanted again soon */
                 listener_free(l);
         }
         s->retired = NULL;
@@ -165,11 +166,10 @@ static int server_swap_listeners(struct server *s, const struct config *cfg, str
                 goto put_back;
         }
 
-        /* no worker watches them now */
-        for (l = moved; l; l = l->next) {
-                close(l->fd);
-                l->fd = -1;
-        }
+        /* No worker watches them now, but an io_uring poll still being
+         * cancelled may hold the socket open: stop, not just close. */
+        for (l = moved; l; l = l->next)
+                listener_stop(l);
         for (size_t i = 0; i < n; i++) {
                 const struct listener_conf *e = &cfg->listeners[i];
                 struct listener_key key;
