@@ -63,6 +63,11 @@ struct worker_client {
         uint16_t port;          /* the peer's, 0 if unknown */
         uint8_t family;         /* AF_INET (IPv4-mapped peers too) or AF_INET6 */
         uint8_t addr[16];
+        /* behind a load balancer: the client above is the one its PROXY
+         * header named, and this is the balancer; proxy_family 0: none */
+        uint8_t proxy_family;
+        uint16_t proxy_port;
+        uint8_t proxy_addr[16];
 };
 
 struct worker_query;

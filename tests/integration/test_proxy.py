@@ -7,12 +7,16 @@ allow/deny and max_per_source to the client the header names, logs both
 addresses, and refuses (and counts) peers not in proxy_from, malformed
 headers and headers that do not arrive within proxy_timeout."""
 
+import json
+import os
 import socket
 import struct
+import subprocess
 import time
 
 import muxdtest as mt
 from muxdtest import DEFAULT_GREETING
+from test_control import muxctl_path
 from test_stats import METRICS_RE, http_get, parse
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -251,6 +255,42 @@ class ProxyMixin:
         accepted = sum(v for (name, labels), v in parse(body.decode()).items()
                        if name == "muxd_connections_accepted_total" and dict(labels).get("listener"))
         self.assertEqual(accepted, 1)
+
+    def test_muxctl_clients_and_kick(self):
+        ctl_path = os.path.join(self.tmpdir, "control")
+        m = self.start_muxd(control_socket=ctl_path, listen=[
+            {"port": 0, "address": "127.0.0.1", "name": "lb", "proxy_protocol": "any",
+             "proxy_from": ["127.0.0.1"]}])
+
+        def ctl(*args):
+            p = subprocess.run([muxctl_path(), "-s", ctl_path] + list(args), stdout=subprocess.PIPE,
+                               universal_newlines=True, timeout=mt.scaled(30))
+            self.assertEqual(p.returncode, 0, p.stdout)
+            return p.stdout
+
+        a = self.through(m, v1("192.0.2.7", "127.0.0.1", 40001, m.port))
+        b = self.through(m, v2("2001:db8::9", "::1", 40002, 7000))
+        waiting = self.connect(m.port)          # no header yet: not a client
+        rows = [l.split() for l in ctl("clients").splitlines()[1:] if not l.startswith("count:")]
+        self.assertEqual(sorted((r[0], r[1], r[5]) for r in rows),
+                         sorted([("192.0.2.7:40001", "lb", "127.0.0.1:%d" % a.getsockname()[1]),
+                                 ("[2001:db8::9]:40002", "lb", "127.0.0.1:%d" % b.getsockname()[1])]))
+        doc = json.loads(ctl("--json", "clients"))
+        self.assertEqual(sorted((c["address"], c["port"], c["proxy"]) for c in doc["clients"]),
+                         sorted([("192.0.2.7", 40001, "127.0.0.1:%d" % a.getsockname()[1]),
+                                 ("2001:db8::9", 40002, "127.0.0.1:%d" % b.getsockname()[1])]))
+        # kick acts on the client the header named, too
+        self.assertIn("kicked: 1", ctl("kick", "192.0.2.7"))
+        self.assertEqual(mt.recv_all(a, allow_reset=True), b"")
+        m.wait_log(r"closing the connection from 192\.0\.2\.7:40001 on 127\.0\.0\.1:%d: kicked" % m.port)
+        self.roundtrip(b, b"still here\n")
+        waiting.sendall(v2_local())
+        self.assertRecv(waiting, DEFAULT_GREETING)
+        # the refusal reasons in muxctl stats
+        s = self.connect(m.port)
+        s.sendall(b"bogus\r\n")
+        self.assertClosedSilently(s)
+        self.wait_for(lambda: "proxy_header 1" in ctl("stats"), 5, "proxy_header 1 in muxctl stats")
 
     def test_off_listener_next_to_a_proxied_one(self):
         # a PROXY header on a listener with proxy_protocol off is a message like any other
