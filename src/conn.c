@@ -242,8 +242,8 @@ void conn_proxy_expired(struct conn *c)
         conn_proxy_fail(c, "no complete PROXY header within proxy_timeout", secs);
 }
 
-/* The header is complete (hdr_len bytes at p): admit the client it names,
- * greet it. Returns -errno if c was closed. */
+/* The header h is complete: admit the client it names (the policy of
+ * worker_admit(), as at accept), greet it. Returns -errno if c was closed. */
 static int conn_proxy_admit(struct conn *c, const struct proxy_header *h)
 {
         struct worker *w = c->w;
