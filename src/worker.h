@@ -139,7 +139,7 @@ struct worker {
 
         uint64_t watch_retry_ms;        /* 0, or when to try watching listeners again */
 
-        struct log_ratelimit rl_accept, rl_limit, rl_refused, rl_range, rl_watch, rl_kick;
+        struct log_ratelimit rl_accept, rl_limit, rl_refused, rl_range, rl_watch, rl_kick, rl_evict;
 };
 
 int worker_new(struct server *srv, unsigned id, int setsize, struct worker **ret);
