@@ -90,6 +90,12 @@ static void server_publish_settings(struct server *s)
         s->sources.max = s->cfg->max_sources;
         pthread_mutex_unlock(&s->sources_lock);
         log_set_level(s->cfg->log_level);
+        /* each client holds one entry at most: only below max_connections
+         * can the table fill with entries that all have clients */
+        if (s->cfg->max_sources < s->cfg->max_connections)
+                log_notice("max_sources (%u) is below max_connections (%u): a new source is refused "
+                           "(sources_full) while every entry has clients", s->cfg->max_sources,
+                           s->cfg->max_connections);
 }
 
 static void server_log_stats(struct server *s)

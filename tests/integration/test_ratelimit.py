@@ -196,6 +196,8 @@ class RateLimitMixin(StatsHelpers, ControlHelpers):
     def test_sources_full_refuses_new_sources(self):
         m = self.start_metrics(max_sources=2, max_per_source=10)
         label = "127.0.0.1:%d" % m.port
+        m.wait_log(r"^muxd: notice: max_sources \(2\) is below max_connections \(100\): a new source is "
+                   r"refused \(sources_full\) while every entry has clients$")
         a = self.served(m, "127.0.0.2")
         self.served(m, "127.0.0.3")
         self.served(m, "127.0.0.3")                     # a known source still comes in
