@@ -190,6 +190,10 @@ bool listener_opts_equal(const struct listener_opts *a, const struct listener_op
                 acl_equal(&a->allow, &b->allow) &&
                 acl_equal(&a->deny, &b->deny) &&
                 a->max_per_source == b->max_per_source &&
+                a->max_rate_per_source == b->max_rate_per_source &&
+                a->rate_burst == b->rate_burst &&
+                a->source_prefix_v4 == b->source_prefix_v4 &&
+                a->source_prefix_v6 == b->source_prefix_v6 &&
                 a->proxy_protocol == b->proxy_protocol &&
                 acl_equal(&a->proxy_from, &b->proxy_from) &&
                 a->proxy_timeout == b->proxy_timeout;
@@ -206,6 +210,10 @@ static int listener_opts_init_defaults(struct listener_opts *o)
                 .framing = FRAMING_LINE,
                 .max_message = CONFIG_DEFAULT_MAX_MESSAGE,
                 .max_per_source = 0,
+                .max_rate_per_source = 0,
+                .rate_burst = 0,
+                .source_prefix_v4 = CONFIG_DEFAULT_PREFIX_V4,
+                .source_prefix_v6 = CONFIG_DEFAULT_PREFIX_V6,
                 .proxy_protocol = PROXY_OFF,
                 .proxy_timeout = CONFIG_DEFAULT_PROXY_TIMEOUT,
         };
@@ -249,7 +257,7 @@ static bool name_in(const char *name, const char *const *names, size_t n)
 
 static const char *const global_only_names[] = {
         "timeout", "backend", "max_connections", "log_level", "shutdown_timeout", "workers",
-        "ports", "listen", "control_socket", "metrics_listen",
+        "max_sources", "ports", "listen", "control_socket", "metrics_listen",
 };
 
 static const char *const entry_only_names[] = { "port", "address", "name" };
@@ -340,6 +348,7 @@ static bool parse_listen_opt(struct config_parser *p, const config_setting_t *s,
         const char *name = config_setting_name(s);
         char q[CONFIG_QUOTE_BUF];
         const char *v;
+        uint32_t bits;
 
         if (strcmp(name, "greeting") == 0)
                 parse_bytes(p, s, CONFIG_GREETING_MAX, &o->greeting, &o->greeting_len);
@@ -371,7 +380,17 @@ static bool parse_listen_opt(struct config_parser *p, const config_setting_t *s,
                 (void) get_u32(p, s, 1, CONFIG_MAX_MESSAGE_MAX, &o->max_message);
         else if (strcmp(name, "max_per_source") == 0)
                 (void) get_u32(p, s, 0, CONFIG_MAX_PER_SOURCE_MAX, &o->max_per_source);
-        else if (strcmp(name, "allow") == 0)
+        else if (strcmp(name, "max_rate_per_source") == 0)
+                (void) get_u32(p, s, 0, CONFIG_MAX_RATE_MAX, &o->max_rate_per_source);
+        else if (strcmp(name, "rate_burst") == 0)
+                (void) get_u32(p, s, 0, CONFIG_MAX_RATE_MAX, &o->rate_burst);
+        else if (strcmp(name, "source_prefix_v4") == 0) {
+                if (get_u32(p, s, 1, 32, &bits) == 0)
+                        o->source_prefix_v4 = (uint8_t) bits;
+        } else if (strcmp(name, "source_prefix_v6") == 0) {
+                if (get_u32(p, s, 1, 128, &bits) == 0)
+                        o->source_prefix_v6 = (uint8_t) bits;
+        } else if (strcmp(name, "allow") == 0)
                 parse_acl(p, s, &o->allow);
         else if (strcmp(name, "deny") == 0)
                 parse_acl(p, s, &o->deny);
@@ -890,6 +909,8 @@ static void parse_root(struct config_parser *p, struct config *c, const config_s
                         (void) get_u32(p, s, 0, CONFIG_SHUTDOWN_TIMEOUT_MAX, &c->shutdown_timeout);
                 else if (strcmp(name, "workers") == 0)
                         (void) get_u32(p, s, 1, CONFIG_WORKERS_MAX, &c->workers);
+                else if (strcmp(name, "max_sources") == 0)
+                        (void) get_u32(p, s, 1, CONFIG_MAX_SOURCES_MAX, &c->max_sources);
                 else if (strcmp(name, "ports") == 0)
                         ports = s;
                 else if (strcmp(name, "listen") == 0)
@@ -955,6 +976,7 @@ static int config_new(const char *path, struct config **ret)
                 .log_level = LOG_LEVEL_INFO,
                 .shutdown_timeout = CONFIG_DEFAULT_SHUTDOWN_TIMEOUT,
                 .workers = 1,
+                .max_sources = CONFIG_DEFAULT_MAX_SOURCES,
         };
         if (!c->path || !c->backend || listener_opts_init_defaults(&c->defaults) < 0) {
                 config_free(c);

@@ -256,7 +256,7 @@ static int conn_proxy_admit(struct conn *c, const struct proxy_header *h)
         /* LOCAL (a health check), UNKNOWN...: the balancer is the client */
         x->client = h->local ? x->balancer : h->src;
         memcpy(&ss, &x->client, conn_addr_len(&x->client));
-        reason = worker_admit(w, &c->set->o, x->owner, &ss, &src, &why);
+        reason = worker_admit(w, &c->set->o, x->owner, NULL, &ss, &src, &why);
         if (reason >= 0) {
                 worker_log_refused(w, NULL, c->fd, &x->client.sa, conn_addr_len(&x->client),
                                    &x->balancer.sa, conn_addr_len(&x->balancer), why);

@@ -89,7 +89,7 @@ void worker_conn_closed(struct worker *w, struct source *src)
         struct server *s = w->srv;
         uint32_t total;
 
-        server_source_release(s, src);
+        server_source_release(s, src, w->now_ms);
         w->n_conns--;
         /* the resume side of the handshake in worker_on_accept() */
         total = atomic_fetch_sub(&s->n_conns_total, 1) - 1;
@@ -137,9 +137,9 @@ static bool worker_banned(const struct worker *w, const struct sockaddr_storage 
         return addr && ban_list_match(w->bans, ss->ss_family, addr, w->now_ms);
 }
 
-/* Why a client is refused (*why: for the log), or -1 if it is not. */
+/* Refused by the access list? (*why: for the log), or -1 if not. */
 static int worker_refusal(const struct listener_opts *o, const struct sockaddr_storage *ss,
-                          uint32_t source_count, const char **why)
+                          const char **why)
 {
         const void *addr = worker_peer_addr(ss);
         int family = ss->ss_family;
@@ -152,40 +152,67 @@ static int worker_refusal(const struct listener_opts *o, const struct sockaddr_s
         *why = "not allowed";
         if (o->allow.n > 0 && !acl_match(&o->allow, family, addr))
                 return STATS_REFUSED_ACCESS;
-        *why = "too many connections from this address (max_per_source)";
-        if (o->max_per_source > 0 && source_count > o->max_per_source)
-                return STATS_REFUSED_MAX_PER_SOURCE;
         return -1;
+}
+
+/* The per-source limits for a client from ss (the peer, or the client a
+ * PROXY header names) on the listener whose serial is owner (listen: its
+ * address for the log, or NULL): -1 and *src held if admitted, else why it
+ * is refused (enum stats_refused; *why: for the log).
+ * STATS_REFUSED_DESCRIPTORS means out of memory. Idle sources forgotten to
+ * make room are counted by the table and logged here. */
+static int worker_source_admit(struct worker *w, const struct listener_opts *o, uint64_t owner,
+                               const char *listen, const struct sockaddr_storage *ss,
+                               struct source **src, const char **why)
+{
+        unsigned evicted, suppressed;
+        int r;
+
+        r = server_source_hold(w->srv, owner, o, (const struct sockaddr *) ss, w->now_ms, src, &evicted);
+        if (evicted > 0 && log_ratelimit_ok(&w->rl_evict, w->now_ms, &suppressed))
+                log_warning("max_sources reached: forgot the connection rate of %u idle source%s "
+                            "to make room for a new one%s%s%s", evicted,
+                            evicted == 1 ? "" : "s", listen ? " on " : "", listen ? listen : "",
+                            suppressed ? " (similar messages suppressed)" : "");
+        switch (r) {
+        case 0:
+                return -1;
+        case SOURCE_REFUSED_MAX_PER_SOURCE:
+                *why = "too many connections from this address (max_per_source)";
+                return STATS_REFUSED_MAX_PER_SOURCE;
+        case SOURCE_REFUSED_RATE:
+                *why = "too many new connections from this source (max_rate_per_source)";
+                return STATS_REFUSED_RATE;
+        case SOURCE_REFUSED_FULL:
+                *why = "max_sources reached, each source with connections open";
+                return STATS_REFUSED_SOURCES_FULL;
+        default:
+                *why = "out of memory";
+                return STATS_REFUSED_DESCRIPTORS;
+        }
 }
 
 /* The policy on a client's address, the same wherever it is known: at
  * accept (the peer), or once a PROXY header names the client behind a load
- * balancer (conn.c): bans, allow / deny, max_per_source. Returns -1 with a
- * hold on *src (the client's entry for max_per_source, owner: the
- * listener's serial), or the stats_refused reason with *why for the log
+ * balancer (conn.c): bans, allow / deny, then the per-source limits
+ * (max_per_source, max_rate_per_source, max_sources). Returns -1 with a
+ * hold on *src, or the stats_refused reason with *why for the log
  * (STATS_REFUSED_DESCRIPTORS: out of memory) and no hold. */
-int worker_admit(struct worker *w, const struct listener_opts *o, uint64_t owner,
+int worker_admit(struct worker *w, const struct listener_opts *o, uint64_t owner, const char *listen,
                  const struct sockaddr_storage *ss, struct source **src, const char **why)
 {
-        uint32_t source_count = 0;
         int reason;
 
         *src = NULL;
-        /* before the per-source count: a banned flood costs no lock */
+        /* before the per-source limits: a banned or denied flood costs no
+         * lock and takes no place in the table of sources */
         if (w->bans && worker_banned(w, ss)) {
                 *why = "banned (control socket)";
                 return STATS_REFUSED_ACCESS;
         }
-        *src = server_source_hold(w->srv, owner, (const struct sockaddr *) ss, &source_count);
-        if (!*src) {
-                *why = "out of memory";
-                return STATS_REFUSED_DESCRIPTORS;
-        }
-        reason = worker_refusal(o, ss, source_count, why);
-        if (reason >= 0) {
-                server_source_release(w->srv, *src);
-                *src = NULL;
-        }
+        reason = worker_refusal(o, ss, why);
+        if (reason < 0)
+                reason = worker_source_admit(w, o, owner, listen, ss, src, why);
         return reason;
 }
 
@@ -252,7 +279,7 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
         for (int i = 0; i < WORKER_ACCEPT_BATCH; i++) {
                 struct sockaddr_storage ss;
                 socklen_t len = sizeof(ss);
-                struct source *src;
+                struct source *src = NULL;
                 const char *why = NULL;
                 int cfd, one = 1, r, reason;
 
@@ -300,7 +327,7 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                         }
                         src = NULL;
                 } else {
-                        reason = worker_admit(w, &wl->set->o, l->serial, &ss, &src, &why);
+                        reason = worker_admit(w, &wl->set->o, l->serial, l->addr_str, &ss, &src, &why);
                         if (reason == STATS_REFUSED_DESCRIPTORS) {
                                 close(cfd);
                                 STATS_ADD(worker_stats(w, wl->set), refused[STATS_REFUSED_DESCRIPTORS], 1);

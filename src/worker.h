@@ -148,7 +148,7 @@ struct worker {
 
         uint64_t watch_retry_ms;        /* 0, or when to try watching listeners again */
 
-        struct log_ratelimit rl_accept, rl_limit, rl_refused, rl_range, rl_watch, rl_kick, rl_proxy;
+        struct log_ratelimit rl_accept, rl_limit, rl_refused, rl_range, rl_watch, rl_kick, rl_evict, rl_proxy;
 };
 
 int worker_new(struct server *srv, unsigned id, int setsize, struct worker **ret);
@@ -186,9 +186,10 @@ void worker_close_queries(struct worker *w);
 
 /* Connections call these. */
 void worker_conn_closed(struct worker *w, struct source *src);
-/* The admission policy on a client's address (worker.c): -1 with a hold on
- * *src, or a stats_refused reason with *why for the log. */
-int worker_admit(struct worker *w, const struct listener_opts *o, uint64_t owner,
+/* The admission policy on a client's address (worker.c) on the listener
+ * whose serial is owner (listen: its address for a log line, or NULL): -1
+ * with a hold on *src, or a stats_refused reason with *why for the log. */
+int worker_admit(struct worker *w, const struct listener_opts *o, uint64_t owner, const char *listen,
                  const struct sockaddr_storage *ss, struct source **src, const char **why);
 /* The (rate-limited) log line of a refusal of peer on listen (NULL: fd's
  * local address); proxy: the load balancer it came through, or NULL. */

@@ -128,10 +128,10 @@ static unsigned admit_calls;
 static struct sockaddr_storage admitted;
 static uint64_t admitted_owner;
 
-int worker_admit(struct worker *wk, const struct listener_opts *o, uint64_t owner,
+int worker_admit(struct worker *wk, const struct listener_opts *o, uint64_t owner, const char *listen,
                  const struct sockaddr_storage *ss, struct source **src, const char **why)
 {
-        (void) wk; (void) o;
+        (void) wk; (void) o; (void) listen;
         admit_calls++;
         admitted = *ss;
         admitted_owner = owner;

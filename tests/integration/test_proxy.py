@@ -244,6 +244,20 @@ class ProxyMixin:
         self.roundtrip(b, b"b\n")
         self.wait_refused(m, "max_per_source", 1)
 
+    def test_rate_limit_and_prefix_on_the_real_client(self):
+        # one new connection per second per source (burst 1); sources are /24s: every
+        # client comes through the same balancer, only the header tells them apart
+        m = self.start_proxied("v1", max_rate_per_source=1, rate_burst=1, source_prefix_v4=24)
+        a = self.through(m, v1("192.0.2.1", "127.0.0.1", 1000, m.port))
+        again = self.through(m, v1("192.0.2.200", "127.0.0.1", 1001, m.port), greeting=None)
+        self.assertClosedSilently(again)            # the same /24: no token left
+        m.wait_log(r"refused 192\.0\.2\.200:1001 via 127\.0\.0\.1:\d+ on .*: too many new connections "
+                   r"from this source \(max_rate_per_source\)$")
+        b = self.through(m, v1("198.51.100.1", "127.0.0.1", 1002, m.port))     # another source
+        self.roundtrip(a, b"a\n")
+        self.roundtrip(b, b"b\n")
+        self.wait_refused(m, "rate", 1)
+
     def test_stats_count_admitted_clients_only(self):
         m = self.start_proxied("v1")
         self.roundtrip(self.through(m, v1("192.0.2.7", "127.0.0.1", 1, 2)), b"x\n")
