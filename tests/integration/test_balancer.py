@@ -1,0 +1,395 @@
+# SPDX-License-Identifier: MIT
+"""muxd behind real balancers (issue 16): Debian's HAProxy and nginx (stream
+module) in front of muxd, run from the shipped examples in doc/examples/
+(their addresses, ports and paths replaced; a replacement that finds nothing
+fails the test, so the examples and the test stay in step).
+
+Loopback: HAProxy (send-proxy-v2, tcp-check expecting the greeting) and
+nginx (proxy_protocol on) in front of one muxd, clients bound to 127.0.0.2,
+127.0.0.3, ... so that allow/deny and max_per_source act on the real client
+from the PROXY header, and the log shows both addresses.
+
+Scale-out (root only: network namespaces): three muxd instances, each in
+its own namespace, behind one HAProxy in a fourth, under load from clients
+in the balancer's namespace; one is drained (HAProxy's drain state, then
+muxctl drain), then one is killed with SIGKILL.  The figures (round trips,
+connections, errors, time until HAProxy marks the dead host DOWN) are
+printed.
+
+Every balancer runs in the foreground with its config in the test's
+temporary directory, on loopback or namespace-only addresses, and is killed
+in the cleanup.  One backend is enough here (the balancers are what is
+tested): the first of MUXDTEST_BACKENDS, else epoll."""
+
+import ctypes
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+import muxdtest as mt
+
+EXAMPLES = os.path.join(mt.SRCDIR or ".", "doc", "examples")
+HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy", os.X_OK) else None)
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+# Debian's libnginx-mod-stream
+NGINX_STREAM = "/usr/lib/nginx/modules/ngx_stream_module.so"
+IP = shutil.which("ip") or ("/usr/sbin/ip" if os.access("/usr/sbin/ip", os.X_OK) else
+                            "/sbin/ip" if os.access("/sbin/ip", os.X_OK) else None)
+BACKEND = "epoll" if "epoll" in mt.BACKENDS else mt.BACKENDS[0]
+
+
+def _muxd_accepts(setting_text):
+    """Does this muxd know a setting (muxd -t on a config that has it)?"""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="muxdtest-") as d:
+        path = os.path.join(d, "probe.conf")
+        with open(path, "w") as f:
+            f.write(mt.render_config(mt.base_settings(BACKEND)).replace(
+                'address = "127.0.0.1";', 'address = "127.0.0.1"; ' + setting_text))
+        p = subprocess.run([mt.muxd_path(), "-t", "-c", path], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, universal_newlines=True, timeout=30)
+        return p.returncode == 0
+
+
+HAVE_PROXY = _muxd_accepts('proxy_protocol = "v2"; proxy_from = [ "127.0.0.1/32" ];')
+HAVE_RATE = _muxd_accepts("max_rate_per_source = 5;")
+
+
+def example(name, replacements, workers=True):
+    """The text of doc/examples/NAME with each (old, new) replaced; every old
+    must occur (else the example changed and the test must follow)."""
+    with open(os.path.join(EXAMPLES, name)) as f:
+        text = f.read()
+    for old, new in replacements:
+        if old not in text:
+            raise AssertionError("doc/examples/%s no longer has %r: update the test with it"
+                                 % (name, old))
+        text = text.replace(old, new)
+    return text
+
+
+def set_settings(text, settings):
+    """Top-level settings of a libconfig text set to {name: libconfig value
+    text}: the example's line replaced, or a line added (libconfig refuses a
+    name twice)."""
+    for name, value in settings.items():
+        line = "%s = %s;" % (name, value)
+        text, n = re.subn(r"(?m)^%s = [^\n]*;" % re.escape(name), lambda _: line, text)
+        if n == 0:
+            text += line + "\n"
+    return text
+
+
+def muxd_config(address, port, control, balancer_cidr, protocol="v2", settings=None, greeting=None):
+    """doc/examples/muxd-behind-balancer.conf for one test instance;
+    settings: {name: value text} replacing or adding top-level settings."""
+    rep = [('address = "10.0.0.11";', 'address = "%s";' % address),
+           ("port = 8088;", "port = %d;" % port),
+           ('control_socket = "/run/muxd/control";', 'control_socket = %s;' % mt.cstr(control)),
+           ('proxy_from = [ "10.0.0.2/32" ];', 'proxy_from = [ "%s" ];' % balancer_cidr),
+           ('proxy_protocol = "v2";', 'proxy_protocol = "%s";' % protocol)]
+    if greeting is not None:
+        rep.append(('greeting = "hello...\\n";', "greeting = %s;" % mt.cstr(greeting)))
+    text = example("muxd-behind-balancer.conf", rep)
+    if not HAVE_PROXY:
+        # this muxd has no PROXY protocol: the same file without it
+        text = re.sub(r"\n *proxy_(protocol|from) = [^\n]*", "", text)
+    settings = dict(settings or {}, backend='"%s"' % BACKEND)
+    if mt.WORKERS:
+        settings["workers"] = str(int(mt.WORKERS))
+    return set_settings(text, settings)
+
+
+def haproxy_config(bind, servers, stats_socket, log_to="stdout format raw local0"):
+    """doc/examples/haproxy.cfg: bind ADDR:PORT, servers [(addr, port)] (one to three)."""
+    rep = [("log /dev/log local0", "log %s" % log_to),
+           ("stats socket /run/haproxy/admin.sock", "stats socket %s" % stats_socket),
+           ("bind :8088", "bind %s" % bind),
+           # within the test's descriptor limit
+           ("maxconn 20000", "maxconn 1000")]
+    for i in range(3):
+        old = "        server muxd%d 10.0.0.1%d:8088\n" % (i + 1, i + 1)
+        new = ("        server muxd%d %s:%d\n" % ((i + 1,) + servers[i])) if i < len(servers) else ""
+        rep.append((old, new))
+    if not HAVE_PROXY:
+        rep.append(("default-server send-proxy-v2 check", "default-server check"))
+    return example("haproxy.cfg", rep)
+
+
+def nginx_config(tmpdir, listen, servers):
+    """A main nginx.conf (module, events, paths in tmpdir) including
+    doc/examples/nginx-stream.conf with its addresses replaced."""
+    rep = [("listen 8088;", "listen %s;" % listen)]
+    for i in range(3):
+        old = "                server 10.0.0.1%d:8088 max_fails" % (i + 1)
+        if i < len(servers):
+            rep.append((old, "                server %s:%d max_fails" % servers[i]))
+        else:
+            rep.append((old, "                #server unused max_fails"))
+    if not HAVE_PROXY:
+        rep.append(("proxy_protocol on;", "proxy_protocol off;"))
+    stream = os.path.join(tmpdir, "muxd-stream.conf")
+    with open(stream, "w") as f:
+        f.write(example("nginx-stream.conf", rep))
+    main = ("load_module %s;\n"
+            "error_log %s/nginx-error.log info;\n"
+            "pid %s/nginx.pid;\n"
+            "worker_processes 1;\n"
+            "events { worker_connections 256; }\n"
+            "include %s;\n") % (NGINX_STREAM, tmpdir, tmpdir, stream)
+    path = os.path.join(tmpdir, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(main)
+    return path
+
+
+class Proc:
+    """A balancer in the foreground, its output in a file; killed in the cleanup."""
+
+    def __init__(self, test, argv, name):
+        self.name = name
+        self.out_path = os.path.join(test.tmpdir, name + ".out")
+        self.out = open(self.out_path, "wb")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.out,
+                                     stderr=subprocess.STDOUT, close_fds=True,
+                                     start_new_session=True)
+        test.addCleanup(self.kill)
+
+    def output(self):
+        with open(self.out_path, errors="replace") as f:
+            return f.read()
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        self.out.close()
+
+
+def haproxy_cmd(stats_socket, command, timeout=5.0):
+    """One command on HAProxy's admin socket; its answer."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        s.connect(stats_socket)
+        s.sendall(command.encode() + b"\n")
+        buf = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return buf.decode()
+            buf += chunk
+    finally:
+        s.close()
+
+
+def haproxy_states(stats_socket):
+    """{server name: srv_op_state} of backend muxd (0 stopped/DOWN, 2 running/UP),
+    or {} while the socket does not answer yet."""
+    try:
+        text = haproxy_cmd(stats_socket, "show servers state muxd")
+    except OSError:
+        return {}
+    lines = text.splitlines()
+    header = next((l for l in lines if l.startswith("# be_id")), None)
+    if header is None:
+        return {}
+    cols = header[2:].split()
+    out = {}
+    for l in lines:
+        if l and not l.startswith("#") and len(l.split()) >= len(cols):
+            row = dict(zip(cols, l.split()))
+            out[row["srv_name"]] = int(row["srv_op_state"])
+    return out
+
+
+def bound_client(src, port, dst="127.0.0.1", timeout=5.0):
+    """A socket bound to src (a loopback address), connected to dst:port."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((src, 0))
+        s.settimeout(mt.scaled(timeout))
+        s.connect((dst, port))
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+class BalancerMixin:
+    """Shared by the HAProxy and nginx loopback tests: start_balancer(muxd)
+    returns the port clients connect to, once the balancer serves."""
+
+    protocol = "v2"
+
+    def start_muxd_behind(self, **settings):
+        text = muxd_config("127.0.0.1", 0, os.path.join(self.tmpdir, "ctl"), "127.0.0.1/32",
+                           protocol=self.protocol,
+                           settings=dict(settings, log_level='"debug"'))
+        return self.start_muxd(text=text)
+
+    def client_via(self, port, src):
+        s = bound_client(src, port)
+        self.addCleanup(s.close)
+        return s
+
+    def served(self, port, src, line=b"ping\n"):
+        s = self.client_via(port, src)
+        self.assertRecv(s, mt.DEFAULT_GREETING, timeout=10)
+        self.roundtrip(s, line)
+        return s
+
+    def refused(self, port, src):
+        """The balancer accepts, muxd refuses: EOF (or a reset) without a greeting."""
+        s = self.client_via(port, src)
+        mt.expect_eof(s, timeout=10, allow_reset=True)
+
+    def test_served_through_balancer(self):
+        m = self.start_muxd_behind()
+        port = self.start_balancer(m)
+        for i in range(2, 6):
+            src = "127.0.0.%d" % i
+            s = self.served(port, src, b"from %s\n" % src.encode())
+            s.close()
+        if HAVE_PROXY:
+            # the log names the real client and the balancer
+            for i in range(2, 6):
+                m.wait_log(r"127\.0\.0\.%d\b.*127\.0\.0\.1\b|127\.0\.0\.1\b.*127\.0\.0\.%d\b" % (i, i),
+                           timeout=5)
+
+    @unittest.skipUnless(HAVE_PROXY, "this muxd has no proxy_protocol: the policy would see the balancer")
+    def test_allow_deny_on_real_client(self):
+        m = self.start_muxd_behind(deny='[ "127.0.0.3/32" ]')
+        port = self.start_balancer(m)
+        self.served(port, "127.0.0.2")
+        since = m.log_count()
+        self.refused(port, "127.0.0.3")
+        m.wait_log(r"127\.0\.0\.3\b", since=since, timeout=5)
+        self.served(port, "127.0.0.4")
+
+    @unittest.skipUnless(HAVE_PROXY, "this muxd has no proxy_protocol: the policy would see the balancer")
+    def test_max_per_source_on_real_client(self):
+        m = self.start_muxd_behind(max_per_source="2")
+        port = self.start_balancer(m)
+        a = [self.served(port, "127.0.0.4") for _ in range(2)]
+        self.refused(port, "127.0.0.4")
+        # another real client behind the same balancer is not throttled
+        b = [self.served(port, "127.0.0.5") for _ in range(2)]
+        for s in a + b:
+            self.roundtrip(s, b"still\n")
+        a[0].close()
+        self.wait_for(lambda: self._served_once(port, "127.0.0.4"), 10,
+                      "127.0.0.4 served again once one of its clients left")
+
+    def _served_once(self, port, src):
+        s = bound_client(src, port)
+        try:
+            data = s.recv(len(mt.DEFAULT_GREETING))
+            return data == mt.DEFAULT_GREETING
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    @unittest.skipUnless(HAVE_PROXY and HAVE_RATE, "this muxd has no proxy_protocol or no max_rate_per_source")
+    def test_rate_per_source_on_real_client(self):
+        m = self.start_muxd_behind(max_rate_per_source="3")
+        port = self.start_balancer(m)
+        results = []
+        for _ in range(10):
+            s = bound_client("127.0.0.6", port)
+            try:
+                s.settimeout(mt.scaled(5))
+                results.append(s.recv(len(mt.DEFAULT_GREETING)) == mt.DEFAULT_GREETING)
+            except OSError:
+                results.append(False)
+            finally:
+                s.close()
+        self.assertIn(False, results, "10 connections at once from one real client were all served")
+        self.assertIn(True, results)
+        # the others behind the same balancer are not limited by it
+        self.served(port, "127.0.0.7")
+
+
+@unittest.skipUnless(HAPROXY, "haproxy is not installed (scripts/install-deps installs it)")
+class HAProxyLoopback(BalancerMixin, mt.MuxdTestCase):
+    backend = BACKEND
+    protocol = "v2"
+
+    def start_balancer(self, m):
+        port = mt.free_port()
+        stats = os.path.join(self.tmpdir, "haproxy.sock")
+        cfg = os.path.join(self.tmpdir, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write(haproxy_config("127.0.0.1:%d" % port, [("127.0.0.1", m.port)], stats))
+        p = Proc(self, [HAPROXY, "-f", cfg, "-db"], "haproxy")
+        # up: its health check (connect, PROXY v2 LOCAL, expect "hello") passed
+        self.wait_for(lambda: not p.running() or haproxy_states(stats).get("muxd1") == 2, 15,
+                      "HAProxy's health check to mark muxd UP")
+        if not p.running():
+            self.fail("haproxy exited:\n%s" % p.output())
+        self.haproxy = p
+        return port
+
+    def test_health_check_needs_greeting(self):
+        """The check expects the greeting: a muxd that does not greet is DOWN."""
+        text = muxd_config("127.0.0.1", 0, os.path.join(self.tmpdir, "ctl"), "127.0.0.1/32",
+                           settings={"greeting": '""'})
+        m = self.start_muxd(text=text)
+        port = mt.free_port()
+        stats = os.path.join(self.tmpdir, "haproxy.sock")
+        cfg = os.path.join(self.tmpdir, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write(haproxy_config("127.0.0.1:%d" % port, [("127.0.0.1", m.port)], stats))
+        p = Proc(self, [HAPROXY, "-f", cfg, "-db"], "haproxy")
+        self.wait_for(lambda: haproxy_states(stats).get("muxd1") is not None, 10,
+                      "HAProxy's admin socket")
+        # HAProxy starts servers UP and needs `fall` failed checks to mark them DOWN
+        self.wait_for(lambda: haproxy_states(stats).get("muxd1") == 0, 10,
+                      "HAProxy to mark a muxd without greeting DOWN")
+        self.assertTrue(p.running())
+
+
+@unittest.skipUnless(NGINX and os.path.exists(NGINX_STREAM),
+                     "nginx or its stream module is not installed (scripts/install-deps installs them)")
+class NginxLoopback(BalancerMixin, mt.MuxdTestCase):
+    backend = BACKEND
+    protocol = "v1"
+
+    def start_balancer(self, m):
+        port = mt.free_port()
+        cfg = nginx_config(self.tmpdir, "127.0.0.1:%d" % port, [("127.0.0.1", m.port)])
+        p = Proc(self, [NGINX, "-c", cfg, "-p", self.tmpdir, "-e", os.path.join(self.tmpdir, "nginx-error.log"),
+                        "-g", "daemon off;"], "nginx")
+
+        def listening():
+            if not p.running():
+                self.fail("nginx exited:\n%s" % p.output())
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        self.wait_for(listening, 15, "nginx to listen")
+        self.nginx = p
+        return port
+
+
+if __name__ == "__main__":
+    mt.main()
