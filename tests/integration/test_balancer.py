@@ -391,5 +391,342 @@ class NginxLoopback(BalancerMixin, mt.MuxdTestCase):
         return port
 
 
+# ---------------------------------------------------------------- scale-out
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class NsSockets:
+    """Sockets created in a network namespace: a thread of ours enters it
+    (setns acts on the calling thread only) and makes them; a socket stays
+    in the namespace it was made in, whichever thread uses it."""
+
+    def __init__(self, ns):
+        self.requests = queue.Queue()
+        started = queue.Queue()
+        self.thread = threading.Thread(target=self._run, args=(ns, started), daemon=True)
+        self.thread.start()
+        err = started.get(timeout=10)
+        if err:
+            raise OSError(err, "setns into %s: %s" % (ns, os.strerror(err)))
+
+    def _run(self, ns, started):
+        fd = os.open("/run/netns/" + ns, os.O_RDONLY | os.O_CLOEXEC)
+        r = _libc.setns(fd, CLONE_NEWNET)
+        err = ctypes.get_errno() if r else 0
+        os.close(fd)
+        started.put(err)
+        if err:
+            return
+        while True:
+            reply = self.requests.get()
+            if reply is None:
+                return
+            try:
+                reply.put(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            except OSError as e:
+                reply.put(e)
+
+    def socket(self):
+        reply = queue.Queue()
+        self.requests.put(reply)
+        v = reply.get(timeout=10)
+        if isinstance(v, Exception):
+            raise v
+        return v
+
+    def close(self):
+        self.requests.put(None)
+        self.thread.join(timeout=5)
+
+
+GREETING_RE = re.compile(rb"^hello\.\.\. (muxd\d)\n$")
+
+
+class Load:
+    """Clients in the balancer's namespace: persistent ones doing a round trip
+    every 20 ms (reconnecting at once when their connection ends) and churning
+    ones opening a connection, doing one round trip and closing it, in a loop.
+    Each muxd greets with its name, so every connection knows its host.
+    Times are time.monotonic() (one clock with the test's)."""
+
+    def __init__(self, ns_sockets, host, port, n_persistent, n_churn):
+        self.ns, self.host, self.port = ns_sockets, host, port
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.roundtrips = {}            # host -> count
+        self.sessions = []              # (t, client, host) for each persistent connection
+        self.current = [None] * n_persistent
+        self.progress = [0] * n_persistent
+        self.churn = []                 # (t_start, host or None, error or None)
+        self.errors = []                # (t, client, host or None, what)
+        self.threads = [threading.Thread(target=self._persistent, args=(i,), daemon=True)
+                        for i in range(n_persistent)]
+        self.threads += [threading.Thread(target=self._churn, args=(j,), daemon=True)
+                         for j in range(n_churn)]
+        for t in self.threads:
+            t.start()
+
+    def _open(self):
+        s = self.ns.socket()
+        try:
+            s.settimeout(5)
+            s.connect((self.host, self.port))
+            g = mt.recv_until(s, b"\n", timeout=5, limit=100)
+            m = GREETING_RE.match(g)
+            if not m:
+                raise AssertionError("greeting %r" % g)
+            return s, m.group(1).decode()
+        except BaseException:
+            s.close()
+            raise
+
+    def _roundtrip(self, s, line):
+        s.sendall(line)
+        want = mt.echo_reply(line)
+        got = mt.recv_exact(s, len(want), timeout=5)
+        if got != want:
+            raise AssertionError("sent %r, got %r" % (line, got))
+
+    def _persistent(self, i):
+        k = 0
+        while not self.stop.is_set():
+            try:
+                s, host = self._open()
+            except (OSError, AssertionError) as e:
+                with self.lock:
+                    self.errors.append((time.monotonic(), "p%d" % i, None, "connect: %r" % e))
+                self.stop.wait(0.05)
+                continue
+            with self.lock:
+                self.sessions.append((time.monotonic(), i, host))
+                self.current[i] = host
+            try:
+                while not self.stop.is_set():
+                    self._roundtrip(s, b"client %d line %d\n" % (i, k))
+                    k += 1
+                    with self.lock:
+                        self.roundtrips[host] = self.roundtrips.get(host, 0) + 1
+                        self.progress[i] += 1
+                    self.stop.wait(0.02)
+            except (OSError, AssertionError) as e:
+                with self.lock:
+                    self.errors.append((time.monotonic(), "p%d" % i, host, "session: %r" % e))
+                    self.current[i] = None
+            finally:
+                s.close()
+
+    def _churn(self, j):
+        k = 0
+        while not self.stop.is_set():
+            t0 = time.monotonic()
+            host = None
+            try:
+                s, host = self._open()
+                try:
+                    self._roundtrip(s, b"fresh %d %d\n" % (j, k))
+                finally:
+                    s.close()
+                with self.lock:
+                    self.churn.append((t0, host, None))
+                    self.roundtrips[host] = self.roundtrips.get(host, 0) + 1
+            except (OSError, AssertionError) as e:
+                with self.lock:
+                    self.churn.append((t0, host, repr(e)))
+                    self.errors.append((time.monotonic(), "c%d" % j, host, "churn: %r" % e))
+            k += 1
+            self.stop.wait(0.01)
+
+    def snapshot(self):
+        with self.lock:
+            return {"roundtrips": dict(self.roundtrips), "sessions": list(self.sessions),
+                    "current": list(self.current), "progress": list(self.progress),
+                    "churn": list(self.churn), "errors": list(self.errors)}
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(10)
+        return [t for t in self.threads if t.is_alive()]
+
+
+@unittest.skipUnless(HAPROXY, "haproxy is not installed (scripts/install-deps installs it)")
+@unittest.skipUnless(IP, "ip (iproute2) is not installed")
+@unittest.skipUnless(os.geteuid() == 0, "not root: network namespaces need root")
+class ScaleOut(mt.MuxdTestCase):
+    """The recipe of README.md, "More than one host": three muxd hosts behind
+    one HAProxy, each in its own network namespace (10.77.N.2, HAProxy at
+    10.77.N.1), clients in HAProxy's namespace on its 127.0.0.1:8088."""
+
+    backend = BACKEND
+    HOSTS = 3
+    PERSISTENT = 9
+    CHURN = 3
+
+    def ip(self, *args):
+        p = subprocess.run([IP] + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           universal_newlines=True, timeout=30)
+        if p.returncode != 0:
+            raise AssertionError("ip %s: %s" % (" ".join(args), p.stdout.strip()))
+
+    def make_namespaces(self):
+        tag = "muxdt%d" % os.getpid()
+        self.lb = tag + "lb"
+        self.hosts = [tag + "h%d" % (i + 1) for i in range(self.HOSTS)]
+        for ns in [self.lb] + self.hosts:
+            try:
+                self.ip("netns", "add", ns)
+            except AssertionError as e:
+                if ns == self.lb:
+                    self.skipTest("cannot create a network namespace: %s" % e)
+                raise
+            # deleted after everything that runs in it (cleanups run last-in first-out)
+            self.addCleanup(subprocess.run, [IP, "netns", "del", ns], timeout=30,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.ip("-n", ns, "link", "set", "lo", "up")
+        for i, ns in enumerate(self.hosts, 1):
+            # a veth pair straight into the two namespaces: nothing on the host
+            self.ip("link", "add", "h%d" % i, "netns", self.lb, "type", "veth",
+                    "peer", "name", "lb", "netns", ns)
+            self.ip("-n", self.lb, "addr", "add", "10.77.%d.1/24" % i, "dev", "h%d" % i)
+            self.ip("-n", self.lb, "link", "set", "h%d" % i, "up")
+            self.ip("-n", ns, "addr", "add", "10.77.%d.2/24" % i, "dev", "lb")
+            self.ip("-n", ns, "link", "set", "lb", "up")
+
+    def start_host(self, i):
+        ns = self.hosts[i - 1]
+        text = muxd_config("10.77.%d.2" % i, 8088, os.path.join(self.tmpdir, "ctl%d" % i),
+                           "10.77.0.0/16", greeting="hello... muxd%d\n" % i)
+        return self.start_muxd(text=text, name="muxd%d.conf" % i,
+                               wrapper=[IP, "netns", "exec", ns])
+
+    def muxctl(self, i, *args):
+        p = subprocess.run([mt.MUXCTL, "-s", os.path.join(self.tmpdir, "ctl%d" % i)] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=30)
+        if p.returncode != 0:
+            self.fail("muxctl %s: %d\n%s%s" % (" ".join(args), p.returncode, p.stdout, p.stderr))
+        return p.stdout
+
+    def wait_state(self, server, state, timeout):
+        """Wait until HAProxy's operational state of server is state; the
+        seconds it took (polled every 10 ms)."""
+        t0 = time.monotonic()
+        self.wait_for(lambda: haproxy_states(self.stats).get(server) == state, timeout,
+                      "HAProxy to mark %s %s" % (server, {0: "DOWN", 2: "UP"}.get(state, state)),
+                      interval=0.01)
+        return time.monotonic() - t0
+
+    def test_scale_out(self):
+        if not mt.MUXCTL:
+            self.fail("MUXCTL is not set")
+        self.make_namespaces()
+        muxds = [self.start_host(i) for i in range(1, self.HOSTS + 1)]
+        self.stats = os.path.join(self.tmpdir, "haproxy.sock")
+        cfg = os.path.join(self.tmpdir, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write(haproxy_config("127.0.0.1:8088", [("10.77.%d.2" % i, 8088)
+                                                     for i in range(1, self.HOSTS + 1)],
+                                   self.stats))
+        hap = Proc(self, [IP, "netns", "exec", self.lb, HAPROXY, "-f", cfg, "-db"], "haproxy")
+        for i in range(1, self.HOSTS + 1):
+            self.wait_state("muxd%d" % i, 2, 15)
+        ns = NsSockets(self.lb)
+        self.addCleanup(ns.close)
+        load = Load(ns, "127.0.0.1", 8088, self.PERSISTENT, self.CHURN)
+        self.addCleanup(load.finish)
+        t_start = time.monotonic()
+
+        def all_connected():
+            snap = load.snapshot()
+            return all(snap["current"]) and snap["roundtrips"] or None
+        self.wait_for(all_connected, 15, "every persistent client to be served")
+        time.sleep(1.0)     # load runs undisturbed for a second: a baseline
+        snap = load.snapshot()
+        self.assertEqual(snap["errors"], [], "errors with every host up")
+        on = {h: [i for i, c in enumerate(snap["current"]) if c == h]
+              for h in ("muxd%d" % i for i in range(1, self.HOSTS + 1))}
+        for h, clients in on.items():
+            self.assertTrue(clients, "no persistent client on %s (leastconn): %s" % (h, on))
+        figures = []
+
+        # (b) drain muxd3: HAProxy first (no new connection goes there), then
+        # muxd itself (a balancer that was not told fails its checks).
+        t_drain = time.monotonic()
+        haproxy_cmd(self.stats, "set server muxd/muxd3 state drain")
+        self.muxctl(3, "drain", "lb")
+        progress0 = load.snapshot()["progress"]
+        drained_down = self.wait_state("muxd3", 0, 10)
+        time.sleep(1.0)
+        snap = load.snapshot()
+        clients3 = self.muxctl(3, "clients", "lb")
+        m = re.search(r"^count: (\d+)$", clients3, re.M)
+        self.assertTrue(m, clients3)
+        self.assertGreaterEqual(int(m.group(1)), len(on["muxd3"]), clients3)
+        errors = [e for e in snap["errors"] if e[0] >= t_drain]
+        self.assertEqual(errors, [], "errors while muxd3 was drained")
+        new3 = [c for c in snap["churn"] if c[0] >= t_drain and c[1] == "muxd3"]
+        self.assertEqual(new3, [], "new connections reached the drained muxd3")
+        fresh = [c for c in snap["churn"] if c[0] >= t_drain]
+        self.assertTrue(fresh, "no new connection during the drain")
+        for i in on["muxd3"]:
+            self.assertEqual(snap["current"][i], "muxd3")
+            self.assertGreater(snap["progress"][i], progress0[i],
+                               "client %d of the drained muxd3 was not served" % i)
+        figures.append("drain muxd3: %d new connections served by muxd1/2 and none by muxd3, "
+                       "its %d persistent clients still served (%d round trips since), 0 errors; "
+                       "its health check failed %.2f s after muxctl drain"
+                       % (len(fresh), len(on["muxd3"]),
+                          sum(snap["progress"][i] - progress0[i] for i in on["muxd3"]), drained_down))
+        # back in rotation
+        self.muxctl(3, "undrain", "lb")
+        haproxy_cmd(self.stats, "set server muxd/muxd3 state ready")
+        self.wait_state("muxd3", 2, 15)
+
+        # (a) kill -9 muxd1 under load
+        snap = load.snapshot()
+        victims = [i for i, c in enumerate(snap["current"]) if c == "muxd1"]
+        self.assertTrue(victims, "no persistent client on muxd1")
+        t_kill = time.monotonic()
+        muxds[0].signal(signal.SIGKILL)
+        t_down = self.wait_state("muxd1", 0, 10)
+        t_after = time.monotonic()
+        time.sleep(1.0)
+        t_end = time.monotonic()
+        hung = load.finish()
+        self.assertEqual(hung, [], "client threads still running")
+        snap = load.snapshot()
+        for i in victims:
+            later = [h for t, c, h in snap["sessions"] if c == i and t > t_kill]
+            self.assertTrue(later, "client %d of the killed muxd1 was not served again" % i)
+            self.assertNotIn("muxd1", later)
+        after_kill = [e for e in snap["errors"] if e[0] >= t_kill]
+        # only connections muxd1 held when it died may fail
+        others = [e for e in after_kill if e[2] != "muxd1"]
+        late = [c for c in snap["churn"] if c[0] >= t_kill and c[1] == "muxd1"]
+        self.assertEqual(late, [], "new connections reached the dead muxd1")
+        self.assertLess(t_down, 5.0)
+        served_after = [c for c in snap["churn"] if c[0] >= t_after and c[2] is None]
+        failed_after = [c for c in snap["churn"] if c[0] >= t_after and c[2] is not None]
+        self.assertEqual(failed_after, [], "connections failed after muxd1 was marked DOWN")
+        self.assertTrue(served_after)
+        self.assertEqual(others, [], "errors on hosts that were not killed")
+        total_rt = sum(snap["roundtrips"].values())
+        churn_ok = sum(1 for c in snap["churn"] if c[2] is None)
+        figures.append("kill -9 muxd1: marked DOWN by HAProxy after %.2f s; %d of its persistent "
+                       "clients lost their connection and were served again by muxd2/3; "
+                       "errors after the kill: %d (%s)"
+                       % (t_down, len(victims), len(after_kill),
+                          ", ".join(sorted(set(e[3].split(":")[0] for e in after_kill))) or "none"))
+        figures.append("whole run %.1f s: %d round trips (%s), %d new connections served, "
+                       "%d failed, %d errors in all (all on muxd1 at its kill)"
+                       % (t_end - t_start, total_rt,
+                          ", ".join("%s %d" % kv for kv in sorted(snap["roundtrips"].items())),
+                          churn_ok, len(snap["churn"]) - churn_ok, len(snap["errors"])))
+        print("\n  " + "\n  ".join(figures))
+        self.assertTrue(hap.running(), hap.output())
+
+
 if __name__ == "__main__":
     mt.main()
