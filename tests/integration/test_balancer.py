@@ -557,6 +557,7 @@ class Load:
 @unittest.skipUnless(HAPROXY, "haproxy is not installed (scripts/install-deps installs it)")
 @unittest.skipUnless(IP, "ip (iproute2) is not installed")
 @unittest.skipUnless(os.geteuid() == 0, "not root: network namespaces need root")
+@mt.skip_under_valgrind("the recipe's health-check timings are HAProxy's, for a muxd at full speed")
 class ScaleOut(mt.MuxdTestCase):
     """The recipe of README.md, "More than one host": three muxd hosts behind
     one HAProxy, each in its own network namespace (10.77.N.2, HAProxy at
