@@ -140,6 +140,7 @@ void listener_opts_done(struct listener_opts *o)
         free(o->suffix);
         acl_done(&o->allow);
         acl_done(&o->deny);
+        acl_done(&o->proxy_from);
         *o = (struct listener_opts) {};
 }
 
@@ -162,8 +163,10 @@ int listener_opts_copy(struct listener_opts *dst, const struct listener_opts *sr
         o.suffix = memdup_nul(src->suffix ? src->suffix : "", src->suffix_len);
         o.allow = (struct acl) {};
         o.deny = (struct acl) {};
+        o.proxy_from = (struct acl) {};
         if (!o.greeting || !o.suffix ||
-            acl_copy(&o.allow, &src->allow) < 0 || acl_copy(&o.deny, &src->deny) < 0) {
+            acl_copy(&o.allow, &src->allow) < 0 || acl_copy(&o.deny, &src->deny) < 0 ||
+            acl_copy(&o.proxy_from, &src->proxy_from) < 0) {
                 listener_opts_done(&o);
                 *dst = (struct listener_opts) {};
                 return -ENOMEM;
@@ -186,7 +189,10 @@ bool listener_opts_equal(const struct listener_opts *a, const struct listener_op
                 a->max_message == b->max_message &&
                 acl_equal(&a->allow, &b->allow) &&
                 acl_equal(&a->deny, &b->deny) &&
-                a->max_per_source == b->max_per_source;
+                a->max_per_source == b->max_per_source &&
+                a->proxy_protocol == b->proxy_protocol &&
+                acl_equal(&a->proxy_from, &b->proxy_from) &&
+                a->proxy_timeout == b->proxy_timeout;
 }
 
 static int listener_opts_init_defaults(struct listener_opts *o)
@@ -200,6 +206,8 @@ static int listener_opts_init_defaults(struct listener_opts *o)
                 .framing = FRAMING_LINE,
                 .max_message = CONFIG_DEFAULT_MAX_MESSAGE,
                 .max_per_source = 0,
+                .proxy_protocol = PROXY_OFF,
+                .proxy_timeout = CONFIG_DEFAULT_PROXY_TIMEOUT,
         };
         if (!o->greeting || !o->suffix) {
                 listener_opts_done(o);
@@ -367,6 +375,17 @@ static bool parse_listen_opt(struct config_parser *p, const config_setting_t *s,
                 parse_acl(p, s, &o->allow);
         else if (strcmp(name, "deny") == 0)
                 parse_acl(p, s, &o->deny);
+        else if (strcmp(name, "proxy_protocol") == 0) {
+                v = get_string(p, s);
+                if (!v)
+                        return true;
+                if (proxy_version_from_string(v, &o->proxy_protocol) < 0)
+                        config_error_at(p, s, "proxy_protocol: unknown value %s (valid: off, v1, v2, any)",
+                                        config_quote(v, q));
+        } else if (strcmp(name, "proxy_from") == 0)
+                parse_acl(p, s, &o->proxy_from);
+        else if (strcmp(name, "proxy_timeout") == 0)
+                (void) get_u32(p, s, 1, CONFIG_PROXY_TIMEOUT_MAX, &o->proxy_timeout);
         else
                 return false;
         return true;
@@ -653,6 +672,22 @@ static void check_duplicates(struct config_parser *p, const struct config *c)
         }
 }
 
+/* A listener that takes PROXY headers must say from whom: trusting any
+ * peer's header would let every client claim any address (allow/deny and
+ * max_per_source would mean nothing). */
+static void check_proxy(struct config_parser *p, const struct config *c)
+{
+        for (size_t i = 0; i < c->n_listeners; i++) {
+                const struct listener_conf *a = &c->listeners[i];
+
+                if (a->opts.proxy_protocol != PROXY_OFF && a->opts.proxy_from.n == 0)
+                        config_error_file_line(p, a->file ? a->file : p->path, a->line,
+                                               "port %u: proxy_protocol is \"%s\" but proxy_from is "
+                                               "empty: list the load balancers' addresses", a->port,
+                                               proxy_version_to_string(a->opts.proxy_protocol));
+        }
+}
+
 /* backend = "NAME": true if the name is known (c->backend set). */
 static bool parse_backend(struct config_parser *p, struct config *c, const config_setting_t *s)
 {
@@ -886,6 +921,7 @@ static void parse_root(struct config_parser *p, struct config *c, const config_s
                                        "needs at least one; sockets passed by systemd are matched to "
                                        "these entries)");
         check_duplicates(p, c);
+        check_proxy(p, c);
         check_metrics_conflict(p, c);
 
         b = backend_ok ? ev_backend_find(c->backend) : NULL;

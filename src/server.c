@@ -51,13 +51,13 @@ void server_resume_accepting(struct server *s, const struct worker *w)
                         worker_request(s->workers[i], WORKER_RESUME);
 }
 
-struct source *server_source_hold(struct server *s, const struct listener *l,
+struct source *server_source_hold(struct server *s, uint64_t owner,
                                   const struct sockaddr *sa, uint32_t *ret_count)
 {
         struct source *src;
 
         pthread_mutex_lock(&s->sources_lock);
-        src = source_get(&s->sources, l->serial, sa);
+        src = source_get(&s->sources, owner, sa);
         if (src) {
                 source_hold(src);
                 *ret_count = src->count;        /* read under the lock: others change it */
@@ -68,6 +68,8 @@ struct source *server_source_hold(struct server *s, const struct listener *l,
 
 void server_source_release(struct server *s, struct source *src)
 {
+        if (!src)
+                return;         /* a connection still waiting for its PROXY header holds none */
         pthread_mutex_lock(&s->sources_lock);
         source_release(&s->sources, src);
         pthread_mutex_unlock(&s->sources_lock);

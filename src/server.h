@@ -132,7 +132,8 @@ void server_worker_exited(struct server *s, struct worker *w, int status);
  * paused accepting there. */
 void server_resume_accepting(struct server *s, const struct worker *w);
 /* max_per_source bookkeeping, shared by all workers: connections per
- * (listener, client address). *ret_count is the count including this one. */
-struct source *server_source_hold(struct server *s, const struct listener *l,
+ * (listener, client address); owner is the listener's serial. *ret_count is
+ * the count including this one. */
+struct source *server_source_hold(struct server *s, uint64_t owner,
                                   const struct sockaddr *sa, uint32_t *ret_count);
-void server_source_release(struct server *s, struct source *src);
+void server_source_release(struct server *s, struct source *src);     /* accepts NULL */

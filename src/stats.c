@@ -19,6 +19,8 @@ const char *const stats_refused_names[STATS_REFUSED_N] = {
         [STATS_REFUSED_MAX_CONNECTIONS] = "max_connections",
         [STATS_REFUSED_DESCRIPTORS] = "descriptors",
         [STATS_REFUSED_RATE] = "rate",
+        [STATS_REFUSED_PROXY_FROM] = "proxy_from",
+        [STATS_REFUSED_PROXY_HEADER] = "proxy_header",
 };
 
 const char *const stats_closed_names[STATS_CLOSED_N] = {
@@ -728,7 +730,8 @@ int stats_render_prometheus(const struct stats_snapshot *snap, struct buffer *ou
                     offsetof(struct stats_counts, accepted));
         prom_reasons(&o, snap, "muxd_connections_refused_total",
                      "Connections refused, by reason: access (allow/deny), max_per_source, descriptors "
-                     "(no descriptor or memory for it); max_connections and rate stay 0.",
+                     "(no descriptor or memory for it), proxy_from (a peer not in proxy_from), "
+                     "proxy_header (no valid PROXY header in time); max_connections and rate stay 0.",
                      offsetof(struct stats_counts, refused), stats_refused_names, STATS_REFUSED_N);
         prom_reasons(&o, snap, "muxd_connections_closed_total",
                      "Admitted connections closed, by the first cause: client, idle, max_message, error, "

@@ -36,6 +36,10 @@ enum stats_refused {
         STATS_REFUSED_DESCRIPTORS,      /* accepted, then closed at once: its descriptor is beyond
                                          * what the backend can watch, or memory ran out */
         STATS_REFUSED_RATE,             /* always 0: there is no rate limit (yet) */
+        STATS_REFUSED_PROXY_FROM,       /* proxy_protocol on: the peer is not in proxy_from */
+        STATS_REFUSED_PROXY_HEADER,     /* no valid PROXY header: malformed, of the wrong
+                                         * version, not complete within proxy_timeout, or
+                                         * the connection ended (or muxd stopped) first */
         STATS_REFUSED_N,
 };
 

@@ -82,13 +82,19 @@ static bool worker_conn_matches(const struct conn *c, const struct worker_match 
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
 
+        const struct conn_proxy *x = conn_proxy(c);
+
         *port = 0;
         if (m->listener && c->src->owner != m->listener)
                 return false;
         if (m->by_net && !cidr_match(&m->net, c->src->family, c->src->addr))
                 return false;
-        /* the port only when it matters or is shown: a system call */
-        if (getpeername(c->fd, (struct sockaddr *) &ss, &len) == 0) {
+        if (x) {
+                /* behind a load balancer: the client the header named */
+                *port = ntohs(x->client.sa.sa_family == AF_INET ? x->client.in.sin_port :
+                              x->client.in6.sin6_port);
+        } else if (getpeername(c->fd, (struct sockaddr *) &ss, &len) == 0) {
+                /* the port only when it matters or is shown: a system call */
                 if (ss.ss_family == AF_INET)
                         *port = ntohs(((struct sockaddr_in *) &ss)->sin_port);
                 else if (ss.ss_family == AF_INET6)
@@ -100,6 +106,7 @@ static bool worker_conn_matches(const struct conn *c, const struct worker_match 
 static void worker_job_list_one(struct worker *w, struct worker_job *job, const struct conn *c,
                                 uint16_t port)
 {
+        const struct conn_proxy *x = conn_proxy(c);
         struct worker_client *e;
 
         if (job->n_clients >= job->q->max_clients) {
@@ -116,6 +123,15 @@ static void worker_job_list_one(struct worker *w, struct worker_job *job, const 
                 .family = c->src->family,
         };
         memcpy(e->addr, c->src->addr, sizeof(e->addr));
+        if (x && x->balancer.sa.sa_family == AF_INET) {
+                e->proxy_family = AF_INET;
+                e->proxy_port = ntohs(x->balancer.in.sin_port);
+                memcpy(e->proxy_addr, &x->balancer.in.sin_addr, 4);
+        } else if (x) {
+                e->proxy_family = AF_INET6;
+                e->proxy_port = ntohs(x->balancer.in6.sin6_port);
+                memcpy(e->proxy_addr, &x->balancer.in6.sin6_addr, 16);
+        }
 }
 
 /* "on 127.0.0.1:8088" for a log line: the listener, if this worker still has it. */
@@ -132,11 +148,15 @@ static void worker_job_kick_one(struct worker *w, struct worker_job *job, struct
         unsigned suppressed;
 
         if (log_ratelimit_ok(&w->rl_kick, w->now_ms, &suppressed)) {
+                const struct conn_proxy *x = conn_proxy(c);
                 char peer[SOCKADDR_STR_MAX];
                 struct sockaddr_storage ss;
                 socklen_t len = sizeof(ss);
 
-                if (getpeername(c->fd, (struct sockaddr *) &ss, &len) < 0)
+                if (x)          /* the client its balancer's header named */
+                        sockaddr_to_string(&x->client.sa, x->client.sa.sa_family == AF_INET ?
+                                           sizeof(x->client.in) : sizeof(x->client.in6), peer);
+                else if (getpeername(c->fd, (struct sockaddr *) &ss, &len) < 0)
                         strcpy(peer, "?");
                 else
                         sockaddr_to_string((struct sockaddr *) &ss, len, peer);

@@ -158,6 +158,37 @@ static int worker_refusal(const struct listener_opts *o, const struct sockaddr_s
         return -1;
 }
 
+/* The policy on a client's address, the same wherever it is known: at
+ * accept (the peer), or once a PROXY header names the client behind a load
+ * balancer (conn.c): bans, allow / deny, max_per_source. Returns -1 with a
+ * hold on *src (the client's entry for max_per_source, owner: the
+ * listener's serial), or the stats_refused reason with *why for the log
+ * (STATS_REFUSED_DESCRIPTORS: out of memory) and no hold. */
+int worker_admit(struct worker *w, const struct listener_opts *o, uint64_t owner,
+                 const struct sockaddr_storage *ss, struct source **src, const char **why)
+{
+        uint32_t source_count = 0;
+        int reason;
+
+        *src = NULL;
+        /* before the per-source count: a banned flood costs no lock */
+        if (w->bans && worker_banned(w, ss)) {
+                *why = "banned (control socket)";
+                return STATS_REFUSED_ACCESS;
+        }
+        *src = server_source_hold(w->srv, owner, (const struct sockaddr *) ss, &source_count);
+        if (!*src) {
+                *why = "out of memory";
+                return STATS_REFUSED_DESCRIPTORS;
+        }
+        reason = worker_refusal(o, ss, source_count, why);
+        if (reason >= 0) {
+                server_source_release(w->srv, *src);
+                *src = NULL;
+        }
+        return reason;
+}
+
 static void worker_accept_failed(struct worker *w, const struct worker_listener *wl, int err)
 {
         const struct listener *l = wl->l;
@@ -178,21 +209,36 @@ static void worker_accept_failed(struct worker *w, const struct worker_listener 
         }
 }
 
+void worker_log_refused(struct worker *w, const char *listen, int fd, const struct sockaddr *peer,
+                        socklen_t peer_len, const struct sockaddr *proxy, socklen_t proxy_len,
+                        const char *why)
+{
+        char peer_s[SOCKADDR_STR_MAX], proxy_s[SOCKADDR_STR_MAX], listen_s[SOCKADDR_STR_MAX];
+        unsigned suppressed;
+
+        if (!log_ratelimit_ok(&w->rl_refused, w->now_ms, &suppressed))
+                return;
+        sockaddr_to_string(peer, peer_len, peer_s);
+        if (proxy)
+                sockaddr_to_string(proxy, proxy_len, proxy_s);
+        if (!listen) {
+                struct sockaddr_storage ss;
+                socklen_t len = sizeof(ss);
+
+                listen = getsockname(fd, (struct sockaddr *) &ss, &len) == 0 ?
+                        sockaddr_to_string((struct sockaddr *) &ss, len, listen_s) : "?";
+        }
+        log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) {
+                        .event = "refused", .listen = listen, .peer = peer_s, .proxy = proxy ? proxy_s : NULL },
+                 "refused %s%s%s on %s: %s%s", peer_s, proxy ? " via " : "", proxy ? proxy_s : "", listen,
+                 why, suppressed ? " (similar messages suppressed)" : "");
+}
+
 static void worker_refuse(struct worker *w, const struct worker_listener *wl, int cfd,
                           const struct sockaddr_storage *ss, socklen_t len, int reason, const char *why)
 {
-        const struct listener *l = wl->l;
-        char peer[SOCKADDR_STR_MAX];
-        unsigned suppressed;
-
         STATS_ADD(worker_stats(w, wl->set), refused[reason], 1);
-        if (log_ratelimit_ok(&w->rl_refused, w->now_ms, &suppressed)) {
-                sockaddr_to_string((const struct sockaddr *) ss, len, peer);
-                log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) {
-                                .event = "refused", .listen = l->addr_str, .peer = peer },
-                         "refused %s on %s: %s%s", peer, l->addr_str, why,
-                         suppressed ? " (similar messages suppressed)" : "");
-        }
+        worker_log_refused(w, wl->l->addr_str, cfd, (const struct sockaddr *) ss, len, NULL, 0, why);
         close(cfd);
 }
 
@@ -207,7 +253,6 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                 struct sockaddr_storage ss;
                 socklen_t len = sizeof(ss);
                 struct source *src;
-                uint32_t source_count = 0;
                 const char *why = NULL;
                 int cfd, one = 1, r, reason;
 
@@ -242,23 +287,30 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                                 worker_accept_failed(w, wl, errno);
                         return;
                 }
-                /* before the per-source count: a banned flood costs no lock */
-                if (w->bans && worker_banned(w, &ss)) {
-                        worker_refuse(w, wl, cfd, &ss, len, STATS_REFUSED_ACCESS, "banned (control socket)");
-                        continue;
-                }
-                src = server_source_hold(s, l, (struct sockaddr *) &ss, &source_count);
-                if (!src) {
-                        close(cfd);
-                        STATS_ADD(worker_stats(w, wl->set), refused[STATS_REFUSED_DESCRIPTORS], 1);
-                        worker_accept_failed(w, wl, ENOMEM);
-                        return;
-                }
-                reason = worker_refusal(&wl->set->o, &ss, source_count, &why);
-                if (reason >= 0) {
-                        worker_refuse(w, wl, cfd, &ss, len, reason, why);
-                        server_source_release(s, src);
-                        continue;
+                if (wl->set->o.proxy_protocol != PROXY_OFF) {
+                        /* Behind a load balancer: only the balancers may
+                         * connect; the policy waits for the client that the
+                         * header names (conn.c calls worker_admit()). */
+                        const void *addr = worker_peer_addr(&ss);
+
+                        if (!addr || !acl_match(&wl->set->o.proxy_from, ss.ss_family, addr)) {
+                                worker_refuse(w, wl, cfd, &ss, len, STATS_REFUSED_PROXY_FROM,
+                                              "not in proxy_from (PROXY protocol)");
+                                continue;
+                        }
+                        src = NULL;
+                } else {
+                        reason = worker_admit(w, &wl->set->o, l->serial, &ss, &src, &why);
+                        if (reason == STATS_REFUSED_DESCRIPTORS) {
+                                close(cfd);
+                                STATS_ADD(worker_stats(w, wl->set), refused[STATS_REFUSED_DESCRIPTORS], 1);
+                                worker_accept_failed(w, wl, ENOMEM);
+                                return;
+                        }
+                        if (reason >= 0) {
+                                worker_refuse(w, wl, cfd, &ss, len, reason, why);
+                                continue;
+                        }
                 }
                 /* replies are whole messages: sent without Nagle's delay (set on
                  * the listener, inherited; a passed socket may have refused it) */
@@ -270,11 +322,17 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                         sockaddr_to_string((struct sockaddr *) &ss, len, peer);
                         log_full(LOG_LEVEL_DEBUG, &(const struct log_fields) {
                                         .event = "connection", .listen = l->addr_str, .peer = peer },
-                                 "connection from %s on %s", peer, l->addr_str);
+                                 src ? "connection from %s on %s" :
+                                 "connection from load balancer %s on %s: waiting for its PROXY header",
+                                 peer, l->addr_str);
                 }
                 atomic_fetch_add(&s->n_conns_total, 1);
-                /* counted there: accepted once it is served, refused if it cannot be */
-                r = conn_start(w, cfd, wl->set, src);
+                /* counted there: accepted once it is served (behind a balancer:
+                 * once its header admits the client), refused if it cannot be */
+                if (wl->set->o.proxy_protocol != PROXY_OFF)
+                        r = conn_start_proxy(w, cfd, wl->set, l->serial, &ss, len);
+                else
+                        r = conn_start(w, cfd, wl->set, src);
                 if (r == -ERANGE) {
                         unsigned suppressed;
 
@@ -333,6 +391,8 @@ static void worker_close_all(struct worker *w)
 {
         struct idle_link *l;
 
+        while ((l = idle_oldest(&w->proxying)))
+                conn_close(conn_from_idle(l));          /* refused: no header yet */
         while ((l = idle_oldest(&w->conns)))
                 conn_close_why(conn_from_idle(l), STATS_CLOSED_SHUTDOWN);
         while ((l = idle_oldest(&w->lingering)))
@@ -347,6 +407,9 @@ static void worker_stop(struct worker *w)
         w->stopping = true;
         w->stop_deadline_ms = w->now_ms + (uint64_t) atomic_load(&w->srv->shutdown_timeout_s) * 1000u;
         worker_resync(w);       /* to no listener at all */
+        /* still waiting for a PROXY header: nothing was sent, nothing owed */
+        while ((l = idle_oldest(&w->proxying)))
+                conn_close(conn_from_idle(l));
         for (l = w->conns.head.next; l != &w->conns.head; l = next) {
                 next = l->next;
                 conn_drain(conn_from_idle(l));
@@ -419,6 +482,8 @@ static int worker_run(struct worker *w)
                 n = idle_next_timeout(&w->lingering, w->now_ms, CONN_LINGER_MS);
                 if (n >= 0)
                         worker_wait_until(&wait, w->now_ms + (uint64_t) n, w->now_ms);
+                if ((l = idle_oldest(&w->proxying)))
+                        worker_wait_until(&wait, l->last_ms, w->now_ms);        /* its deadline */
                 if (w->accept_retry_ms)
                         worker_wait_until(&wait, w->accept_retry_ms, w->now_ms);
                 if (w->watch_retry_ms)
@@ -453,6 +518,8 @@ static int worker_run(struct worker *w)
                 }
                 while ((l = idle_pop_expired(&w->lingering, w->now_ms, CONN_LINGER_MS)))
                         conn_close(conn_from_idle(l));
+                while ((l = idle_oldest(&w->proxying)) && l->last_ms <= w->now_ms)
+                        conn_proxy_expired(conn_from_idle(l));
                 if (w->accept_retry_ms && w->now_ms >= w->accept_retry_ms)
                         worker_resume_accept(w);
                 if (w->watch_retry_ms && w->now_ms >= w->watch_retry_ms) {
@@ -528,6 +595,7 @@ int worker_new(struct server *srv, unsigned id, int setsize, struct worker **ret
         w->accept_paused = false;
         idle_queue_init(&w->conns);
         idle_queue_init(&w->lingering);
+        idle_queue_init(&w->proxying);
         w->rbuf_size = WORKER_READ_SIZE;
         w->wbuf_cap = WORKER_READ_SIZE;
         w->rbuf = malloc(w->rbuf_size);

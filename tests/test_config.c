@@ -154,6 +154,9 @@ static void assert_default_opts(const struct listener_opts *o)
         assert_int_equal(o->allow.n, 0);
         assert_int_equal(o->deny.n, 0);
         assert_int_equal(o->max_per_source, 0);
+        assert_int_equal(o->proxy_protocol, PROXY_OFF);
+        assert_int_equal(o->proxy_from.n, 0);
+        assert_int_equal(o->proxy_timeout, 3);
 }
 
 static void assert_entry(const struct listener_conf *l, const char *address, unsigned port,
@@ -390,6 +393,29 @@ static struct invalid_case invalid_cases[] = {
           "listen = (\n  {\n    port = 1;\n    mode = \"chat\";\n    max_message = 0;\n  }\n);\n",
           { "test.conf:4: mode: unknown mode \"chat\" (valid: echo, oneshot)",
             "test.conf:5: max_message: must be between 1 and 1048576, got 0" } },
+        /* PROXY protocol */
+        { "proxy_protocol_unknown", "proxy_protocol = \"v3\";\n",
+          { "test.conf:1: proxy_protocol: unknown value \"v3\" (valid: off, v1, v2, any)", NO_LISTENERS } },
+        { "proxy_protocol_bool", "proxy_protocol = true;\n",
+          { "test.conf:1: proxy_protocol: expected a string", NO_LISTENERS } },
+        { "proxy_timeout_zero", "proxy_timeout = 0;\n",
+          { "test.conf:1: proxy_timeout: must be between 1 and 3600, got 0", NO_LISTENERS } },
+        { "proxy_timeout_too_big", "proxy_timeout = 3601;\n",
+          { "test.conf:1: proxy_timeout: must be between 1 and 3600, got 3601", NO_LISTENERS } },
+        { "proxy_from_bad", "proxy_from = [ \"10.0.0.0/33\" ];\n",
+          { "test.conf:1: proxy_from: invalid address or CIDR \"10.0.0.0/33\"", NO_LISTENERS } },
+        /* on without proxy_from: every entry that inherits it, at its own line */
+        { "proxy_protocol_without_proxy_from",
+          "proxy_protocol = \"v2\";\nports = [ 7000 ];\nlisten = (\n  { port = 7001; },\n"
+          "  { port = 7002; proxy_protocol = \"off\"; },\n  { port = 7003; proxy_from = [ \"::1\" ]; }\n);\n",
+          { "test.conf:2: port 7000: proxy_protocol is \"v2\" but proxy_from is empty: list the load "
+            "balancers' addresses",
+            "test.conf:4: port 7001: proxy_protocol is \"v2\" but proxy_from is empty: list the load "
+            "balancers' addresses" } },
+        { "proxy_protocol_entry_without_proxy_from",
+          "listen = (\n  { port = 7001;\n    proxy_protocol = \"any\"; }\n);\n",
+          { "test.conf:2: port 7001: proxy_protocol is \"any\" but proxy_from is empty: list the load "
+            "balancers' addresses" } },
         { "listen_entry_unknown_setting", "listen = ( { port = 1;\n  colour = \"red\"; } );\n",
           { "test.conf:2: unknown setting \"colour\"" } },
         { "listen_entry_global_setting", "listen = ( { port = 1; timeout = 5; ports = [ 2 ]; } );\n",
@@ -1406,10 +1432,52 @@ static void test_load_include_listeners(void **state)
 
 /* ---- listener_opts, log levels -------------------------------------------------- */
 
+/* proxy_protocol, proxy_from, proxy_timeout: global defaults, per-entry overrides. */
+static void test_proxy_settings(void **state)
+{
+        static const char *const global_from[] = { "10.0.0.1/32", "fd00::/64" };
+        static const char *const entry_from[] = { "127.0.0.0/8" };
+        struct config *c;
+        const struct listener_conf *l;
+
+        (void) state;
+        c = load_ok("proxy_protocol = \"v1\";\n"
+                    "proxy_from = [ \"10.0.0.1\", \"fd00::/64\" ];\n"
+                    "proxy_timeout = 10;\n"
+                    "ports = [ 7000 ];\n"
+                    "listen = (\n"
+                    "  { port = 7001; proxy_protocol = \"v2\"; proxy_from = [ \"127.0.0.0/8\" ]; },\n"
+                    "  { port = 7002; proxy_protocol = \"any\"; proxy_timeout = 1; },\n"
+                    "  { port = 7003; proxy_protocol = \"off\"; }\n"
+                    ");\n");
+        assert_int_equal(c->n_listeners, 4);
+        l = &c->listeners[0];
+        assert_int_equal(l->opts.proxy_protocol, PROXY_V1);
+        assert_acl(&l->opts.proxy_from, global_from, 2);
+        assert_int_equal(l->opts.proxy_timeout, 10);
+        l = &c->listeners[1];
+        assert_int_equal(l->opts.proxy_protocol, PROXY_V2);
+        assert_acl(&l->opts.proxy_from, entry_from, 1);
+        assert_int_equal(l->opts.proxy_timeout, 10);
+        l = &c->listeners[2];
+        assert_int_equal(l->opts.proxy_protocol, PROXY_ANY);
+        assert_acl(&l->opts.proxy_from, global_from, 2);
+        assert_int_equal(l->opts.proxy_timeout, 1);
+        l = &c->listeners[3];
+        assert_int_equal(l->opts.proxy_protocol, PROXY_OFF);
+        assert_int_equal(c->defaults.proxy_protocol, PROXY_V1);
+        config_free(c);
+
+        /* proxy_from alone (proxy_protocol off) is no error: it is unused */
+        c = load_ok("proxy_from = [ \"10.0.0.1\" ];\nports = [ 7000 ];\n");
+        assert_int_equal(c->listeners[0].opts.proxy_protocol, PROXY_OFF);
+        config_free(c);
+}
+
 static void test_listener_opts_copy_equal(void **state)
 {
         struct config *c = load_ok("allow = [ \"10.0.0.0/8\" ];\ndeny = [ \"10.1.0.0/16\" ];\n"
-                                   "ports = [ 0 ];\n");
+                                   "proxy_from = [ \"10.2.0.0/16\" ];\nports = [ 0 ];\n");
         struct listener_opts a, b;
 
         assert_int_equal(listener_opts_copy(&a, &c->defaults), 0);
@@ -1418,6 +1486,7 @@ static void test_listener_opts_copy_equal(void **state)
         assert_ptr_not_equal(a.suffix, c->defaults.suffix);
         assert_ptr_not_equal(a.allow.entries, c->defaults.allow.entries);
         assert_ptr_not_equal(a.deny.entries, c->defaults.deny.entries);
+        assert_ptr_not_equal(a.proxy_from.entries, c->defaults.proxy_from.entries);
 
 #define CHANGED(stmt) do {                                              \
                 assert_int_equal(listener_opts_copy(&b, &a), 0);          \
@@ -1440,6 +1509,10 @@ static void test_listener_opts_copy_equal(void **state)
         CHANGED(b.allow.entries[0].prefix = 9);
         CHANGED(b.deny.entries[0].addr[1] = 2);
         CHANGED(b.deny.entries[0].family = AF_INET6);
+        CHANGED(b.proxy_protocol = PROXY_ANY);
+        CHANGED(b.proxy_from.entries[0].prefix = 24);
+        CHANGED(b.proxy_from.n = 0);
+        CHANGED(b.proxy_timeout = 4);
 #undef CHANGED
 
         listener_opts_done(&a);
@@ -1494,6 +1567,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(test_every_setting),
                 cmocka_unit_test(test_integer_forms_values),
                 cmocka_unit_test(test_listen_overrides),
+                cmocka_unit_test(test_proxy_settings),
                 cmocka_unit_test(test_listen_addresses),
                 cmocka_unit_test(test_metrics_listen),
         };

@@ -106,7 +106,7 @@ static const struct conn_io fake_io = {
         .read = fake_read, .send = fake_send, .close = fake_close,
 };
 
-/* ---- the fake worker: conn.c's two calls into worker.c ---- */
+/* ---- the fake worker: conn.c's calls into worker.c ---- */
 
 static struct worker w;
 static unsigned conns_closed;
@@ -118,6 +118,24 @@ void worker_conn_closed(struct worker *wk, struct source *src)
         (void) src;
         wk->n_conns--;
         conns_closed++;
+}
+
+/* behind a load balancer (not driven here: tests/integration/test_proxy.py):
+ * everyone is admitted */
+int worker_admit(struct worker *wk, const struct listener_opts *o, uint64_t owner,
+                 const struct sockaddr_storage *ss, struct source **src, const char **why)
+{
+        (void) wk; (void) o; (void) owner; (void) ss; (void) why;
+        *src = NULL;
+        return -1;
+}
+
+void worker_log_refused(struct worker *wk, const char *listen, int fd, const struct sockaddr *peer,
+                        socklen_t peer_len, const struct sockaddr *proxy, socklen_t proxy_len,
+                        const char *why)
+{
+        (void) wk; (void) listen; (void) fd; (void) peer; (void) peer_len; (void) proxy;
+        (void) proxy_len; (void) why;
 }
 
 int worker_grow_wbuf(struct worker *wk, size_t need)

@@ -106,7 +106,7 @@ static struct conn *start(int fd)
         static const struct listener l = { .serial = 1 };
         struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         uint32_t count;
-        struct source *src = server_source_hold(&srv, &l, (struct sockaddr *) &sin, &count);
+        struct source *src = server_source_hold(&srv, l.serial, (struct sockaddr *) &sin, &count);
 
         assert_non_null(src);
         srv.n_conns_total++;

@@ -359,7 +359,8 @@ static void test_text(void **state)
         assert_non_null(strstr(t, "muxd 1.2.3, backend epoll, 2 workers, up 61s, 2 clients (max_connections 100)\n"));
         assert_non_null(strstr(t, "\nlistener we\"ird\\name\nx (127.0.0.1:7000)\n"));
         assert_non_null(strstr(t, "\nlistener [::]:7001\n"));
-        assert_non_null(strstr(t, "  refused    access 0, max_per_source 4, max_connections 0, descriptors 0, rate 0\n"));
+        assert_non_null(strstr(t, "  refused    access 0, max_per_source 4, max_connections 0, descriptors 0, rate 0, "
+                                 "proxy_from 0, proxy_header 0\n"));
         assert_non_null(strstr(t, "  closed     client 0, idle 3, max_message 0, error 0, reload 0, shutdown 0, oneshot 0\n"));
         assert_non_null(strstr(t, "  paused     max_connections 0, descriptors 2\n"));
         /* 6 of 10 within 5 us, 9 within 50 us, one past 1 s */
