@@ -22,6 +22,7 @@ in the cleanup.  One backend is enough here (the balancers are what is
 tested): the first of MUXDTEST_BACKENDS, else epoll."""
 
 import ctypes
+import json
 import os
 import queue
 import re
@@ -270,18 +271,36 @@ class BalancerMixin:
         if HAVE_PROXY:
             # the log names the real client and the balancer
             for i in range(2, 6):
-                m.wait_log(r"127\.0\.0\.%d\b.*127\.0\.0\.1\b|127\.0\.0\.1\b.*127\.0\.0\.%d\b" % (i, i),
-                           timeout=5)
+                m.wait_log(r"^muxd: debug: connection from 127\.0\.0\.%d:\d+ via 127\.0\.0\.1:\d+ "
+                           r"\(PROXY v%s\)$" % (i, self.protocol[1]), timeout=5)
+                m.wait_log(r'^muxd: debug: message from 127\.0\.0\.%d:\d+ via 127\.0\.0\.1:\d+: '
+                           r'"from 127\.0\.0\.%d\\n"$' % (i, i), timeout=5)
+
+    @unittest.skipUnless(HAVE_PROXY, "this muxd has no proxy_protocol")
+    def test_only_through_balancer(self):
+        """A client that skips the balancer is refused: it is not in proxy_from."""
+        m = self.start_muxd_behind()
+        port = self.start_balancer(m)
+        s = self.client_via(m.port, "127.0.0.2")
+        mt.expect_eof(s, timeout=10, allow_reset=True)
+        m.wait_log(r"^muxd: notice: refused 127\.0\.0\.2:\d+ on 127\.0\.0\.1:%d: not in proxy_from"
+                   % m.port)
+        self.served(port, "127.0.0.2")
 
     @unittest.skipUnless(HAVE_PROXY, "this muxd has no proxy_protocol: the policy would see the balancer")
     def test_allow_deny_on_real_client(self):
-        m = self.start_muxd_behind(deny='[ "127.0.0.3/32" ]')
+        # allow names the clients, and the balancer for its health checks
+        # (HAProxy's come with a v2 LOCAL header: the balancer's own address)
+        m = self.start_muxd_behind(allow='[ "127.0.0.2/31", "127.0.0.4/32", "127.0.0.1/32" ]',
+                                   deny='[ "127.0.0.3/32" ]')
         port = self.start_balancer(m)
         self.served(port, "127.0.0.2")
-        since = m.log_count()
         self.refused(port, "127.0.0.3")
-        m.wait_log(r"127\.0\.0\.3\b", since=since, timeout=5)
+        m.wait_log(r"^muxd: notice: refused 127\.0\.0\.3:\d+ via 127\.0\.0\.1:\d+ on 127\.0\.0\.1:%d: "
+                   r"denied$" % m.port)
         self.served(port, "127.0.0.4")
+        self.refused(port, "127.0.0.5")
+        m.wait_log(r"^muxd: notice: refused 127\.0\.0\.5:\d+ via 127\.0\.0\.1:\d+ on .*: not allowed$")
 
     @unittest.skipUnless(HAVE_PROXY, "this muxd has no proxy_protocol: the policy would see the balancer")
     def test_max_per_source_on_real_client(self):
@@ -289,6 +308,8 @@ class BalancerMixin:
         port = self.start_balancer(m)
         a = [self.served(port, "127.0.0.4") for _ in range(2)]
         self.refused(port, "127.0.0.4")
+        m.wait_log(r"^muxd: notice: refused 127\.0\.0\.4:\d+ via 127\.0\.0\.1:\d+ on .*: "
+                   r"too many connections from")
         # another real client behind the same balancer is not throttled
         b = [self.served(port, "127.0.0.5") for _ in range(2)]
         for s in a + b:
@@ -344,6 +365,10 @@ class HAProxyLoopback(BalancerMixin, mt.MuxdTestCase):
                       "HAProxy's health check to mark muxd UP")
         if not p.running():
             self.fail("haproxy exited:\n%s" % p.output())
+        if HAVE_PROXY:
+            # its checks send a v2 LOCAL header: muxd takes the balancer's own address
+            m.wait_log(r"^muxd: debug: connection from 127\.0\.0\.1:\d+ via 127\.0\.0\.1:\d+ "
+                       r"\(PROXY v2, no client address: the peer's\)$", timeout=5)
         self.haproxy = p
         return port
 
@@ -470,9 +495,10 @@ class Load:
         for t in self.threads:
             t.start()
 
-    def _open(self):
+    def _open(self, src):
         s = self.ns.socket()
         try:
+            s.bind((src, 0))
             s.settimeout(5)
             s.connect((self.host, self.port))
             g = mt.recv_until(s, b"\n", timeout=5, limit=100)
@@ -483,6 +509,12 @@ class Load:
         except BaseException:
             s.close()
             raise
+
+    @staticmethod
+    def source(i):
+        """The address persistent client i connects from (each its own: the
+        hosts must see it through the PROXY header)."""
+        return "127.0.1.%d" % (i + 1)
 
     def _roundtrip(self, s, line):
         s.sendall(line)
@@ -496,7 +528,7 @@ class Load:
         while not self.stop.is_set():
             t0 = time.monotonic()
             try:
-                s, host = self._open()
+                s, host = self._open(self.source(i))
             except (OSError, AssertionError) as e:
                 with self.lock:
                     self.errors.append((t0, "p%d" % i, None, "connect: %r" % e))
@@ -526,7 +558,7 @@ class Load:
             t0 = time.monotonic()
             host = None
             try:
-                s, host = self._open()
+                s, host = self._open("127.0.2.%d" % (j + 1))
                 try:
                     self._roundtrip(s, b"fresh %d %d\n" % (j, k))
                 finally:
@@ -664,10 +696,14 @@ class ScaleOut(mt.MuxdTestCase):
         drained_down = self.wait_state("muxd3", 0, 10)
         time.sleep(1.0)
         snap = load.snapshot()
-        clients3 = self.muxctl(3, "clients", "lb")
-        m = re.search(r"^count: (\d+)$", clients3, re.M)
-        self.assertTrue(m, clients3)
-        self.assertGreaterEqual(int(m.group(1)), len(on["muxd3"]), clients3)
+        clients3 = json.loads(self.muxctl(3, "--json", "clients", "lb"))
+        peers = {c["peer"].rsplit(":", 1)[0]: c.get("proxy") for c in clients3["clients"]}
+        self.assertGreaterEqual(clients3["count"], len(on["muxd3"]), clients3)
+        for i in on["muxd3"]:
+            if HAVE_PROXY:
+                # the real client, through the balancer's address on muxd3's link
+                self.assertIn(Load.source(i), peers, clients3)
+                self.assertRegex(peers[Load.source(i)] or "", r"^10\.77\.3\.1:\d+$", clients3)
         errors = [e for e in snap["errors"] if e[0] >= t_drain]
         self.assertEqual(errors, [], "errors while muxd3 was drained")
         new3 = [c for c in snap["churn"] if c[0] >= t_drain and c[1] == "muxd3"]
