@@ -420,6 +420,35 @@ class NginxLoopback(BalancerMixin, mt.MuxdTestCase):
         return port
 
 
+class Examples(unittest.TestCase):
+    """The shipped files as they are (not the tests' copies) pass each
+    program's own check."""
+
+    def check(self, argv):
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           universal_newlines=True, timeout=60)
+        self.assertEqual(p.returncode, 0, "%s:\n%s" % (" ".join(argv), p.stdout))
+
+    def test_muxd_conf(self):
+        self.check([mt.muxd_path(), "-t", "-c", os.path.join(EXAMPLES, "muxd-behind-balancer.conf")])
+
+    @unittest.skipUnless(HAPROXY, "haproxy is not installed")
+    def test_haproxy_cfg(self):
+        self.check([HAPROXY, "-c", "-f", os.path.join(EXAMPLES, "haproxy.cfg")])
+
+    @unittest.skipUnless(NGINX and os.path.exists(NGINX_STREAM), "nginx or its stream module is not installed")
+    def test_nginx_stream_conf(self):
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="muxdtest-") as d:
+            main = os.path.join(d, "nginx.conf")
+            with open(main, "w") as f:
+                # as in Debian's nginx.conf: the module, then the include at top level
+                f.write("load_module %s;\nerror_log %s/error.log;\npid %s/nginx.pid;\n"
+                        "events {}\ninclude %s;\n"
+                        % (NGINX_STREAM, d, d, os.path.join(EXAMPLES, "nginx-stream.conf")))
+            self.check([NGINX, "-t", "-c", main, "-p", d, "-e", os.path.join(d, "error.log")])
+
+
 # ---------------------------------------------------------------- scale-out
 
 CLONE_NEWNET = 0x40000000
