@@ -313,6 +313,15 @@ static int server_plan_open(struct server *s, const struct config *cfg, bool sta
                 r = config_listener_key(e, &key);
                 if (r >= 0)
                         r = server_open_listener(s, &key, &p->match[i]);
+                if (r == -EADDRINUSE && !starting && server_retired_pending(s)) {
+                        /* A listener an earlier reload removed may still hold
+                         * the port: it is closed once every worker has let go
+                         * of it, which a worker short of CPU may not have done
+                         * yet. Wait for that (bounded), then try once more. */
+                        (void) server_wait_synced(s);
+                        if (!server_retired_pending(s))
+                                r = server_open_listener(s, &key, &p->match[i]);
+                }
                 if (r == -EADDRINUSE && !starting) {
                         for (struct listener *l = s->listeners; l && !p->swap[i]; l = l->next)
                                 p->swap[i] = !l->claimed && !l->passed && listener_overlaps(l, &key);
