@@ -391,6 +391,21 @@ static void worker_serve_pending(struct worker *w)
         w->n_pending -= i;
 }
 
+/* Close the clients held for listeners this worker no longer has (a reload
+ * removed them): as those in such a listener's backlog are. */
+static void worker_drop_orphans(struct worker *w)
+{
+        size_t kept = 0;
+
+        for (size_t i = 0; i < w->n_pending; i++) {
+                if (worker_find_listener(w, w->pending[i].serial))
+                        w->pending[kept++] = w->pending[i];
+                else
+                        close(w->pending[i].fd);
+        }
+        w->n_pending = kept;
+}
+
 static void worker_close_pending(struct worker *w)
 {
         for (size_t i = 0; i < w->n_pending; i++)
@@ -454,6 +469,7 @@ static void worker_resync(struct worker *w)
         free(w->listeners);
         w->listeners = next;
         w->n_listeners = n;
+        worker_drop_orphans(w);
         if (!w->accept_paused)
                 worker_watch_listeners(w, true);
         pthread_mutex_lock(&s->listeners_lock);
