@@ -357,10 +357,12 @@ static void worker_serve_taken(struct worker *w, const struct worker_listener *w
 }
 
 /* A client the I/O accepted: served now, held while paused, or closed if
- * its listener is gone (as the clients in a closed listener's backlog are). */
+ * its listener is gone (as the clients in a closed listener's backlog are).
+ * One accepted just before its listener was drained is served: drained
+ * listeners accept no more, and this one the kernel accepted before. */
 static void worker_take(struct worker *w, struct worker_listener *wl, int cfd)
 {
-        if (!wl || w->stopping || wl->drained) {
+        if (!wl || w->stopping) {
                 close(cfd);
                 return;
         }
@@ -380,7 +382,7 @@ static void worker_serve_pending(struct worker *w)
                 const struct worker_pending *p = &w->pending[i];
                 struct worker_listener *wl = worker_find_listener(w, p->serial);
 
-                if (!wl || w->stopping || wl->drained)
+                if (!wl || w->stopping)
                         close(p->fd);
                 else if (worker_at_limit(w, wl))
                         break;          /* it keeps its place */
