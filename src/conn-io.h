@@ -21,6 +21,7 @@
 #include "conn.h"
 
 struct ev_loop;
+struct worker_listener;
 
 struct conn_io {
         const char *name;
@@ -38,6 +39,12 @@ struct conn_io {
         /* The end of conn_close(): stop watching c, release its descriptor,
          * free c (now or once the I/O no longer needs it). */
         void (*close)(struct conn *c);
+        /* Optional (NULL: accept when the loop says a listener is
+         * readable): accept on wl's listener by the I/O's own means (on io_uring
+         * a multishot accept), reporting each client to worker_io_accepted().
+         * on: arm it (wl->accept_op); off: cancel it (clients it took
+         * meanwhile still come, with no wl). -errno if it cannot arm. */
+        int (*accept)(struct worker_listener *wl, bool on);
         /* Has it operations in flight for connections already closed (whose
          * descriptors the kernel still holds)? NULL: never. */
         bool (*busy)(struct worker *w);

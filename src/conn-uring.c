@@ -60,6 +60,18 @@
 enum {
         URING_OP_RECV = 2,      /* user_data: the conn's address | op */
         URING_OP_SEND = 3,
+        URING_OP_ACCEPT = 4,    /* user_data: a struct uring_accept's address | op */
+};
+
+/* A multishot accept on a listener: each client it takes posts a CQE with
+ * its descriptor, until it is cancelled or fails (out of descriptors ends
+ * it: the worker pauses, then arms a new one). Its own allocation, not the
+ * worker_listener's, which a resync frees while the accept's last CQEs may
+ * still be on their way. */
+struct uring_accept {
+        struct uring_accept *prev, *next;       /* on the worker's list, for the end */
+        struct worker_listener *wl;             /* NULL once cancelled */
+        uint64_t serial;                        /* of the listener */
 };
 
 /* A connection's state on the ring (its bits of c->flags). */
@@ -90,6 +102,7 @@ struct uring_io {
         unsigned n_free_tx;
         struct idle_queue zombies;      /* closed, waiting for their last CQE */
         unsigned n_recv;                /* multishot receives armed */
+        struct uring_accept *accepts;   /* armed or being cancelled */
 };
 
 static struct uring_io *uring_of(const struct worker *w)
@@ -390,11 +403,83 @@ out:
                 uring_buf_return(u, (unsigned) bid);
 }
 
+static void uring_accept_unlink(struct uring_io *u, struct uring_accept *a)
+{
+        if (a->prev)
+                a->prev->next = a->next;
+        else
+                u->accepts = a->next;
+        if (a->next)
+                a->next->prev = a->prev;
+}
+
+static int uring_accept(struct worker_listener *wl, bool on)
+{
+        struct worker *w = wl->w;
+        struct uring_io *u = uring_of(w);
+        struct uring_accept *a = wl->accept_op;
+        struct io_uring_sqe *sqe;
+
+        if (!on) {
+                if (!a)
+                        return 0;
+                sqe = ev_uring_get_sqe(w->loop);
+                if (sqe) {
+                        io_uring_prep_cancel64(sqe, (uint64_t) (uintptr_t) a | URING_OP_ACCEPT, 0);
+                        io_uring_sqe_set_data64(sqe, 0);
+                }
+                /* Now, not at the next wait: the caller may close the
+                 * listener next, and an armed accept holds its file. The
+                 * clients it took meanwhile come with no listener named. */
+                ev_uring_flush(w->loop);
+                a->wl = NULL;
+                wl->accept_op = NULL;
+                return 0;
+        }
+        if (a)
+                return 0;
+        a = calloc(1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        sqe = ev_uring_get_sqe(w->loop);
+        if (!sqe) {
+                free(a);
+                return -EBUSY;
+        }
+        io_uring_prep_multishot_accept(sqe, wl->l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        io_uring_sqe_set_data64(sqe, (uint64_t) (uintptr_t) a | URING_OP_ACCEPT);
+        a->wl = wl;
+        a->serial = wl->l->serial;
+        a->next = u->accepts;
+        if (a->next)
+                a->next->prev = a;
+        u->accepts = a;
+        wl->accept_op = a;
+        return 0;
+}
+
+static void uring_accept_done(struct worker *w, struct uring_accept *a, int32_t res, uint32_t flags)
+{
+        struct worker_listener *wl = a->wl;
+        uint64_t serial = a->serial;
+        bool more = flags & IORING_CQE_F_MORE;
+
+        if (!more) {
+                uring_accept_unlink(uring_of(w), a);
+                free(a);
+        }
+        worker_io_accepted(w, wl, serial, res, more);
+}
+
 static void uring_complete(void *ctx, uint64_t user_data, int32_t res, uint32_t flags)
 {
         struct worker *w = ctx;
         struct conn *c = (struct conn *) (uintptr_t) (user_data & ~(uint64_t) EV_URING_TAG_MASK);
 
+        if ((user_data & EV_URING_TAG_MASK) == URING_OP_ACCEPT) {
+                uring_accept_done(w, (struct uring_accept *) c, res, flags);
+                return;
+        }
         c->flags |= CONN_U_BUSY;
         switch (user_data & EV_URING_TAG_MASK) {
         case URING_OP_RECV:
@@ -503,6 +588,12 @@ static void uring_free(struct worker *w)
                 }
                 free(c);
         }
+        while (u->accepts) {
+                struct uring_accept *a = u->accepts;
+
+                u->accepts = a->next;
+                free(a);
+        }
         while (u->free_tx) {
                 struct conn_tx *tx = u->free_tx;
 
@@ -536,4 +627,5 @@ const struct conn_io conn_io_uring = {
         .send = uring_send,
         .close = uring_close,
         .busy = uring_busy,
+        .accept = uring_accept,
 };

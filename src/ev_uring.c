@@ -261,6 +261,14 @@ struct io_uring_sqe *ev_uring_get_sqe(struct ev_loop *loop)
         return sqe;
 }
 
+void ev_uring_flush(struct ev_loop *loop)
+{
+        struct uring_state *s = loop->state;
+
+        if (!s->disabled)
+                (void) io_uring_submit_and_get_events(&s->ring);
+}
+
 /* The SQE queued at position pos of the SQ if the kernel has not taken it
  * yet, else NULL. */
 static struct io_uring_sqe *uring_sqe_untaken(struct uring_state *s, unsigned pos)

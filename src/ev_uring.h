@@ -36,6 +36,11 @@ struct io_uring_sqe *ev_uring_get_sqe(struct ev_loop *loop);
  * no accept (in any thread) gets it while an SQE naming it is still to be
  * submitted. Queue nothing naming fd after this. */
 void ev_uring_close(struct ev_loop *loop, int fd);
+/* Submit what is queued now and let the kernel finish what it owes the
+ * ring (with DEFER_TASKRUN, a cancelled operation lets go of its file only
+ * then): for an operation cancelled on a file about to be closed. Its CQEs
+ * come with the next wait. */
+void ev_uring_flush(struct ev_loop *loop);
 /* An operation just queued will most likely complete as it is submitted
  * (a send to a socket with room): its CQE should not end the wait. */
 void ev_uring_expect_inline(struct ev_loop *loop);

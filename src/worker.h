@@ -99,6 +99,15 @@ struct worker_listener {
         struct worker *w;
         bool watched;
         bool drained;           /* the listener's draining, as of the resync */
+        void *accept_op;        /* the I/O's own accept armed for it (conn_io.accept), or NULL */
+};
+
+/* A client the I/O accepted while accepting was paused (conn_io.accept: the
+ * kernel accepts before muxd can say no): served when there is room, as
+ * one in the kernel's backlog would be. */
+struct worker_pending {
+        int fd;
+        uint64_t serial;        /* of the listener that accepted it */
 };
 
 struct worker {
@@ -133,6 +142,8 @@ struct worker {
         /* accepting is paused at max_connections and on descriptor exhaustion */
         bool accept_paused;
         uint64_t accept_retry_ms;       /* 0: resume only when a client leaves */
+        struct worker_pending *pending; /* see struct worker_pending */
+        size_t n_pending, pending_cap;
 
         /* scratch space shared by this worker's connections */
         char *rbuf;
@@ -183,6 +194,11 @@ bool worker_loop_error_is_transient(int err);
  * the loop is over. */
 void worker_run_queries(struct worker *w);
 void worker_close_queries(struct worker *w);
+
+/* The I/O's own accept (conn_io.accept) on wl's listener (serial) got the
+ * client res (a descriptor), or failed (-errno); more: it stays armed. wl
+ * is NULL once the accept was cancelled (its last clients still come). */
+void worker_io_accepted(struct worker *w, struct worker_listener *wl, uint64_t serial, int res, bool more);
 
 /* Connections call these. */
 void worker_conn_closed(struct worker *w, struct source *src);

@@ -280,6 +280,130 @@ static void test_close_with_queue_full(void **state)
         close(b[1]);
 }
 
+/* Accepting with a multishot accept (conn_io.accept): a loopback listener,
+ * watched as worker_watch_listeners() would. */
+static struct listener acc_l = { .serial = 7, .nodelay = true, .addr_str = "127.0.0.1:test" };
+static struct sockaddr_in acc_sin;
+
+static void acc_listen(void)
+{
+        socklen_t len = sizeof(acc_sin);
+
+        acc_l.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        assert_true(acc_l.fd >= 0);
+        acc_sin = (struct sockaddr_in) { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        assert_int_equal(bind(acc_l.fd, (struct sockaddr *) &acc_sin, sizeof(acc_sin)), 0);
+        assert_int_equal(listen(acc_l.fd, 16), 0);
+        assert_int_equal(getsockname(acc_l.fd, (struct sockaddr *) &acc_sin, &len), 0);
+        w->listeners = calloc(1, sizeof(*w->listeners));
+        assert_non_null(w->listeners);
+        w->listeners[0] = (struct worker_listener) { .l = &acc_l, .set = listener_settings_ref(set), .w = w };
+        w->n_listeners = 1;
+        assert_non_null(w->io->accept);
+        assert_int_equal(w->io->accept(&w->listeners[0], true), 0);
+        w->listeners[0].watched = true;
+}
+
+static int acc_client(void)
+{
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        assert_true(fd >= 0);
+        assert_int_equal(connect(fd, (struct sockaddr *) &acc_sin, sizeof(acc_sin)), 0);
+        return fd;
+}
+
+/* Run the loop until the worker has n connections (bounded). */
+static void acc_wait_conns(uint32_t n)
+{
+        for (int i = 0; i < 100 && w->n_conns < n; i++)
+                run(10);
+        assert_int_equal(w->n_conns, n);
+}
+
+/* Each client is accepted by the one accept armed, with no new SQE, and
+ * served: a message is answered. */
+static void test_accept_multishot(void **state)
+{
+        int fd[3];
+        char buf[16];
+        ssize_t n = -1;
+
+        (void) state;
+        acc_listen();
+        for (int i = 0; i < 3; i++) {
+                fd[i] = acc_client();
+                acc_wait_conns((uint32_t) i + 1);
+        }
+        assert_non_null(w->listeners[0].accept_op);     /* still armed */
+        assert_int_equal(send(fd[2], "x\n", 2, 0), 2);
+        for (int i = 0; i < 100 && (n = recv(fd[2], buf, sizeof(buf), MSG_DONTWAIT)) < 0; i++)
+                run(10);
+        assert_int_equal(n, 4);
+        assert_memory_equal(buf, "xhi\n", 4);
+        for (int i = 0; i < 3; i++)
+                close(fd[i]);
+        w->io->accept(&w->listeners[0], false);
+        close(acc_l.fd);
+}
+
+/* At max_connections the accept is cancelled, and a client the kernel took
+ * meanwhile is held, not served (no greeting, not counted); the next one
+ * waits in the backlog. */
+static void test_accept_paused_holds(void **state)
+{
+        int a, b, c;
+
+        (void) state;
+        srv.max_connections = 1;
+        acc_listen();
+        a = acc_client();
+        acc_wait_conns(1);
+        b = acc_client();
+        for (int i = 0; i < 100 && w->n_pending == 0; i++)
+                run(10);
+        assert_int_equal(w->n_pending, 1);
+        assert_true(w->accept_paused);
+        assert_null(w->listeners[0].accept_op);         /* cancelled */
+        assert_int_equal(w->n_conns, 1);
+        c = acc_client();
+        run(50);
+        assert_int_equal(w->n_pending, 1);              /* c is in the backlog */
+        assert_null(peek(b));
+        close(a);
+        close(b);
+        close(c);
+        close(acc_l.fd);
+}
+
+/* A client taken by an accept just cancelled, whose listener this worker
+ * no longer has (a reload removed it): closed, not leaked (the teardown
+ * counts descriptors). */
+static void test_accept_cancelled_listener_gone(void **state)
+{
+        int a;
+
+        (void) state;
+        acc_listen();
+        a = acc_client();
+        /* taken by the kernel before the cancellation, with nobody to serve it */
+        w->io->accept(&w->listeners[0], false);
+        w->listeners[0].watched = false;
+        w->n_listeners = 0;
+        for (int i = 0; i < 20; i++)
+                run(10);
+        w->n_listeners = 1;
+        assert_int_equal(w->n_conns, 0);
+        assert_int_equal(w->n_pending, 0);
+        /* closed by muxd, or still in the backlog if the kernel had not
+         * taken it: then it goes with the listener */
+        close(acc_l.fd);
+        for (int i = 0; i < 100 && !peek(a); i++)
+                run(10);
+        assert_string_equal(peek(a), "");
+        close(a);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -287,9 +411,12 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(test_recv_queued_then_closed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_closed_at_teardown, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_close_with_queue_full, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_accept_multishot, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_accept_paused_holds, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_accept_cancelled_listener_gone, setup, teardown),
         };
 
         test_main_args(argc, argv);
         alarm(60);
-        return cmocka_run_group_tests_name("conn on io_uring: closing", tests, NULL, NULL);
+        return cmocka_run_group_tests_name("conn on io_uring: closing, accepting", tests, NULL, NULL);
 }

@@ -110,6 +110,28 @@ class MaxConnectionsMixin:
             self.assertLessEqual(len(waiting.greeted) - total, 5)
         self.roundtrip(self.client(m), b"fresh\n")
 
+    def test_burst_at_the_limit(self):
+        # 30 clients at once with room for 5: the others wait, none is
+        # served beyond the limit, and all are served in turn. On io_uring
+        # the kernel accepts some before muxd can pause: muxd holds them.
+        m = self.start_muxd(max_connections=5)
+        waiting = Pending(self, [self.connect(m.port) for _ in range(30)])
+        waiting.settle(quiet=0.5)
+        self.assertEqual(len(waiting.greeted), 5, "max_connections is 5")
+        total = 0
+        deadline = time.monotonic() + 20
+        while total < 30:
+            self.assertLess(time.monotonic(), deadline,
+                            "only %d of 30 clients served" % total)
+            ready = list(waiting.greeted[total:])
+            for s in ready:
+                self.roundtrip(s, b"burst\n")
+                s.close()
+            total += len(ready)
+            waiting.poll(0.2)
+            self.assertLessEqual(len(waiting.greeted) - total, 5)
+        self.roundtrip(self.client(m), b"fresh\n")
+
 
 class DescriptorExhaustionMixin:
 

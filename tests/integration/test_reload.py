@@ -135,6 +135,28 @@ class ReloadMixin(ReloadHelpers):
         self.reload(m, self.settings(listen=[entry(p1, suffix="x")]))
         self.roundtrip(on_removed, b"and now\n", suffix=b"2")
 
+    def test_port_removed_while_paused(self):
+        # At max_connections: a client waiting on a port a reload removes is
+        # let go (as a removed listener's backlog is), one waiting on a port
+        # kept is served when there is room. On io_uring the first waiting
+        # client is already accepted (a multishot accept), and held by muxd.
+        p1, p2 = free_ports(2)
+        m = self.start_muxd(max_connections=2, listen=[entry(p1), entry(p2, suffix="2")])
+        served = [self.client(m, port=p1) for _ in range(2)]
+        on_removed = self.connect(p2)
+        mt.expect_silence(on_removed, 0.5)
+        on_kept = self.connect(p1)
+        mt.expect_silence(on_kept, 0.2)
+        self.reload(m, self.settings(max_connections=2, listen=[entry(p1)]))
+        self.assertEqual(mt.recv_all(on_removed, timeout=5, allow_reset=True), b"",
+                         "a client waiting on a removed port got data")
+        mt.expect_silence(on_kept, 0.3)
+        for s in served:
+            self.roundtrip(s, b"still\n")
+        served[0].close()
+        self.assertEqual(recv_exact(on_kept, len(mt.DEFAULT_GREETING)), mt.DEFAULT_GREETING)
+        self.roundtrip(on_kept, b"kept\n")
+
     def test_unchanged_listeners_keep_their_socket(self):
         # port 0 entries too: the same entry keeps the same (ephemeral) port
         p1 = free_ports(1)[0]
