@@ -432,6 +432,13 @@ class Examples(unittest.TestCase):
     def test_muxd_conf(self):
         self.check([mt.muxd_path(), "-t", "-c", os.path.join(EXAMPLES, "muxd-behind-balancer.conf")])
 
+    def test_muxd_knows_the_settings(self):
+        # The tests below adapt to a muxd without these settings (to run
+        # against an older build); this one does not let that hide a muxd
+        # that lost them.
+        self.assertTrue(HAVE_PROXY, "muxd -t refuses proxy_protocol/proxy_from")
+        self.assertTrue(HAVE_RATE, "muxd -t refuses max_rate_per_source")
+
     @unittest.skipUnless(HAPROXY, "haproxy is not installed")
     def test_haproxy_cfg(self):
         self.check([HAPROXY, "-c", "-f", os.path.join(EXAMPLES, "haproxy.cfg")])
