@@ -305,6 +305,67 @@ class HandoverMixin:
         for c in cs:
             c.roundtrip()
 
+    def test_config_error_refuses(self):
+        # a file the new process cannot load: it refuses with the error, the
+        # old process goes on with every client (no test hook involved)
+        m = self.start()
+        cs = self.clients(5, "c")
+        hs = self.half_lines(2)
+        self.write_config(text="timeout = ;\n")
+        p = self.muxctl("upgrade")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("upgrade failed: the new process refused: ", p.stdout + p.stderr)
+        self.assertIn("muxd.conf:1", p.stdout + p.stderr)
+        self.assertTrue(m.running())
+        self.finish_half_lines(hs)
+        for c in cs:
+            c.roundtrip()
+        self.assertTrue(self.notify.wait(re.compile(r"^STATUS=upgrade failed: "), timeout=5))
+
+    def test_other_workers_and_backend(self):
+        # the new process reads the file: its workers and backend may differ
+        self.start()
+        cs = self.clients(9, "c")
+        hs = self.half_lines(3)
+        other = "poll" if self.backend != "poll" else "epoll"
+        self.write_config(mt.base_settings(other, control_socket=self.ctl_path, workers=3))
+        since = self.m.log_count()
+        self.upgrade()
+        self.m.wait_log(r"ready: 1 listener, backend %s, .*3 workers" % other, since=since)
+        self.finish_half_lines(hs)
+        for c in cs:
+            c.roundtrip()
+        self.clients(1, "late")[0].roundtrip()
+        # and back
+        self.write_config(mt.base_settings(self.backend, control_socket=self.ctl_path, workers=1))
+        self.upgrade(via="muxctl")
+        for c in cs:
+            c.roundtrip()
+
+    def test_connection_of_a_removed_listener(self):
+        # a reload removed its listener, its connection stayed: the new
+        # process closes it, saying so (muxd(8), UPGRADING)
+        p1, p2 = mt.free_port(), mt.free_port()
+        while p2 == p1:
+            p2 = mt.free_port()
+        ls = [{"port": p1, "address": "127.0.0.1"}, {"port": p2, "address": "127.0.0.1"}]
+        self.start(listen=ls)
+        keep = Client(p1, "keep")
+        gone = Client(p2, "gone")
+        self.addCleanup(keep.close)
+        self.addCleanup(gone.close)
+        since = self.m.log_count()
+        self.write_config(mt.base_settings(self.backend, control_socket=self.ctl_path, listen=ls[:1]))
+        os.kill(self.pid, signal.SIGHUP)
+        self.m.wait_log(r"configuration reloaded", since=since)
+        gone.roundtrip()
+        self.upgrade()
+        self.m.wait_log(r"1 connection handed over closed: the client left, or its listener is not in "
+                        r"the configuration any more", since=since)
+        gone.sock.settimeout(mt.scaled(5))
+        self.assertEqual(gone.sock.recv(1), b"")
+        keep.roundtrip()
+
     def test_idle_timeout_after_upgrade(self):
         self.start(timeout=3)
         idle = self.clients(1, "idle")[0]
