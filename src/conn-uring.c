@@ -70,6 +70,7 @@ enum {
         CONN_U_SEND     = CONN_IO_FLAGS << 3,   /* a send is in flight (from c->io_data) */
         CONN_U_BUSY     = CONN_IO_FLAGS << 4,   /* a CQE of its is being handled: not freed meanwhile */
         CONN_U_PAUSED   = CONN_IO_FLAGS << 5,   /* a live upgrade: no operation is started */
+        CONN_U_SCANCEL  = CONN_IO_FLAGS << 6,   /* the send's cancellation was asked for (paused) */
 };
 
 /* Replies being sent: they must stay put until the send's CQE. The bytes
@@ -262,7 +263,7 @@ static void uring_send_done(struct conn *c, int32_t res)
         struct conn_tx *tx = uring_tx(c);
         bool again = false;
 
-        c->flags &= ~CONN_U_SEND;
+        c->flags &= ~(CONN_U_SEND | CONN_U_SCANCEL);
         if (c->flags & CONN_U_CLOSED) {
                 c->io_data = NULL;
                 c->io_sending = 0;
@@ -326,17 +327,23 @@ static int uring_arm_recv(struct conn *c)
         return 0;
 }
 
-static void uring_cancel(struct conn *c, unsigned op)
+/* Queue the cancellation of c's operation op; false if the queue is full
+ * and cannot be submitted now. */
+static bool uring_queue_cancel(struct conn *c, unsigned op)
 {
         struct io_uring_sqe *sqe = ev_uring_get_sqe(c->w->loop);
 
-        if (!sqe) {
-                /* cannot cancel: end the operations the hard way */
-                (void) shutdown(c->fd, SHUT_RDWR);
-                return;
-        }
+        if (!sqe)
+                return false;
         io_uring_prep_cancel64(sqe, uring_data(c, op), 0);
         io_uring_sqe_set_data64(sqe, 0);
+        return true;
+}
+
+static void uring_cancel(struct conn *c, unsigned op)
+{
+        if (!uring_queue_cancel(c, op))
+                (void) shutdown(c->fd, SHUT_RDWR);      /* cannot cancel: end the operations the hard way */
 }
 
 static int uring_read(struct conn *c, bool on)
@@ -487,17 +494,17 @@ static void uring_close(struct conn *c)
                 free(c);
 }
 
+/* Called again while operations are in flight (worker.c): a cancellation
+ * the full queue could not take is tried again, never the hard way (the
+ * socket is the next image's). A send waiting for a client that does not
+ * read could wait for ever: cancelled too, its unsent bytes handed over. */
 static void uring_pause(struct conn *c)
 {
         c->flags |= CONN_U_PAUSED;
-        if ((c->flags & CONN_U_RECV) && !(c->flags & CONN_U_CANCEL)) {
+        if ((c->flags & CONN_U_RECV) && !(c->flags & CONN_U_CANCEL) && uring_queue_cancel(c, URING_OP_RECV))
                 c->flags |= CONN_U_CANCEL;
-                uring_cancel(c, URING_OP_RECV);
-        }
-        /* a send waiting for a client that does not read could wait for
-         * ever: cancelled too, its unsent bytes are handed over */
-        if (c->flags & CONN_U_SEND)
-                uring_cancel(c, URING_OP_SEND);
+        if ((c->flags & CONN_U_SEND) && !(c->flags & CONN_U_SCANCEL) && uring_queue_cancel(c, URING_OP_SEND))
+                c->flags |= CONN_U_SCANCEL;
 }
 
 static bool uring_paused_busy(const struct conn *c)

@@ -22,6 +22,7 @@
 #define WORKER_TRANSIENT_MAX    1000u   /* transient loop errors in a row before giving up */
 #define WORKER_FINISH_PASSES    50u     /* at the end: passes while the I/O completes closes */
 #define WORKER_FINISH_WAIT_MS   10
+#define WORKER_ADOPT_BATCH      256u    /* connections adopted between two passes of the loop */
 
 
 static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask);
@@ -373,15 +374,20 @@ static void worker_free_export(struct worker *w)
         w->ho_error = 0;
 }
 
-static bool worker_paused_busy(const struct worker *w)
+/* Has a paused connection operations in flight still? Each is paused again
+ * on the way: a cancellation a full queue did not take is asked again. */
+static bool worker_paused_busy(struct worker *w)
 {
-        const struct idle_queue *lists[] = { &w->conns, &w->lingering };
+        struct idle_queue *lists[] = { &w->conns, &w->lingering };
+        bool busy = false;
 
         for (size_t k = 0; k < ELEMENTSOF(lists); k++)
-                for (const struct idle_link *l = lists[k]->head.next; l != &lists[k]->head; l = l->next)
-                        if (conn_paused_busy(conn_from_idle((struct idle_link *) l)))
-                                return true;
-        return false;
+                for (struct idle_link *l = lists[k]->head.next; l != &lists[k]->head; l = l->next)
+                        if (conn_paused_busy(conn_from_idle(l))) {
+                                conn_pause(conn_from_idle(l));
+                                busy = true;
+                        }
+        return busy;
 }
 
 /* Once nothing is in flight any more: describe every connection, the least
@@ -507,6 +513,12 @@ static void worker_adopt_all(struct worker *w)
                 }
                 atomic_fetch_add(&s->n_conns_total, 1);
                 (void) conn_adopt(w, a->hc, wl->set, src);
+                /* Each takes operations (io_uring: a receive, a send): the
+                 * loop submits them and takes their completions now and then,
+                 * so that neither queue runs full. A ring is enabled by its
+                 * first wait, on this thread: the first pass does that. */
+                if (i % WORKER_ADOPT_BATCH == 0)
+                        (void) ev_run_once(w->loop, 0);
         }
         if (lost > 0)
                 log_notice("worker %u: %zu connection%s handed over closed: the client left, or its listener "

@@ -254,6 +254,29 @@ class HandoverMixin:
                              self.backend, t.count, len(cs), t.max_gap * 1000,
                              self.last_upgrade_s * 1000))
 
+    def test_many_connections(self):
+        # more connections than an io_uring submission queue holds (1024),
+        # all adopted by one worker as its loop starts
+        if self.backend == "select":
+            self.skipTest("select watches descriptors below FD_SETSIZE only")
+        mt.raise_nofile(4096)
+        self.start(max_connections=3000)
+        cs = []
+        for i in range(1300):
+            s = mt.connect(self.m.port, timeout=10)
+            self.addCleanup(s.close)
+            cs.append(s)
+        for s in cs:
+            self.assertEqual(recv_exact(s, len(mt.DEFAULT_GREETING), 10), mt.DEFAULT_GREETING)
+        for i, s in enumerate(cs):
+            s.sendall(b"before-%d\n" % i)
+        self.upgrade()
+        for i, s in enumerate(cs):
+            s.sendall(b"after-%d\n" % i)
+        for i, s in enumerate(cs):
+            want = mt.echo_reply(b"before-%d\n" % i) + mt.echo_reply(b"after-%d\n" % i)
+            self.assertEqual(recv_exact(s, len(want), 10), want, "client %d" % i)
+
     def test_pipelined_and_unread_output_carry_over(self):
         self.start()
         # a client that sends many lines and reads none of the replies: its
