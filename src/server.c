@@ -688,12 +688,13 @@ static int server_setup_loop(struct server *s, int setsize)
 static int server_open_control(struct server *s)
 {
         const char *path = s->cfg->control_socket ? s->cfg->control_socket : CONTROL_SOCKET_DEFAULT;
+        /* the previous image's socket (a live upgrade), if it listens on path */
+        int fd = server_upgrade_control_fd(path), r;
         char *error = NULL;
-        int r;
 
         if (!path[0])
                 return 0;       /* control_socket = "" */
-        r = control_open_fd(s, path, server_upgrade_control_fd(path), &s->control, &error);
+        r = control_open_fd(s, path, fd, &s->control, &error);
         if (r >= 0) {
                 free(error);
                 return 0;

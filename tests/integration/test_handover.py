@@ -389,6 +389,25 @@ class HandoverMixin:
         self.assertEqual(gone.sock.recv(1), b"")
         keep.roundtrip()
 
+    def test_control_socket_moved_or_off(self):
+        # the new file moves the control socket, then turns it off: the new
+        # process binds the new path, then lets go of the old socket
+        self.start()
+        c = self.clients(1, "c")[0]
+        moved = os.path.join(self.tmpdir, "control2")
+        self.write_config(mt.base_settings(self.backend, control_socket=moved))
+        self.upgrade()
+        self.ctl_path = moved
+        p = self.muxctl("status")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.write_config(mt.base_settings(self.backend, control_socket=""))
+        self.upgrade(via="muxctl")
+        # nothing listens there any more (rather than a socket nobody accepts on)
+        p = self.muxctl("status")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("Connection refused", p.stderr)
+        c.roundtrip()
+
     def test_idle_timeout_after_upgrade(self):
         self.start(timeout=3)
         idle = self.clients(1, "idle")[0]
