@@ -389,6 +389,10 @@ int conn_unpause(struct conn *c)
 {
         if (c->w->io->unpause && c->w->io->unpause(c) < 0)
                 return -ECONNRESET;
+        /* a closing one whose output is all gone finishes; a throttled one
+         * whose client has read enough resumes (no write will tell) */
+        if ((c->flags & (CONN_CLOSING | CONN_THROTTLED)) && conn_queued(c) <= CONN_OUTPUT_LOW)
+                return conn_sent(c);
         return conn_serve_pending(c);
 }
 
@@ -396,12 +400,10 @@ int conn_adopt(struct worker *w, struct handover_conn *hc, struct listener_setti
 {
         struct conn *c = calloc(1, sizeof(*c));
         uint64_t last = w->now_ms > hc->idle_ms ? w->now_ms - hc->idle_ms : 0;
-        struct buffer out = hc->out;
-        int r;
 
-        hc->out = (struct buffer) BUFFER_INIT;
         if (!c) {
-                buffer_free(&out);
+                buffer_free(&hc->in);
+                buffer_free(&hc->out);
                 close(hc->fd);
                 w->n_conns++;   /* worker_conn_closed() balances the books */
                 worker_conn_closed(w, src);
@@ -412,43 +414,30 @@ int conn_adopt(struct worker *w, struct handover_conn *hc, struct listener_setti
         c->set = listener_settings_ref(set);
         c->src = src;
         c->born_ms = (uint32_t) (w->now_ms - hc->age_ms);
+        /* its unsent output waits in c->out, its unfinished input in c->in */
         c->in = hc->in;
+        c->out = hc->out;
         hc->in = (struct buffer) BUFFER_INIT;
+        hc->out = (struct buffer) BUFFER_INIT;
         if (hc->flags & HANDOVER_C_EOF)
                 c->flags |= CONN_EOF;
         if (hc->flags & HANDOVER_C_CLOSING)
                 c->flags |= CONN_CLOSING | CONN_READ_OFF;
         if (hc->flags & HANDOVER_C_THROTTLED)
                 c->flags |= CONN_THROTTLED | CONN_READ_OFF;
+        if (hc->flags & HANDOVER_C_LINGER)
+                c->flags = (c->flags & ~(CONN_READ_OFF | CONN_THROTTLED)) | CONN_LINGER;
         w->n_conns++;
         /* its idle deadline is kept: the caller adopts the least recently
          * active first, so the queue stays in order */
-        if (hc->flags & HANDOVER_C_LINGER) {
-                c->flags |= CONN_LINGER;
-                c->flags &= ~(CONN_READ_OFF | CONN_THROTTLED);
-                idle_touch(&w->lingering, &c->idle, last);
-        } else {
-                idle_touch(&w->conns, &c->idle, last);
-        }
+        idle_touch(c->flags & CONN_LINGER ? &w->lingering : &w->conns, &c->idle, last);
         /* counted as accepted by this image, so that its closes balance */
         STATS_ADD(worker_stats(w, set), accepted, 1);
-        if (!(c->flags & (CONN_READ_OFF | CONN_EOF))) {
-                r = conn_read_on(c);
-                if (r < 0) {
-                        buffer_free(&out);
-                        conn_close(c);
-                        return r;
-                }
-        }
-        if (buffer_len(&out) > 0) {
-                r = w->io->send(c, buffer_head(&out), buffer_len(&out));
-                buffer_free(&out);
-                if (r < 0)
-                        return r;
-        }
-        /* a closing one whose output is all gone finishes; a throttled one
-         * whose client has read enough resumes */
-        if ((c->flags & (CONN_CLOSING | CONN_THROTTLED)) && conn_queued(c) <= CONN_OUTPUT_LOW)
-                return conn_sent(c);
-        return conn_serve_pending(c);
+        if (buffer_len(&c->out) > 0)
+                STATS_ADD(worker_stats(w, set), queued, buffer_len(&c->out));
+        /* Paused, as the previous image left it: no byte moves before this
+         * image has taken over for good (conn_unpause(), then), so that one
+         * that gives up never leaves the previous one a reply sent twice. */
+        conn_pause(c);
+        return 0;
 }

@@ -100,9 +100,10 @@ int conn_export(const struct conn *c, uint64_t now_ms, struct handover_conn *hc)
 /* The upgrade failed: c serves again (what came meanwhile is answered).
  * -errno if c was closed. */
 int conn_unpause(struct conn *c);
-/* Serve a connection the previous image handed over (fd, taking one hold on
- * src; hc's buffers are moved): its unsent output goes first, then its
- * unfinished input is answered as if just read. -errno: closed. */
+/* Take a connection the previous image handed over (fd, one hold on src;
+ * hc's buffers are moved), paused: conn_unpause() once this image has taken
+ * over for good writes its unsent output first, then answers its unfinished
+ * input as if just read. 0, or -ENOMEM (closed). */
 int conn_adopt(struct worker *w, struct handover_conn *hc, struct listener_settings *set, struct source *src);
 
 static inline struct conn *conn_from_idle(struct idle_link *l)

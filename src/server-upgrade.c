@@ -417,8 +417,12 @@ void server_upgrade_done(struct server *s)
         if (upgrade_ack_fd < 0)
                 return;
         server_upgrade_answer("K", 1);
-        /* ours for good: a listener removed later is shut down, the control
-         * socket's path removed at exit */
+        /* Ours for good: the connections start moving bytes (adopted paused,
+         * so that had this image given up, the previous one would have found
+         * them as it left them), a listener removed later is shut down, the
+         * control socket's path removed at exit. */
+        for (unsigned i = 0; i < s->n_workers; i++)
+                worker_request(s->workers[i], WORKER_UNPAUSE);
         control_claim_path(s->control);
         for (size_t i = 0; s->ho_listeners && i < s->ho_state->n_listeners; i++)
                 if (s->ho_listeners[i])

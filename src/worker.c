@@ -22,7 +22,6 @@
 #define WORKER_TRANSIENT_MAX    1000u   /* transient loop errors in a row before giving up */
 #define WORKER_FINISH_PASSES    50u     /* at the end: passes while the I/O completes closes */
 #define WORKER_FINISH_WAIT_MS   10
-#define WORKER_ADOPT_BATCH      256u    /* connections adopted between two passes of the loop */
 
 
 static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask);
@@ -399,7 +398,7 @@ static void worker_try_export(struct worker *w)
         const struct idle_queue *lists[] = { &w->conns, &w->lingering };
         size_t n = w->conns.count + w->lingering.count, i = 0;
 
-        if (!w->paused || atomic_load(&w->exported) || worker_paused_busy(w))
+        if (!w->export_wanted || atomic_load(&w->exported) || worker_paused_busy(w))
                 return;
         w->ho_conns = calloc(n + 1, sizeof(*w->ho_conns));
         w->ho_serials = calloc(n + 1, sizeof(*w->ho_serials));
@@ -433,6 +432,7 @@ static void worker_pause(struct worker *w)
         struct idle_queue *lists[] = { &w->conns, &w->lingering };
 
         w->paused = true;
+        w->export_wanted = true;
         worker_watch_listeners(w, false);
         for (size_t k = 0; k < ELEMENTSOF(lists); k++)
                 for (struct idle_link *l = lists[k]->head.next; l != &lists[k]->head; l = l->next)
@@ -450,6 +450,7 @@ static void worker_unpause(struct worker *w)
 
         worker_free_export(w);
         w->paused = false;
+        w->export_wanted = false;
         pthread_mutex_lock(&w->srv->listeners_lock);
         atomic_store(&w->exported, false);
         pthread_cond_broadcast(&w->srv->synced_cond);
@@ -492,6 +493,11 @@ static void worker_adopt_all(struct worker *w)
         struct server *s = w->srv;
         size_t lost = 0;
 
+        /* paused until this image has taken over for good (WORKER_UNPAUSE) */
+        if (w->n_adopt > 0) {
+                w->paused = true;
+                worker_watch_listeners(w, false);
+        }
         for (size_t i = 0; i < w->n_adopt; i++) {
                 struct worker_adopt *a = &w->adopt[i];
                 struct worker_listener *wl = NULL;
@@ -513,12 +519,6 @@ static void worker_adopt_all(struct worker *w)
                 }
                 atomic_fetch_add(&s->n_conns_total, 1);
                 (void) conn_adopt(w, a->hc, wl->set, src);
-                /* Each takes operations (io_uring: a receive, a send): the
-                 * loop submits them and takes their completions now and then,
-                 * so that neither queue runs full. A ring is enabled by its
-                 * first wait, on this thread: the first pass does that. */
-                if (i % WORKER_ADOPT_BATCH == 0)
-                        (void) ev_run_once(w->loop, 0);
         }
         if (lost > 0)
                 log_notice("worker %u: %zu connection%s handed over closed: the client left, or its listener "
@@ -551,7 +551,7 @@ static void worker_on_wake(struct ev_loop *loop, int fd, void *data, int mask)
         /* an upgrade that failed is undone before the next one starts */
         if ((req & WORKER_UNPAUSE) && w->paused)
                 worker_unpause(w);
-        if ((req & WORKER_PAUSE) && !w->paused && !w->stopping)
+        if ((req & WORKER_PAUSE) && !w->export_wanted && !w->stopping)
                 worker_pause(w);
 }
 

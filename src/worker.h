@@ -155,6 +155,7 @@ struct worker {
          * once no operation is in flight any more; then exported is set
          * (under the server's listeners_lock, with synced_cond). */
         bool paused;
+        bool export_wanted;             /* paused by the server (not a new image's adoption) */
         _Atomic bool exported;
         struct handover_conn *ho_conns;
         uint64_t *ho_serials;
