@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -184,6 +186,90 @@ static void churn_send(struct bench *b, uint32_t id)
                 churn_failed(b, id, &b->cs.exchange_errors, -r);
 }
 
+static void churn_next(struct bench *b, uint32_t id);
+
+/* --proxy: the header a load balancer would send, naming a made-up client
+ * (198.18.0.0/15, the benchmarking range, or fd00:bench::/64 for an IPv6
+ * server: one per slot, so that max_per_source sees distinct clients).
+ * Returns its length. */
+static size_t churn_proxy_header(const struct bench *b, uint32_t id, char *out)
+{
+        static const uint8_t sig[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a };
+        bool v6 = b->addr.ss_family == AF_INET6;
+        uint16_t dport = ntohs(v6 ? ((const struct sockaddr_in6 *) &b->addr)->sin6_port :
+                               ((const struct sockaddr_in *) &b->addr)->sin_port);
+        uint16_t sport = (uint16_t) (1024 + id % 60000);
+        uint8_t src[16] = { 0 }, dst[16] = { 0 };
+        char s[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN];
+        size_t n;
+
+        if (v6) {
+                static const uint8_t net[8] = { 0xfd, 0x00, 0xbe, 0x4c, 0, 0, 0, 0 };
+
+                memcpy(src, net, 8);
+                src[12] = (uint8_t) (id >> 24); src[13] = (uint8_t) (id >> 16);
+                src[14] = (uint8_t) (id >> 8); src[15] = (uint8_t) id;
+                memcpy(dst, &((const struct sockaddr_in6 *) &b->addr)->sin6_addr, 16);
+        } else {
+                src[0] = 198; src[1] = (uint8_t) (18 + ((id >> 16) & 1));
+                src[2] = (uint8_t) (id >> 8); src[3] = (uint8_t) id;
+                memcpy(dst, &((const struct sockaddr_in *) &b->addr)->sin_addr, 4);
+        }
+        if (b->proxy == 1) {
+                inet_ntop(v6 ? AF_INET6 : AF_INET, src, s, sizeof(s));
+                inet_ntop(v6 ? AF_INET6 : AF_INET, dst, d, sizeof(d));
+                return (size_t) snprintf(out, 108, "PROXY %s %s %s %u %u\r\n", v6 ? "TCP6" : "TCP4",
+                                         s, d, sport, dport);
+        }
+        memcpy(out, sig, sizeof(sig));
+        n = v6 ? 36 : 12;
+        out[12] = 0x21;                         /* version 2, PROXY */
+        out[13] = v6 ? 0x21 : 0x11;             /* TCP over IPv6 / IPv4 */
+        out[14] = 0;
+        out[15] = (char) n;
+        memcpy(out + 16, src, v6 ? 16 : 4);
+        memcpy(out + 16 + (v6 ? 16 : 4), dst, v6 ? 16 : 4);
+        out[16 + n - 4] = (char) (sport >> 8);
+        out[16 + n - 3] = (char) sport;
+        out[16 + n - 2] = (char) (dport >> 8);
+        out[16 + n - 1] = (char) dport;
+        return 16 + n;
+}
+
+/* The connect is done: with --proxy, the header goes first (a few dozen
+ * bytes into an empty send buffer: all or an error); then the greeting, or
+ * the first request. */
+static void churn_connected(struct bench *b, uint32_t id)
+{
+        struct slot *s = &b->churn_run->slots[id];
+        char hdr[128];
+        size_t len;
+        ssize_t w;
+        int r;
+
+        if (!b->proxy) {
+                churn_next(b, id);
+                return;
+        }
+        len = churn_proxy_header(b, id, hdr);
+        do
+                w = send(s->fd, hdr, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (w < 0 && errno == EINTR);
+        if (w != (ssize_t) len) {
+                churn_failed(b, id, &b->cs.exchange_errors, w < 0 ? errno : EAGAIN);
+                return;
+        }
+        if (b->greeting_len == 0) {
+                churn_next(b, id);
+                return;
+        }
+        s->state = SLOT_GREETING;
+        s->rpos = 0;
+        r = churn_watch(b, id, false);
+        if (r < 0)
+                churn_failed(b, id, &b->cs.connect_errors, -r);
+}
+
 /* The greeting or a reply is in (or the connect done, without a greeting):
  * the next request, the oneshot message, or the end. */
 static void churn_next(struct bench *b, uint32_t id)
@@ -233,7 +319,8 @@ static void churn_open(struct bench *b, uint32_t id)
                 churn_failed(b, id, &b->cs.connect_errors, errno);
                 return;
         }
-        s->state = b->greeting_len > 0 ? SLOT_GREETING : SLOT_CONNECTING;
+        /* with --proxy, the server greets only after the header: wait for the connect */
+        s->state = b->greeting_len > 0 && !b->proxy ? SLOT_GREETING : SLOT_CONNECTING;
         s->want_out = s->state == SLOT_CONNECTING && r < 0;
         ev.events = EPOLLIN | (s->want_out ? EPOLLOUT : 0);
         if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0) {
@@ -241,7 +328,7 @@ static void churn_open(struct bench *b, uint32_t id)
                 return;
         }
         if (s->state == SLOT_CONNECTING && r == 0)
-                churn_next(b, id);
+                churn_connected(b, id);
 }
 
 void churn_start(struct bench *b)
@@ -375,7 +462,7 @@ void churn_on_event(struct bench *b, uint32_t id, uint32_t events)
                                 err = errno;
                         churn_failed(b, id, &b->cs.connect_errors, err ? err : ECONNREFUSED);
                 } else {
-                        churn_next(b, id);      /* connected */
+                        churn_connected(b, id);
                 }
                 return;
         }

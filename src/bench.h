@@ -61,6 +61,8 @@ struct bench {
         bool churn;
         bool oneshot;           /* send one message, wait for the server's close */
         bool rst;               /* close with RST (SO_LINGER 0) */
+        unsigned proxy;         /* 0, or 1 / 2: send a PROXY protocol header of that
+                                 * version first, naming a made-up client */
         unsigned round_trips;
         char *source_spec;      /* --source-addrs; NULL: the default */
 

@@ -140,6 +140,7 @@ void listener_opts_done(struct listener_opts *o)
         free(o->suffix);
         acl_done(&o->allow);
         acl_done(&o->deny);
+        acl_done(&o->proxy_from);
         *o = (struct listener_opts) {};
 }
 
@@ -162,8 +163,10 @@ int listener_opts_copy(struct listener_opts *dst, const struct listener_opts *sr
         o.suffix = memdup_nul(src->suffix ? src->suffix : "", src->suffix_len);
         o.allow = (struct acl) {};
         o.deny = (struct acl) {};
+        o.proxy_from = (struct acl) {};
         if (!o.greeting || !o.suffix ||
-            acl_copy(&o.allow, &src->allow) < 0 || acl_copy(&o.deny, &src->deny) < 0) {
+            acl_copy(&o.allow, &src->allow) < 0 || acl_copy(&o.deny, &src->deny) < 0 ||
+            acl_copy(&o.proxy_from, &src->proxy_from) < 0) {
                 listener_opts_done(&o);
                 *dst = (struct listener_opts) {};
                 return -ENOMEM;
@@ -186,7 +189,14 @@ bool listener_opts_equal(const struct listener_opts *a, const struct listener_op
                 a->max_message == b->max_message &&
                 acl_equal(&a->allow, &b->allow) &&
                 acl_equal(&a->deny, &b->deny) &&
-                a->max_per_source == b->max_per_source;
+                a->max_per_source == b->max_per_source &&
+                a->max_rate_per_source == b->max_rate_per_source &&
+                a->rate_burst == b->rate_burst &&
+                a->source_prefix_v4 == b->source_prefix_v4 &&
+                a->source_prefix_v6 == b->source_prefix_v6 &&
+                a->proxy_protocol == b->proxy_protocol &&
+                acl_equal(&a->proxy_from, &b->proxy_from) &&
+                a->proxy_timeout == b->proxy_timeout;
 }
 
 static int listener_opts_init_defaults(struct listener_opts *o)
@@ -200,6 +210,12 @@ static int listener_opts_init_defaults(struct listener_opts *o)
                 .framing = FRAMING_LINE,
                 .max_message = CONFIG_DEFAULT_MAX_MESSAGE,
                 .max_per_source = 0,
+                .max_rate_per_source = 0,
+                .rate_burst = 0,
+                .source_prefix_v4 = CONFIG_DEFAULT_PREFIX_V4,
+                .source_prefix_v6 = CONFIG_DEFAULT_PREFIX_V6,
+                .proxy_protocol = PROXY_OFF,
+                .proxy_timeout = CONFIG_DEFAULT_PROXY_TIMEOUT,
         };
         if (!o->greeting || !o->suffix) {
                 listener_opts_done(o);
@@ -241,7 +257,7 @@ static bool name_in(const char *name, const char *const *names, size_t n)
 
 static const char *const global_only_names[] = {
         "timeout", "backend", "max_connections", "log_level", "shutdown_timeout", "workers",
-        "ports", "listen", "control_socket", "metrics_listen",
+        "max_sources", "ports", "listen", "control_socket", "metrics_listen",
 };
 
 static const char *const entry_only_names[] = { "port", "address", "name" };
@@ -332,6 +348,7 @@ static bool parse_listen_opt(struct config_parser *p, const config_setting_t *s,
         const char *name = config_setting_name(s);
         char q[CONFIG_QUOTE_BUF];
         const char *v;
+        uint32_t bits;
 
         if (strcmp(name, "greeting") == 0)
                 parse_bytes(p, s, CONFIG_GREETING_MAX, &o->greeting, &o->greeting_len);
@@ -363,10 +380,31 @@ static bool parse_listen_opt(struct config_parser *p, const config_setting_t *s,
                 (void) get_u32(p, s, 1, CONFIG_MAX_MESSAGE_MAX, &o->max_message);
         else if (strcmp(name, "max_per_source") == 0)
                 (void) get_u32(p, s, 0, CONFIG_MAX_PER_SOURCE_MAX, &o->max_per_source);
-        else if (strcmp(name, "allow") == 0)
+        else if (strcmp(name, "max_rate_per_source") == 0)
+                (void) get_u32(p, s, 0, CONFIG_MAX_RATE_MAX, &o->max_rate_per_source);
+        else if (strcmp(name, "rate_burst") == 0)
+                (void) get_u32(p, s, 0, CONFIG_MAX_RATE_MAX, &o->rate_burst);
+        else if (strcmp(name, "source_prefix_v4") == 0) {
+                if (get_u32(p, s, 1, 32, &bits) == 0)
+                        o->source_prefix_v4 = (uint8_t) bits;
+        } else if (strcmp(name, "source_prefix_v6") == 0) {
+                if (get_u32(p, s, 1, 128, &bits) == 0)
+                        o->source_prefix_v6 = (uint8_t) bits;
+        } else if (strcmp(name, "allow") == 0)
                 parse_acl(p, s, &o->allow);
         else if (strcmp(name, "deny") == 0)
                 parse_acl(p, s, &o->deny);
+        else if (strcmp(name, "proxy_protocol") == 0) {
+                v = get_string(p, s);
+                if (!v)
+                        return true;
+                if (proxy_version_from_string(v, &o->proxy_protocol) < 0)
+                        config_error_at(p, s, "proxy_protocol: unknown value %s (valid: off, v1, v2, any)",
+                                        config_quote(v, q));
+        } else if (strcmp(name, "proxy_from") == 0)
+                parse_acl(p, s, &o->proxy_from);
+        else if (strcmp(name, "proxy_timeout") == 0)
+                (void) get_u32(p, s, 1, CONFIG_PROXY_TIMEOUT_MAX, &o->proxy_timeout);
         else
                 return false;
         return true;
@@ -653,6 +691,22 @@ static void check_duplicates(struct config_parser *p, const struct config *c)
         }
 }
 
+/* A listener that takes PROXY headers must say from whom: trusting any
+ * peer's header would let every client claim any address (allow/deny and
+ * max_per_source would mean nothing). */
+static void check_proxy(struct config_parser *p, const struct config *c)
+{
+        for (size_t i = 0; i < c->n_listeners; i++) {
+                const struct listener_conf *a = &c->listeners[i];
+
+                if (a->opts.proxy_protocol != PROXY_OFF && a->opts.proxy_from.n == 0)
+                        config_error_file_line(p, a->file ? a->file : p->path, a->line,
+                                               "port %u: proxy_protocol is \"%s\" but proxy_from is "
+                                               "empty: list the load balancers' addresses", a->port,
+                                               proxy_version_to_string(a->opts.proxy_protocol));
+        }
+}
+
 /* backend = "NAME": true if the name is known (c->backend set). */
 static bool parse_backend(struct config_parser *p, struct config *c, const config_setting_t *s)
 {
@@ -855,6 +909,8 @@ static void parse_root(struct config_parser *p, struct config *c, const config_s
                         (void) get_u32(p, s, 0, CONFIG_SHUTDOWN_TIMEOUT_MAX, &c->shutdown_timeout);
                 else if (strcmp(name, "workers") == 0)
                         (void) get_u32(p, s, 1, CONFIG_WORKERS_MAX, &c->workers);
+                else if (strcmp(name, "max_sources") == 0)
+                        (void) get_u32(p, s, 1, CONFIG_MAX_SOURCES_MAX, &c->max_sources);
                 else if (strcmp(name, "ports") == 0)
                         ports = s;
                 else if (strcmp(name, "listen") == 0)
@@ -886,6 +942,7 @@ static void parse_root(struct config_parser *p, struct config *c, const config_s
                                        "needs at least one; sockets passed by systemd are matched to "
                                        "these entries)");
         check_duplicates(p, c);
+        check_proxy(p, c);
         check_metrics_conflict(p, c);
 
         b = backend_ok ? ev_backend_find(c->backend) : NULL;
@@ -919,6 +976,7 @@ static int config_new(const char *path, struct config **ret)
                 .log_level = LOG_LEVEL_INFO,
                 .shutdown_timeout = CONFIG_DEFAULT_SHUTDOWN_TIMEOUT,
                 .workers = 1,
+                .max_sources = CONFIG_DEFAULT_MAX_SOURCES,
         };
         if (!c->path || !c->backend || listener_opts_init_defaults(&c->defaults) < 0) {
                 config_free(c);

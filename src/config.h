@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "acl.h"
+#include "proxy.h"
 
 enum muxd_mode { MODE_ECHO, MODE_ONESHOT };
 enum muxd_framing { FRAMING_LINE, FRAMING_RAW };
@@ -26,8 +27,11 @@ enum log_level { LOG_LEVEL_ERR = 3, LOG_LEVEL_WARNING = 4, LOG_LEVEL_NOTICE = 5,
 #define CONFIG_SUFFIX_MAX           1024u       /* bytes */
 #define CONFIG_MAX_MESSAGE_MAX      (1u << 20)  /* 1 MiB */
 #define CONFIG_MAX_PER_SOURCE_MAX   1000000u
+#define CONFIG_MAX_RATE_MAX         1000000u    /* new connections per second, and burst */
+#define CONFIG_MAX_SOURCES_MAX      4194304u    /* entries of the per-source table */
 #define CONFIG_ACL_MAX              1024u       /* entries per allow/deny list */
 #define CONFIG_NAME_MAX             255u
+#define CONFIG_PROXY_TIMEOUT_MAX    3600u       /* seconds */
 /* a UNIX socket's path: sizeof(sun_path) less its NUL */
 #define CONFIG_CONTROL_SOCKET_MAX   107u
 /* descriptors muxd needs besides clients, listeners and workers (stdio,
@@ -41,6 +45,11 @@ enum log_level { LOG_LEVEL_ERR = 3, LOG_LEVEL_WARNING = 4, LOG_LEVEL_NOTICE = 5,
 #define CONFIG_DEFAULT_MAX_CONNECTIONS  10000u
 #define CONFIG_DEFAULT_SHUTDOWN_TIMEOUT 5u
 #define CONFIG_DEFAULT_MAX_MESSAGE      4096u
+#define CONFIG_DEFAULT_MAX_SOURCES      65536u
+#define CONFIG_DEFAULT_PREFIX_V4        32u
+#define CONFIG_DEFAULT_PREFIX_V6        64u
+/* the PROXY protocol spec asks receivers to wait at least 3 seconds */
+#define CONFIG_DEFAULT_PROXY_TIMEOUT    3u
 
 /* Settings a listen entry may override; the global ones are the defaults. */
 struct listener_opts {
@@ -54,6 +63,17 @@ struct listener_opts {
         struct acl allow;       /* empty: everyone allowed unless denied */
         struct acl deny;
         uint32_t max_per_source; /* 0: no limit */
+        uint32_t max_rate_per_source; /* new connections per second; 0: no limit */
+        uint32_t rate_burst;    /* token bucket size; 0: max_rate_per_source */
+        uint8_t source_prefix_v4; /* bits of a client address that make its source */
+        uint8_t source_prefix_v6;
+        /* behind a load balancer: the PROXY protocol versions accepted
+         * (PROXY_OFF: none, the peer is the client); only peers in
+         * proxy_from may connect (required when on); the header must be
+         * complete within proxy_timeout seconds (at least 1) */
+        enum proxy_version proxy_protocol;
+        struct acl proxy_from;
+        uint32_t proxy_timeout;
 };
 
 struct listener_conf {
@@ -89,6 +109,7 @@ struct config {
         enum log_level log_level;
         uint32_t shutdown_timeout;      /* seconds */
         uint32_t workers;
+        uint32_t max_sources;           /* entries of the per-source table */
         char *control_socket;           /* NULL: not written (the compiled-in default);
                                          * "": no control socket */
         struct listener_opts defaults;

@@ -4,6 +4,7 @@
  * draining and the lingering close. Bytes move through the worker's I/O
  * (conn-io.h): conn-socket.c or conn-uring.c. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -16,14 +17,37 @@
 #include "log.h"
 #include "worker.h"
 
+static socklen_t conn_addr_len(const union proxy_addr *a)
+{
+        return a->sa.sa_family == AF_INET ? sizeof(a->in) : sizeof(a->in6);
+}
+
+/* The client: behind a load balancer, the one its header named (while the
+ * header is awaited, the balancer). */
 static const char *conn_peer(const struct conn *c, char *buf)
 {
+        const struct conn_proxy *x = conn_proxy(c);
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
 
+        if (x) {
+                const union proxy_addr *a = c->flags & CONN_PROXY_WAIT ? &x->balancer : &x->client;
+
+                return sockaddr_to_string(&a->sa, conn_addr_len(a), buf);
+        }
         if (getpeername(c->fd, (struct sockaddr *) &ss, &len) < 0)
                 return strcpy(buf, "?");
         return sockaddr_to_string((struct sockaddr *) &ss, len, buf);
+}
+
+/* The load balancer c came through (MUXD_PROXY), or NULL. */
+static const char *conn_balancer(const struct conn *c, char *buf)
+{
+        const struct conn_proxy *x = conn_proxy(c);
+
+        if (!x || (c->flags & CONN_PROXY_WAIT))
+                return NULL;
+        return sockaddr_to_string(&x->balancer.sa, conn_addr_len(&x->balancer), buf);
 }
 
 /* Count c's close (before its settings, and so its counters, may go). */
@@ -35,6 +59,11 @@ static void conn_count_close(struct conn *c)
 
         if (queued > 0)
                 STATS_SUB(b, queued, queued);
+        if (c->flags & CONN_PROXY_WAIT) {
+                /* never admitted: refused, for the reason it ended with */
+                STATS_ADD(b, refused[conn_proxy(c)->refused], 1);
+                return;
+        }
         if (why == CONN_WHY_REFUSED + 1u) {
                 STATS_ADD(b, refused[STATS_REFUSED_DESCRIPTORS], 1);
                 return;
@@ -54,13 +83,16 @@ void conn_close(struct conn *c)
         struct source *src;
 
         if (log_enabled(LOG_LEVEL_DEBUG)) {
-                char peer[SOCKADDR_STR_MAX];
+                char peer[SOCKADDR_STR_MAX], proxy[SOCKADDR_STR_MAX];
+                const char *via = conn_balancer(c, proxy);
 
                 conn_peer(c, peer);
-                log_full(LOG_LEVEL_DEBUG, &(const struct log_fields) { .event = "closed", .peer = peer },
-                         "connection from %s closed", peer);
+                log_full(LOG_LEVEL_DEBUG, &(const struct log_fields) {
+                                .event = "closed", .peer = peer, .proxy = via },
+                         "connection from %s%s%s closed", peer, via ? " via " : "", via ? via : "");
         }
-        idle_remove(c->flags & CONN_LINGER ? &w->lingering : &w->conns, &c->idle);
+        idle_remove(c->flags & CONN_LINGER ? &w->lingering :
+                    c->flags & CONN_PROXY_WAIT ? &w->proxying : &w->conns, &c->idle);
         conn_count_close(c);
         buffer_free(&c->in);
         buffer_free(&c->out);
@@ -151,13 +183,15 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, bool eo
                 }
                 (*messages)++;
                 if (o->mode == MODE_ONESHOT || log_enabled(LOG_LEVEL_DEBUG)) {
-                        char peer[SOCKADDR_STR_MAX], text[512];
+                        char peer[SOCKADDR_STR_MAX], proxy[SOCKADDR_STR_MAX], text[512];
+                        const char *via = conn_balancer(c, proxy);
 
                         escape_bytes(data + pos, f.consumed, text, sizeof(text));
                         conn_peer(c, peer);
                         log_full(o->mode == MODE_ONESHOT ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG,
-                                 &(const struct log_fields) { .event = "message", .peer = peer },
-                                 "message from %s: \"%s\"", peer, text);
+                                 &(const struct log_fields) { .event = "message", .peer = peer, .proxy = via },
+                                 "message from %s%s%s: \"%s\"", peer, via ? " via " : "", via ? via : "",
+                                 text);
                 }
                 if (o->mode == MODE_ONESHOT) {
                         conn_set_why(c, STATS_CLOSED_ONESHOT);
@@ -176,6 +210,131 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, bool eo
         return pos;
 }
 
+/* ---- behind a load balancer: the PROXY header --------------------------- */
+
+/* A warning about c's header, "WHAT (DETAIL)" (rate-limited: a broken or
+ * hostile balancer must not flood the log), then close it, refused as
+ * proxy_header. */
+static void conn_proxy_fail(struct conn *c, const char *what, const char *detail)
+{
+        struct worker *w = c->w;
+        struct conn_proxy *x = conn_proxy(c);
+        unsigned suppressed;
+
+        if (log_ratelimit_ok(&w->rl_proxy, w->now_ms, &suppressed)) {
+                char peer[SOCKADDR_STR_MAX];
+
+                sockaddr_to_string(&x->balancer.sa, conn_addr_len(&x->balancer), peer);
+                log_full(LOG_LEVEL_WARNING, &(const struct log_fields) {
+                                .event = "proxy-header", .proxy = peer },
+                         "load balancer %s: %s%s%s%s: closing%s", peer, what, detail ? " (" : "",
+                         detail ? detail : "", detail ? ")" : "",
+                         suppressed ? " (similar messages suppressed)" : "");
+        }
+        x->refused = STATS_REFUSED_PROXY_HEADER;
+        conn_close(c);
+}
+
+void conn_proxy_expired(struct conn *c)
+{
+        char secs[32];
+
+        snprintf(secs, sizeof(secs), "%u s", c->set->o.proxy_timeout);
+        conn_proxy_fail(c, "no complete PROXY header within proxy_timeout", secs);
+}
+
+/* The header h is complete: admit the client it names (the policy of
+ * worker_admit(), as at accept), greet it. Returns -errno if c was closed. */
+static int conn_proxy_admit(struct conn *c, const struct proxy_header *h)
+{
+        struct worker *w = c->w;
+        struct conn_proxy *x = conn_proxy(c);
+        struct sockaddr_storage ss = {};
+        struct source *src;
+        const char *why;
+        int reason;
+
+        /* LOCAL (a health check), UNKNOWN...: the balancer is the client */
+        x->client = h->local ? x->balancer : h->src;
+        memcpy(&ss, &x->client, conn_addr_len(&x->client));
+        reason = worker_admit(w, &c->set->o, x->owner, NULL, &ss, &src, &why);
+        if (reason >= 0) {
+                worker_log_refused(w, NULL, c->fd, &x->client.sa, conn_addr_len(&x->client),
+                                   &x->balancer.sa, conn_addr_len(&x->balancer), why);
+                x->refused = (uint8_t) reason;
+                conn_close(c);
+                return -ECONNREFUSED;
+        }
+        c->src = src;
+        c->flags &= ~CONN_PROXY_WAIT;
+        idle_remove(&w->proxying, &c->idle);
+        idle_touch(&w->conns, &c->idle, w->now_ms);
+        STATS_ADD(worker_stats(w, c->set), accepted, 1);
+        if (log_enabled(LOG_LEVEL_DEBUG)) {
+                char peer[SOCKADDR_STR_MAX], proxy[SOCKADDR_STR_MAX];
+
+                conn_peer(c, peer);
+                conn_balancer(c, proxy);
+                log_full(LOG_LEVEL_DEBUG, &(const struct log_fields) {
+                                .event = "connection", .peer = peer, .proxy = proxy },
+                         "connection from %s via %s (PROXY v%d%s)", peer, proxy,
+                         h->version == PROXY_V1 ? 1 : 2, h->local ? ", no client address: the peer's" : "");
+        }
+        if (c->set->o.greeting_len > 0 && w->io->send(c, c->set->o.greeting, c->set->o.greeting_len) < 0)
+                return -ECONNRESET;
+        return 0;
+}
+
+/* Bytes before the header is complete: nothing is greeted or framed until
+ * it is. What follows the header in the same read is the client's first
+ * message, kept. At most PROXY_HEADER_MAX bytes (plus one read) wait in
+ * c->in: proxy_parse() decides by then. */
+static int conn_proxy_serve(struct conn *c, const char *data, size_t n)
+{
+        const struct listener_opts *o = &c->set->o;
+        struct proxy_header h;
+        bool buffered = buffer_len(&c->in) > 0;
+        const char *p = data;
+        size_t len = n;
+        int r;
+
+        if (buffered) {
+                if (n > 0 && buffer_append(&c->in, data, n, 0) < 0)
+                        goto nomem;
+                p = buffer_head(&c->in);
+                len = buffer_len(&c->in);
+        }
+        r = proxy_parse(p, len, o->proxy_protocol, &h);
+        if (r < 0) {
+                conn_proxy_fail(c, "invalid PROXY header", h.reason);
+                return r;
+        }
+        if (r == 0) {
+                if (c->flags & CONN_EOF) {
+                        /* a balancer's plain TCP check, or a header cut short */
+                        if (len > 0)
+                                conn_proxy_fail(c, "closed in the middle of its PROXY header", NULL);
+                        else
+                                conn_close(c);  /* no warning: nothing was sent */
+                        return -ECONNRESET;
+                }
+                if (!buffered && n > 0 && buffer_append(&c->in, data, n, 0) < 0)
+                        goto nomem;
+                return 0;
+        }
+        if (conn_proxy_admit(c, &h) < 0)
+                return -ECONNRESET;
+        if (buffered) {
+                buffer_consume(&c->in, (size_t) r);
+                return conn_serve(c, NULL, 0);
+        }
+        return conn_serve(c, data + r, n - (size_t) r);
+nomem:
+        log_warning("out of memory buffering a PROXY header: closing the connection");
+        conn_close(c);
+        return -ENOMEM;
+}
+
 /* Answer what has arrived: n new bytes at data (the worker's read buffer, or
  * a receive buffer of the ring), plus whatever waits in c->in (an incomplete
  * message, or complete ones left unanswered while the client was throttled).
@@ -184,6 +343,9 @@ int conn_serve(struct conn *c, const char *data, size_t n)
 {
         struct worker *w = c->w;
         bool eof = c->flags & CONN_EOF, stop_reading = false;
+
+        if (c->flags & CONN_PROXY_WAIT)
+                return conn_proxy_serve(c, data, n);
 
         for (;;) {
                 uint64_t messages = 0;
@@ -281,9 +443,11 @@ int conn_sent(struct conn *c)
         return 0;
 }
 
-int conn_start(struct worker *w, int fd, struct listener_settings *set, struct source *src)
+static int conn_start_common(struct worker *w, int fd, struct listener_settings *set, struct source *src,
+                             uint64_t owner, const struct sockaddr_storage *peer, socklen_t peer_len)
 {
-        struct conn *c = calloc(1, sizeof(*c));
+        bool proxied = set->o.proxy_protocol != PROXY_OFF;
+        struct conn *c = calloc(1, sizeof(*c) + (proxied ? sizeof(struct conn_proxy) : 0));
         int r;
 
         if (!c) {
@@ -299,18 +463,43 @@ int conn_start(struct worker *w, int fd, struct listener_settings *set, struct s
         c->src = src;
         c->born_ms = (uint32_t) w->now_ms;
         w->n_conns++;
-        idle_touch(&w->conns, &c->idle, w->now_ms);
+        if (proxied) {
+                struct conn_proxy *x = conn_proxy(c);
+
+                memcpy(&x->balancer, peer, peer_len < sizeof(x->balancer) ? peer_len : sizeof(x->balancer));
+                x->owner = owner;
+                x->refused = STATS_REFUSED_PROXY_HEADER;
+                c->flags |= CONN_PROXY_WAIT;
+                idle_insert_sorted(&w->proxying, &c->idle, w->now_ms + (uint64_t) set->o.proxy_timeout * 1000u);
+        } else {
+                idle_touch(&w->conns, &c->idle, w->now_ms);
+        }
 
         r = conn_read_on(c);
         if (r < 0) {
                 /* not served at all (a descriptor beyond the loop's reach): refused */
+                if (proxied)
+                        conn_proxy(c)->refused = STATS_REFUSED_DESCRIPTORS;
                 conn_close_why(c, CONN_WHY_REFUSED);
                 return r;
         }
+        if (proxied)
+                return 0;       /* accepted (and greeted) once its header admits the client */
         STATS_ADD(worker_stats(w, set), accepted, 1);
         if (set->o.greeting_len > 0 && c->w->io->send(c, set->o.greeting, set->o.greeting_len) < 0)
                 return -ECONNRESET;
         return 0;
+}
+
+int conn_start(struct worker *w, int fd, struct listener_settings *set, struct source *src)
+{
+        return conn_start_common(w, fd, set, src, 0, NULL, 0);
+}
+
+int conn_start_proxy(struct worker *w, int fd, struct listener_settings *set, uint64_t owner,
+                     const struct sockaddr_storage *peer, socklen_t peer_len)
+{
+        return conn_start_common(w, fd, set, NULL, owner, peer, peer_len);
 }
 
 void conn_drain(struct conn *c)

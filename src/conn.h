@@ -8,6 +8,7 @@
 
 #include "buffer.h"
 #include "listener.h"
+#include "proxy.h"
 #include "source.h"
 #include "idle.h"
 
@@ -26,6 +27,8 @@ enum {
         CONN_LINGER     = 1 << 4,       /* half-closed by us, discarding input until the client closes */
         CONN_DRAINING   = 1 << 5,       /* shutting down: answer what was read, read no more */
         CONN_SENDING_QUEUED = 1 << 6,   /* c->io_sending counts in the queued gauge (stats.h) */
+        CONN_PROXY_WAIT = 1 << 7,       /* waiting for its PROXY header: not admitted yet (no
+                                         * greeting, no source held, in w->proxying) */
         CONN_WHY_SHIFT  = 8,            /* bits 8-11: why it closes, once known (conn_set_why) */
         CONN_WHY_MASK   = 0xf << 8,
         CONN_IO_FLAGS   = 1 << 12,      /* this bit and up: the I/O's own (conn-io.h) */
@@ -55,6 +58,21 @@ struct conn {
         uint32_t born_ms;
 };
 
+/* Behind a load balancer (the listener's proxy_protocol is on), struct conn
+ * is followed by this, in the same allocation: other connections pay nothing
+ * for it. */
+struct conn_proxy {
+        union proxy_addr balancer;      /* the peer */
+        union proxy_addr client;        /* once admitted: the one the header names (or the peer) */
+        uint64_t owner;                 /* the listener's serial, for max_per_source */
+        uint8_t refused;                /* while waiting: the stats_refused reason if it closes */
+};
+
+static inline struct conn_proxy *conn_proxy(const struct conn *c)
+{
+        return c->set->o.proxy_protocol != PROXY_OFF ? (struct conn_proxy *) (void *) (c + 1) : NULL;
+}
+
 /* The contract of every function here and in conn-io.h that returns int:
  * a negative return (-errno) means the connection was closed and c freed;
  * the caller must not touch c again. 0 means c is alive. */
@@ -63,6 +81,14 @@ struct conn {
  * on src. Queues the greeting and starts watching. On failure the connection
  * is closed (fd and the hold released) and -errno returned. */
 int conn_start(struct worker *w, int fd, struct listener_settings *set, struct source *src);
+/* The same for a listener with proxy_protocol on: no source held, no
+ * greeting; the connection waits for its PROXY header (at most the
+ * listener's proxy_timeout), then the client it names goes through
+ * worker_admit() and is greeted, or is refused. peer: the load balancer. */
+int conn_start_proxy(struct worker *w, int fd, struct listener_settings *set, uint64_t owner,
+                     const struct sockaddr_storage *peer, socklen_t peer_len);
+/* Its proxy_timeout passed without a complete header: log, close (refused). */
+void conn_proxy_expired(struct conn *c);
 /* Close now, whatever is queued; c is freed (on io_uring, once the ring is
  * done with it: c must not be used after this either way). It counts as
  * closed for the cause conn_set_why() recorded first, else as an error. */

@@ -534,30 +534,45 @@ static int control_name_cmp(const void *a, const void *b)
 }
 
 /* "127.0.0.1:5000", "[::1]:5000" (no port: the address alone) */
-static const char *control_peer(const struct worker_client *c, char *buf, size_t size, char *addr)
+static const char *control_addr_port(int family, const uint8_t *bin, uint16_t port, char *buf, size_t size,
+                                     char *addr)
 {
-        if (!inet_ntop(c->family, c->addr, addr, INET6_ADDRSTRLEN))
+        if (!inet_ntop(family, bin, addr, INET6_ADDRSTRLEN))
                 strcpy(addr, "?");
-        if (!c->port)
+        if (!port)
                 snprintf(buf, size, "%s", addr);
         else
-                snprintf(buf, size, c->family == AF_INET6 ? "[%s]:%u" : "%s:%u", addr, c->port);
+                snprintf(buf, size, family == AF_INET6 ? "[%s]:%u" : "%s:%u", addr, port);
         return buf;
+}
+
+static const char *control_peer(const struct worker_client *c, char *buf, size_t size, char *addr)
+{
+        return control_addr_port(c->family, c->addr, c->port, buf, size, addr);
 }
 
 static void control_list_one(struct control_answer *a, const struct worker_client *c, const char *listener,
                              bool first)
 {
         char peer[SOCKADDR_STR_MAX], addr[INET6_ADDRSTRLEN], conn_d[32], idle_d[32];
+        char via[SOCKADDR_STR_MAX], via_addr[INET6_ADDRSTRLEN];
 
         control_peer(c, peer, sizeof(peer), addr);
-        control_text(a, "%-23s %-23s %9s %9s %9llu\n", peer, listener, control_duration(c->connected_s, conn_d),
-                     control_duration(c->idle_ms / 1000u, idle_d), (unsigned long long) c->queued);
+        if (c->proxy_family)
+                control_addr_port(c->proxy_family, c->proxy_addr, c->proxy_port, via, sizeof(via), via_addr);
+        else
+                strcpy(via, "-");
+        control_text(a, "%-23s %-23s %9s %9s %9llu %s\n", peer, listener, control_duration(c->connected_s, conn_d),
+                     control_duration(c->idle_ms / 1000u, idle_d), (unsigned long long) c->queued, via);
         if (!a->json)
                 return;
         control_json(a, "%s{\"peer\":\"%s\",\"address\":\"%s\",\"port\":%u,\"listener\":", first ? "" : ",",
                      peer, addr, c->port);
         control_json_string(a, listener);
+        if (c->proxy_family)
+                control_json(a, ",\"proxy\":\"%s\"", via);
+        else
+                control_json(a, ",\"proxy\":null");
         control_json(a, ",\"connected_seconds\":%u,\"idle_seconds\":%.3f,\"queued_bytes\":%llu}",
                      c->connected_s, (double) c->idle_ms / 1000.0, (unsigned long long) c->queued);
 }
@@ -568,7 +583,7 @@ static void control_finish_list(struct control_client *cl, struct control_name *
         struct control_answer *a = &cl->answer;
         size_t listed = 0, more = 0;
 
-        control_text(a, "%-23s %-23s %9s %9s %9s\n", "PEER", "LISTENER", "CONNECTED", "IDLE", "QUEUED");
+        control_text(a, "%-23s %-23s %9s %9s %9s %s\n", "PEER", "LISTENER", "CONNECTED", "IDLE", "QUEUED", "VIA");
         control_json(a, ",\"clients\":[");
         for (unsigned i = 0; i < q->n_jobs; i++) {
                 const struct worker_job *job = &q->jobs[i];

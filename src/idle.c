@@ -38,6 +38,20 @@ void idle_touch(struct idle_queue *q, struct idle_link *l, uint64_t now_ms)
         q->count++;
 }
 
+void idle_insert_sorted(struct idle_queue *q, struct idle_link *l, uint64_t t)
+{
+        struct idle_link *after = q->head.prev;
+
+        while (after != &q->head && after->last_ms > t)
+                after = after->prev;
+        l->last_ms = t;
+        l->prev = after;
+        l->next = after->next;
+        after->next->prev = l;
+        after->next = l;
+        q->count++;
+}
+
 struct idle_link *idle_oldest(const struct idle_queue *q)
 {
         return q->head.next == &q->head ? NULL : q->head.next;

@@ -22,6 +22,11 @@ void idle_queue_init(struct idle_queue *q);
 /* Insert (or move) link at the tail, active now. */
 void idle_touch(struct idle_queue *q, struct idle_link *l, uint64_t now_ms);
 void idle_remove(struct idle_queue *q, struct idle_link *l);    /* no-op if not queued */
+/* Insert l (not queued) with last_ms = t, keeping q in order of last_ms: for
+ * deadlines that may differ per link (PROXY headers: proxy_timeout is per
+ * listener). It walks back from the tail past the later links only, so it
+ * is O(1) when every link has the same timeout. */
+void idle_insert_sorted(struct idle_queue *q, struct idle_link *l, uint64_t t);
 bool idle_queued(const struct idle_link *l);
 /* The least recently active link, or NULL. */
 struct idle_link *idle_oldest(const struct idle_queue *q);

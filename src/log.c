@@ -151,8 +151,8 @@ static int log_write(bool journal, const char *p, size_t n)
 
 static size_t log_encode(char *dgram, enum log_level level, const struct log_fields *f, const char *msg)
 {
-        char ev[80], listen[96], peer[96], id[64];
-        const char *fields[5];
+        char ev[80], listen[96], peer[96], proxy[96], id[64];
+        const char *fields[6];
         size_t n = 0;
 
         if (f && f->event) {
@@ -166,6 +166,10 @@ static size_t log_encode(char *dgram, enum log_level level, const struct log_fie
         if (f && f->peer) {
                 snprintf(peer, sizeof(peer), "MUXD_PEER=%s", f->peer);
                 fields[n++] = peer;
+        }
+        if (f && f->proxy) {
+                snprintf(proxy, sizeof(proxy), "MUXD_PROXY=%s", f->proxy);
+                fields[n++] = proxy;
         }
         if (f && f->message_id) {
                 snprintf(id, sizeof(id), "MESSAGE_ID=%s", f->message_id);

@@ -37,7 +37,9 @@ bool log_enabled(enum log_level level);
 struct log_fields {
         const char *event;      /* MUXD_EVENT */
         const char *listen;     /* MUXD_LISTEN */
-        const char *peer;       /* MUXD_PEER */
+        const char *peer;       /* MUXD_PEER: the client (behind a load balancer, the
+                                 * one its PROXY header names) */
+        const char *proxy;      /* MUXD_PROXY: the load balancer it came through */
         const char *message_id; /* MESSAGE_ID */
 };
 

@@ -105,6 +105,9 @@ static void options_help(void)
                "                          a count N (from 127.0.0.2), or none (default\n"
                "                          127.0.0.2-127.0.0.254 for an IPv4 loopback server)\n"
                "      --rst               close with RST (no TIME_WAIT on the client)\n"
+               "      --proxy v1|v2       send a PROXY protocol header first, naming a\n"
+               "                          made-up client in 198.18.0.0/15 (or fd00:bench::/64)\n"
+               "                          (a listener with proxy_protocol on)\n"
                "  -q, --quiet             no progress line\n"
                "  -h, --help              show this help and exit\n"
                "  -V, --version           show the version and exit\n"
@@ -131,6 +134,7 @@ enum {
         OPT_ONESHOT,
         OPT_SOURCE_ADDRS,
         OPT_RST,
+        OPT_PROXY,
 };
 
 /* Options given, for the checks that need to know (not their values). */
@@ -337,8 +341,8 @@ static int option_string(struct bench *b, int opt, const char *arg)
 static int options_check_churn(const struct bench *b, const struct options_seen *seen)
 {
         if (!b->churn) {
-                if (b->oneshot || b->rst || b->source_spec || seen->round_trips) {
-                        cli_usage_error("--round-trips, --oneshot, --source-addrs and --rst "
+                if (b->oneshot || b->rst || b->source_spec || seen->round_trips || b->proxy) {
+                        cli_usage_error("--round-trips, --oneshot, --source-addrs, --rst and --proxy "
                                         "need --connect-rate");
                         return -EINVAL;
                 }
@@ -409,6 +413,7 @@ static int options_parse(struct bench *b, int argc, char *argv[])
                 { "oneshot",     no_argument,       NULL, OPT_ONESHOT },
                 { "source-addrs", required_argument, NULL, OPT_SOURCE_ADDRS },
                 { "rst",         no_argument,       NULL, OPT_RST },
+                { "proxy",       required_argument, NULL, OPT_PROXY },
                 { "help",        no_argument,       NULL, 'h' },
                 { "version",     no_argument,       NULL, 'V' },
                 {}
@@ -443,6 +448,16 @@ static int options_parse(struct bench *b, int argc, char *argv[])
                         break;
                 case OPT_RST:
                         b->rst = true;
+                        break;
+                case OPT_PROXY:
+                        if (strcmp(optarg, "v1") == 0)
+                                b->proxy = 1;
+                        else if (strcmp(optarg, "v2") == 0)
+                                b->proxy = 2;
+                        else {
+                                cli_usage_error("--proxy: \"%s\" is neither v1 nor v2", optarg);
+                                return -EINVAL;
+                        }
                         break;
                 case OPT_SOURCE_ADDRS:
                         free(b->source_spec);

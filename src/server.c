@@ -51,25 +51,34 @@ void server_resume_accepting(struct server *s, const struct worker *w)
                         worker_request(s->workers[i], WORKER_RESUME);
 }
 
-struct source *server_source_hold(struct server *s, const struct listener *l,
-                                  const struct sockaddr *sa, uint32_t *ret_count)
+/* what the configuration allows, the table computes without overflow */
+_Static_assert(CONFIG_MAX_RATE_MAX <= SOURCE_RATE_MAX, "max_rate_per_source beyond source.c's arithmetic");
+
+int server_source_hold(struct server *s, uint64_t owner, const struct listener_opts *o,
+                       const struct sockaddr *sa, uint64_t now_ms, struct source **ret,
+                       unsigned *evicted)
 {
-        struct source *src;
+        const struct source_limits lim = {
+                .max_per_source = o->max_per_source,
+                .rate = o->max_rate_per_source,
+                .burst = o->rate_burst,
+                .prefix4 = o->source_prefix_v4,
+                .prefix6 = o->source_prefix_v6,
+        };
+        int r;
 
         pthread_mutex_lock(&s->sources_lock);
-        src = source_get(&s->sources, l->serial, sa);
-        if (src) {
-                source_hold(src);
-                *ret_count = src->count;        /* read under the lock: others change it */
-        }
+        r = source_admit(&s->sources, owner, sa, &lim, now_ms, ret, evicted);
         pthread_mutex_unlock(&s->sources_lock);
-        return src;
+        return r;
 }
 
-void server_source_release(struct server *s, struct source *src)
+void server_source_release(struct server *s, struct source *src, uint64_t now_ms)
 {
+        if (!src)
+                return;         /* a connection still waiting for its PROXY header holds none */
         pthread_mutex_lock(&s->sources_lock);
-        source_release(&s->sources, src);
+        source_release(&s->sources, src, now_ms);
         pthread_mutex_unlock(&s->sources_lock);
 }
 
@@ -79,7 +88,16 @@ static void server_publish_settings(struct server *s)
         atomic_store(&s->max_connections, s->cfg->max_connections);
         atomic_store(&s->timeout_s, s->cfg->timeout);
         atomic_store(&s->shutdown_timeout_s, s->cfg->shutdown_timeout);
+        pthread_mutex_lock(&s->sources_lock);
+        s->sources.max = s->cfg->max_sources;
+        pthread_mutex_unlock(&s->sources_lock);
         log_set_level(s->cfg->log_level);
+        /* each client holds one entry at most: only below max_connections
+         * can the table fill with entries that all have clients */
+        if (s->cfg->max_sources < s->cfg->max_connections)
+                log_notice("max_sources (%u) is below max_connections (%u): a new source is refused "
+                           "(sources_full) while every entry has clients", s->cfg->max_sources,
+                           s->cfg->max_connections);
 }
 
 static void server_log_stats(struct server *s)

@@ -79,7 +79,7 @@ struct server {
         _Atomic bool worker_failed;     /* a worker's loop failed: stop (server_tick) */
 
         pthread_mutex_t sources_lock;
-        struct source_table sources;    /* connections per client address */
+        struct source_table sources;    /* per-source limits' state */
 
         struct stats *stats;            /* every listener's counters (stats.h) */
         struct metrics *metrics;        /* the Prometheus endpoint, NULL when off */
@@ -155,8 +155,15 @@ void server_worker_exited(struct server *s, struct worker *w, int status);
 /* There is room below max_connections again: wake the workers (but w) that
  * paused accepting there. */
 void server_resume_accepting(struct server *s, const struct worker *w);
-/* max_per_source bookkeeping, shared by all workers: connections per
- * (listener, client address). *ret_count is the count including this one. */
-struct source *server_source_hold(struct server *s, const struct listener *l,
-                                  const struct sockaddr *sa, uint32_t *ret_count);
-void server_source_release(struct server *s, struct source *src);
+/* Per-source limits (source.h), shared by all workers: admit a client of
+ * the listener whose serial is owner from sa under its settings o. Returns
+ * 0 and *ret (a hold to give back with server_source_release()), a positive
+ * enum source_refusal, or -ENOMEM; *evicted: how many idle sources lost
+ * their rate state to make room. Takes the client's address, so that it
+ * applies to whichever address is the client's (the peer's, or one a PROXY
+ * header gave, when the listener may be gone: hence the serial). */
+int server_source_hold(struct server *s, uint64_t owner, const struct listener_opts *o,
+                       const struct sockaddr *sa, uint64_t now_ms, struct source **ret,
+                       unsigned *evicted);
+/* accepts NULL (a connection still waiting for its PROXY header holds none) */
+void server_source_release(struct server *s, struct source *src, uint64_t now_ms);

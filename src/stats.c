@@ -19,6 +19,9 @@ const char *const stats_refused_names[STATS_REFUSED_N] = {
         [STATS_REFUSED_MAX_CONNECTIONS] = "max_connections",
         [STATS_REFUSED_DESCRIPTORS] = "descriptors",
         [STATS_REFUSED_RATE] = "rate",
+        [STATS_REFUSED_SOURCES_FULL] = "sources_full",
+        [STATS_REFUSED_PROXY_FROM] = "proxy_from",
+        [STATS_REFUSED_PROXY_HEADER] = "proxy_header",
 };
 
 const char *const stats_closed_names[STATS_CLOSED_N] = {
@@ -272,6 +275,11 @@ int stats_snapshot(struct server *s, struct stats_snapshot *ret)
         };
         size_t n = 0;
 
+        pthread_mutex_lock(&s->sources_lock);
+        snap.sources = s->sources.n_sources;
+        snap.max_sources = s->sources.max;
+        snap.sources_evicted = s->sources.n_evicted;
+        pthread_mutex_unlock(&s->sources_lock);
         if (s->reload_error && !(snap.reload_error = strdup(s->reload_error)))
                 return -ENOMEM;
         for (const struct stats_listener *l = s->stats->first; l; l = l->next)
@@ -477,6 +485,8 @@ int stats_render_text(const struct stats_snapshot *snap, struct buffer *out)
                    snap->stopping ? ", stopping" : "");
         if (snap->log_dropped > 0)
                 out_printf(&o, "log messages dropped: %" PRIu64 "\n", snap->log_dropped);
+        out_printf(&o, "sources: %" PRIu32 " of max_sources %" PRIu32 ", %" PRIu64 " evicted\n",
+                   snap->sources, snap->max_sources, snap->sources_evicted);
         if (snap->reloaded) {
                 out_str(&o, snap->reload_ok ? "last reload: ok at " : "last reload: failed at ");
                 text_time(&o, snap->reload_time_s);
@@ -566,8 +576,10 @@ int stats_render_json(const struct stats_snapshot *snap, struct buffer *out)
                    ",\"start_time\":%" PRIu64 ",\"uptime_seconds\":", snap->workers,
                    snap->max_connections, snap->clients, snap->start_time_s);
         out_seconds_ms(&o, snap->uptime_ms);
-        out_printf(&o, ",\"log_messages_dropped\":%" PRIu64 ",\"stopping\":%s,\"last_reload\":",
-                   snap->log_dropped, snap->stopping ? "true" : "false");
+        out_printf(&o, ",\"log_messages_dropped\":%" PRIu64 ",\"sources\":%" PRIu32
+                   ",\"max_sources\":%" PRIu32 ",\"sources_evicted\":%" PRIu64
+                   ",\"stopping\":%s,\"last_reload\":", snap->log_dropped, snap->sources,
+                   snap->max_sources, snap->sources_evicted, snap->stopping ? "true" : "false");
         if (!snap->reloaded) {
                 out_str(&o, "null");
         } else {
@@ -713,6 +725,12 @@ static void prom_process(struct out *o, const struct stats_snapshot *snap)
         prom_head(o, "muxd_log_messages_dropped_total", "counter", "Log lines dropped because the journal "
                   "(or a pipe on stderr) did not keep up; each drop is also summed up in the log.");
         out_printf(o, "muxd_log_messages_dropped_total %" PRIu64 "\n", snap->log_dropped);
+        prom_gauge(o, "muxd_sources", "Entries of the per-source table (sources with connections or "
+                   "rate state).", snap->sources);
+        prom_gauge(o, "muxd_max_sources", "The max_sources setting in force.", snap->max_sources);
+        prom_head(o, "muxd_sources_evicted_total", "counter", "Idle sources forgotten before their "
+                  "rate state expired, to make room for new ones at max_sources.");
+        out_printf(o, "muxd_sources_evicted_total %" PRIu64 "\n", snap->sources_evicted);
         prom_gauge(o, "muxd_last_reload_successful", "0 if the last reload failed (muxd serves with the "
                    "configuration before it), else 1.", !snap->reloaded || snap->reload_ok);
         prom_gauge(o, "muxd_last_reload_timestamp_seconds", "When the last reload was tried, in seconds "
@@ -728,7 +746,9 @@ int stats_render_prometheus(const struct stats_snapshot *snap, struct buffer *ou
                     offsetof(struct stats_counts, accepted));
         prom_reasons(&o, snap, "muxd_connections_refused_total",
                      "Connections refused, by reason: access (allow/deny), max_per_source, descriptors "
-                     "(no descriptor or memory for it); max_connections and rate stay 0.",
+                     "(no descriptor or memory for it), rate (max_rate_per_source), sources_full "
+                     "(max_sources reached), proxy_from (a peer not in proxy_from), proxy_header "
+                     "(no valid PROXY header in time); max_connections stays 0.",
                      offsetof(struct stats_counts, refused), stats_refused_names, STATS_REFUSED_N);
         prom_reasons(&o, snap, "muxd_connections_closed_total",
                      "Admitted connections closed, by the first cause: client, idle, max_message, error, "

@@ -35,7 +35,13 @@ enum stats_refused {
         STATS_REFUSED_MAX_CONNECTIONS,  /* always 0: muxd pauses accepting instead (see pauses) */
         STATS_REFUSED_DESCRIPTORS,      /* accepted, then closed at once: its descriptor is beyond
                                          * what the backend can watch, or memory ran out */
-        STATS_REFUSED_RATE,             /* always 0: there is no rate limit (yet) */
+        STATS_REFUSED_RATE,             /* max_rate_per_source: no token in the bucket */
+        STATS_REFUSED_SOURCES_FULL,     /* a new source, and max_sources entries all with
+                                         * connections (source.h) */
+        STATS_REFUSED_PROXY_FROM,       /* proxy_protocol on: the peer is not in proxy_from */
+        STATS_REFUSED_PROXY_HEADER,     /* no valid PROXY header: malformed, of the wrong
+                                         * version, not complete within proxy_timeout, or
+                                         * the connection ended (or muxd stopped) first */
         STATS_REFUSED_N,
 };
 
@@ -173,6 +179,9 @@ struct stats_snapshot {
         uint64_t start_time_s;          /* CLOCK_REALTIME, seconds */
         uint64_t uptime_ms;
         uint64_t log_dropped;           /* log lines dropped since start (log.c) */
+        uint32_t sources;               /* entries of the per-source table now */
+        uint32_t max_sources;
+        uint64_t sources_evicted;       /* entries freed with rate state to make room */
         bool stopping;
         bool reloaded;                  /* a reload happened: the next three say how it went */
         bool reload_ok;

@@ -76,30 +76,53 @@ void worker_query_submit(struct worker *w, struct worker_query *q)
                 worker_request(w, WORKER_QUERY);
 }
 
-/* The peer's address as struct source keeps it (IPv4-mapped as IPv4). */
-static bool worker_conn_matches(const struct conn *c, const struct worker_match *m, uint16_t *port)
+/* A connection's peer as the listing shows it (IPv4-mapped as IPv4). */
+struct worker_peer {
+        uint16_t port;                  /* 0 if unknown */
+        uint8_t family;
+        uint8_t addr[16];
+};
+
+/* The peer from getpeername() (behind a load balancer, the client its PROXY
+ * header named): its source entry keeps only the address cut to the
+ * listener's source prefix. If the socket cannot say (the client is gone),
+ * the source's address stands in, with port 0. */
+static bool worker_conn_matches(const struct conn *c, const struct worker_match *m, struct worker_peer *p)
 {
+        const struct conn_proxy *x = conn_proxy(c);
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
+        int family = AF_UNSPEC;
 
-        *port = 0;
         if (m->listener && c->src->owner != m->listener)
                 return false;
-        if (m->by_net && !cidr_match(&m->net, c->src->family, c->src->addr))
-                return false;
-        /* the port only when it matters or is shown: a system call */
-        if (getpeername(c->fd, (struct sockaddr *) &ss, &len) == 0) {
-                if (ss.ss_family == AF_INET)
-                        *port = ntohs(((struct sockaddr_in *) &ss)->sin_port);
-                else if (ss.ss_family == AF_INET6)
-                        *port = ntohs(((struct sockaddr_in6 *) &ss)->sin6_port);
+        p->port = 0;
+        if (x) {
+                memcpy(&ss, &x->client, sizeof(x->client));
+        } else if (getpeername(c->fd, (struct sockaddr *) &ss, &len) < 0) {
+                ss.ss_family = AF_UNSPEC;
         }
-        return m->port == 0 || *port == m->port;
+        if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+                family = source_addr((struct sockaddr *) &ss, p->addr);
+                if (ss.ss_family == AF_INET)
+                        p->port = ntohs(((struct sockaddr_in *) &ss)->sin_port);
+                else if (ss.ss_family == AF_INET6)
+                        p->port = ntohs(((struct sockaddr_in6 *) &ss)->sin6_port);
+        }
+        if (family == AF_UNSPEC) {
+                family = c->src->family;
+                memcpy(p->addr, c->src->addr, sizeof(p->addr));
+        }
+        p->family = (uint8_t) family;
+        if (m->by_net && !cidr_match(&m->net, p->family, p->addr))
+                return false;
+        return m->port == 0 || p->port == m->port;
 }
 
 static void worker_job_list_one(struct worker *w, struct worker_job *job, const struct conn *c,
-                                uint16_t port)
+                                const struct worker_peer *p)
 {
+        const struct conn_proxy *x = conn_proxy(c);
         struct worker_client *e;
 
         if (job->n_clients >= job->q->max_clients) {
@@ -112,10 +135,19 @@ static void worker_job_list_one(struct worker *w, struct worker_job *job, const 
                 .idle_ms = w->now_ms > c->idle.last_ms ? w->now_ms - c->idle.last_ms : 0,
                 .queued = conn_queued(c),
                 .connected_s = ((uint32_t) w->now_ms - c->born_ms) / 1000u,
-                .port = port,
-                .family = c->src->family,
+                .port = p->port,
+                .family = p->family,
         };
-        memcpy(e->addr, c->src->addr, sizeof(e->addr));
+        memcpy(e->addr, p->addr, sizeof(e->addr));
+        if (x && x->balancer.sa.sa_family == AF_INET) {
+                e->proxy_family = AF_INET;
+                e->proxy_port = ntohs(x->balancer.in.sin_port);
+                memcpy(e->proxy_addr, &x->balancer.in.sin_addr, 4);
+        } else if (x) {
+                e->proxy_family = AF_INET6;
+                e->proxy_port = ntohs(x->balancer.in6.sin6_port);
+                memcpy(e->proxy_addr, &x->balancer.in6.sin6_addr, 16);
+        }
 }
 
 /* "on 127.0.0.1:8088" for a log line: the listener, if this worker still has it. */
@@ -132,11 +164,15 @@ static void worker_job_kick_one(struct worker *w, struct worker_job *job, struct
         unsigned suppressed;
 
         if (log_ratelimit_ok(&w->rl_kick, w->now_ms, &suppressed)) {
+                const struct conn_proxy *x = conn_proxy(c);
                 char peer[SOCKADDR_STR_MAX];
                 struct sockaddr_storage ss;
                 socklen_t len = sizeof(ss);
 
-                if (getpeername(c->fd, (struct sockaddr *) &ss, &len) < 0)
+                if (x)          /* the client its balancer's header named */
+                        sockaddr_to_string(&x->client.sa, x->client.sa.sa_family == AF_INET ?
+                                           sizeof(x->client.in) : sizeof(x->client.in6), peer);
+                else if (getpeername(c->fd, (struct sockaddr *) &ss, &len) < 0)
                         strcpy(peer, "?");
                 else
                         sockaddr_to_string((struct sockaddr *) &ss, len, peer);
@@ -168,13 +204,13 @@ static void worker_job_run(struct worker *w, struct worker_job *job)
 
                 for (l = lists[k]->head.next; l != &lists[k]->head; l = next) {
                         struct conn *c = conn_from_idle(l);
-                        uint16_t port;
+                        struct worker_peer peer;
 
                         next = l->next;
-                        if (!worker_conn_matches(c, &q->match, &port))
+                        if (!worker_conn_matches(c, &q->match, &peer))
                                 continue;
                         if (q->kind == WORKER_QUERY_LIST)
-                                worker_job_list_one(w, job, c, port);
+                                worker_job_list_one(w, job, c, &peer);
                         else
                                 worker_job_kick_one(w, job, c);
                 }

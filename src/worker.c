@@ -93,7 +93,7 @@ void worker_conn_closed(struct worker *w, struct source *src)
         struct server *s = w->srv;
         uint32_t total;
 
-        server_source_release(s, src);
+        server_source_release(s, src, w->now_ms);
         w->n_conns--;
         /* the resume side of the handshake in worker_on_accept() */
         total = atomic_fetch_sub(&s->n_conns_total, 1) - 1;
@@ -141,9 +141,9 @@ static bool worker_banned(const struct worker *w, const struct sockaddr_storage 
         return addr && ban_list_match(w->bans, ss->ss_family, addr, w->now_ms);
 }
 
-/* Why a client is refused (*why: for the log), or -1 if it is not. */
+/* Refused by the access list? (*why: for the log), or -1 if not. */
 static int worker_refusal(const struct listener_opts *o, const struct sockaddr_storage *ss,
-                          uint32_t source_count, const char **why)
+                          const char **why)
 {
         const void *addr = worker_peer_addr(ss);
         int family = ss->ss_family;
@@ -156,10 +156,68 @@ static int worker_refusal(const struct listener_opts *o, const struct sockaddr_s
         *why = "not allowed";
         if (o->allow.n > 0 && !acl_match(&o->allow, family, addr))
                 return STATS_REFUSED_ACCESS;
-        *why = "too many connections from this address (max_per_source)";
-        if (o->max_per_source > 0 && source_count > o->max_per_source)
-                return STATS_REFUSED_MAX_PER_SOURCE;
         return -1;
+}
+
+/* The per-source limits for a client from ss (the peer, or the client a
+ * PROXY header names) on the listener whose serial is owner (listen: its
+ * address for the log, or NULL): -1 and *src held if admitted, else why it
+ * is refused (enum stats_refused; *why: for the log).
+ * STATS_REFUSED_DESCRIPTORS means out of memory. Idle sources forgotten to
+ * make room are counted by the table and logged here. */
+static int worker_source_admit(struct worker *w, const struct listener_opts *o, uint64_t owner,
+                               const char *listen, const struct sockaddr_storage *ss,
+                               struct source **src, const char **why)
+{
+        unsigned evicted, suppressed;
+        int r;
+
+        r = server_source_hold(w->srv, owner, o, (const struct sockaddr *) ss, w->now_ms, src, &evicted);
+        if (evicted > 0 && log_ratelimit_ok(&w->rl_evict, w->now_ms, &suppressed))
+                log_warning("max_sources reached: forgot the connection rate of %u idle source%s "
+                            "to make room for a new one%s%s%s", evicted,
+                            evicted == 1 ? "" : "s", listen ? " on " : "", listen ? listen : "",
+                            suppressed ? " (similar messages suppressed)" : "");
+        switch (r) {
+        case 0:
+                return -1;
+        case SOURCE_REFUSED_MAX_PER_SOURCE:
+                *why = "too many connections from this address (max_per_source)";
+                return STATS_REFUSED_MAX_PER_SOURCE;
+        case SOURCE_REFUSED_RATE:
+                *why = "too many new connections from this source (max_rate_per_source)";
+                return STATS_REFUSED_RATE;
+        case SOURCE_REFUSED_FULL:
+                *why = "max_sources reached, each source with connections open";
+                return STATS_REFUSED_SOURCES_FULL;
+        default:
+                *why = "out of memory";
+                return STATS_REFUSED_DESCRIPTORS;
+        }
+}
+
+/* The policy on a client's address, the same wherever it is known: at
+ * accept (the peer), or once a PROXY header names the client behind a load
+ * balancer (conn.c): bans, allow / deny, then the per-source limits
+ * (max_per_source, max_rate_per_source, max_sources). Returns -1 with a
+ * hold on *src, or the stats_refused reason with *why for the log
+ * (STATS_REFUSED_DESCRIPTORS: out of memory) and no hold. */
+int worker_admit(struct worker *w, const struct listener_opts *o, uint64_t owner, const char *listen,
+                 const struct sockaddr_storage *ss, struct source **src, const char **why)
+{
+        int reason;
+
+        *src = NULL;
+        /* before the per-source limits: a banned or denied flood costs no
+         * lock and takes no place in the table of sources */
+        if (w->bans && worker_banned(w, ss)) {
+                *why = "banned (control socket)";
+                return STATS_REFUSED_ACCESS;
+        }
+        reason = worker_refusal(o, ss, why);
+        if (reason < 0)
+                reason = worker_source_admit(w, o, owner, listen, ss, src, why);
+        return reason;
 }
 
 static void worker_accept_failed(struct worker *w, const struct worker_listener *wl, int err)
@@ -182,21 +240,36 @@ static void worker_accept_failed(struct worker *w, const struct worker_listener 
         }
 }
 
+void worker_log_refused(struct worker *w, const char *listen, int fd, const struct sockaddr *peer,
+                        socklen_t peer_len, const struct sockaddr *proxy, socklen_t proxy_len,
+                        const char *why)
+{
+        char peer_s[SOCKADDR_STR_MAX], proxy_s[SOCKADDR_STR_MAX], listen_s[SOCKADDR_STR_MAX];
+        unsigned suppressed;
+
+        if (!log_ratelimit_ok(&w->rl_refused, w->now_ms, &suppressed))
+                return;
+        sockaddr_to_string(peer, peer_len, peer_s);
+        if (proxy)
+                sockaddr_to_string(proxy, proxy_len, proxy_s);
+        if (!listen) {
+                struct sockaddr_storage ss;
+                socklen_t len = sizeof(ss);
+
+                listen = getsockname(fd, (struct sockaddr *) &ss, &len) == 0 ?
+                        sockaddr_to_string((struct sockaddr *) &ss, len, listen_s) : "?";
+        }
+        log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) {
+                        .event = "refused", .listen = listen, .peer = peer_s, .proxy = proxy ? proxy_s : NULL },
+                 "refused %s%s%s on %s: %s%s", peer_s, proxy ? " via " : "", proxy ? proxy_s : "", listen,
+                 why, suppressed ? " (similar messages suppressed)" : "");
+}
+
 static void worker_refuse(struct worker *w, const struct worker_listener *wl, int cfd,
                           const struct sockaddr_storage *ss, socklen_t len, int reason, const char *why)
 {
-        const struct listener *l = wl->l;
-        char peer[SOCKADDR_STR_MAX];
-        unsigned suppressed;
-
         STATS_ADD(worker_stats(w, wl->set), refused[reason], 1);
-        if (log_ratelimit_ok(&w->rl_refused, w->now_ms, &suppressed)) {
-                sockaddr_to_string((const struct sockaddr *) ss, len, peer);
-                log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) {
-                                .event = "refused", .listen = l->addr_str, .peer = peer },
-                         "refused %s on %s: %s%s", peer, l->addr_str, why,
-                         suppressed ? " (similar messages suppressed)" : "");
-        }
+        worker_log_refused(w, wl->l->addr_str, cfd, (const struct sockaddr *) ss, len, NULL, 0, why);
         close(cfd);
 }
 
@@ -210,8 +283,7 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
         for (int i = 0; i < WORKER_ACCEPT_BATCH; i++) {
                 struct sockaddr_storage ss;
                 socklen_t len = sizeof(ss);
-                struct source *src;
-                uint32_t source_count = 0;
+                struct source *src = NULL;
                 const char *why = NULL;
                 int cfd, one = 1, r, reason;
 
@@ -246,23 +318,30 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                                 worker_accept_failed(w, wl, errno);
                         return;
                 }
-                /* before the per-source count: a banned flood costs no lock */
-                if (w->bans && worker_banned(w, &ss)) {
-                        worker_refuse(w, wl, cfd, &ss, len, STATS_REFUSED_ACCESS, "banned (control socket)");
-                        continue;
-                }
-                src = server_source_hold(s, l, (struct sockaddr *) &ss, &source_count);
-                if (!src) {
-                        close(cfd);
-                        STATS_ADD(worker_stats(w, wl->set), refused[STATS_REFUSED_DESCRIPTORS], 1);
-                        worker_accept_failed(w, wl, ENOMEM);
-                        return;
-                }
-                reason = worker_refusal(&wl->set->o, &ss, source_count, &why);
-                if (reason >= 0) {
-                        worker_refuse(w, wl, cfd, &ss, len, reason, why);
-                        server_source_release(s, src);
-                        continue;
+                if (wl->set->o.proxy_protocol != PROXY_OFF) {
+                        /* Behind a load balancer: only the balancers may
+                         * connect; the policy waits for the client that the
+                         * header names (conn.c calls worker_admit()). */
+                        const void *addr = worker_peer_addr(&ss);
+
+                        if (!addr || !acl_match(&wl->set->o.proxy_from, ss.ss_family, addr)) {
+                                worker_refuse(w, wl, cfd, &ss, len, STATS_REFUSED_PROXY_FROM,
+                                              "not in proxy_from (PROXY protocol)");
+                                continue;
+                        }
+                        src = NULL;
+                } else {
+                        reason = worker_admit(w, &wl->set->o, l->serial, l->addr_str, &ss, &src, &why);
+                        if (reason == STATS_REFUSED_DESCRIPTORS) {
+                                close(cfd);
+                                STATS_ADD(worker_stats(w, wl->set), refused[STATS_REFUSED_DESCRIPTORS], 1);
+                                worker_accept_failed(w, wl, ENOMEM);
+                                return;
+                        }
+                        if (reason >= 0) {
+                                worker_refuse(w, wl, cfd, &ss, len, reason, why);
+                                continue;
+                        }
                 }
                 /* replies are whole messages: sent without Nagle's delay (set on
                  * the listener, inherited; a passed socket may have refused it) */
@@ -274,11 +353,17 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                         sockaddr_to_string((struct sockaddr *) &ss, len, peer);
                         log_full(LOG_LEVEL_DEBUG, &(const struct log_fields) {
                                         .event = "connection", .listen = l->addr_str, .peer = peer },
-                                 "connection from %s on %s", peer, l->addr_str);
+                                 src ? "connection from %s on %s" :
+                                 "connection from load balancer %s on %s: waiting for its PROXY header",
+                                 peer, l->addr_str);
                 }
                 atomic_fetch_add(&s->n_conns_total, 1);
-                /* counted there: accepted once it is served, refused if it cannot be */
-                r = conn_start(w, cfd, wl->set, src);
+                /* counted there: accepted once it is served (behind a balancer:
+                 * once its header admits the client), refused if it cannot be */
+                if (wl->set->o.proxy_protocol != PROXY_OFF)
+                        r = conn_start_proxy(w, cfd, wl->set, l->serial, &ss, len);
+                else
+                        r = conn_start(w, cfd, wl->set, src);
                 if (r == -ERANGE) {
                         unsigned suppressed;
 
@@ -337,6 +422,8 @@ static void worker_close_all(struct worker *w)
 {
         struct idle_link *l;
 
+        while ((l = idle_oldest(&w->proxying)))
+                conn_close(conn_from_idle(l));          /* refused: no header yet */
         while ((l = idle_oldest(&w->conns)))
                 conn_close_why(conn_from_idle(l), STATS_CLOSED_SHUTDOWN);
         while ((l = idle_oldest(&w->lingering)))
@@ -351,6 +438,9 @@ static void worker_stop(struct worker *w)
         w->stopping = true;
         w->stop_deadline_ms = w->now_ms + (uint64_t) atomic_load(&w->srv->shutdown_timeout_s) * 1000u;
         worker_resync(w);       /* to no listener at all */
+        /* still waiting for a PROXY header: nothing was sent, nothing owed */
+        while ((l = idle_oldest(&w->proxying)))
+                conn_close(conn_from_idle(l));
         for (l = w->conns.head.next; l != &w->conns.head; l = next) {
                 next = l->next;
                 conn_drain(conn_from_idle(l));
@@ -400,14 +490,21 @@ static void worker_try_export(struct worker *w)
 
         if (!w->export_wanted || atomic_load(&w->exported) || worker_paused_busy(w))
                 return;
+        if (w->proxying.count > 0)
+                w->ho_error = -EPROTONOSUPPORT;
         w->ho_conns = calloc(n + 1, sizeof(*w->ho_conns));
         w->ho_serials = calloc(n + 1, sizeof(*w->ho_serials));
-        if (!w->ho_conns || !w->ho_serials)
+        if (!w->ho_error && (!w->ho_conns || !w->ho_serials))
                 w->ho_error = -ENOMEM;
         for (size_t k = 0; k < ELEMENTSOF(lists) && !w->ho_error; k++)
                 for (const struct idle_link *l = lists[k]->head.next; l != &lists[k]->head; l = l->next) {
                         const struct conn *c = conn_from_idle((struct idle_link *) l);
 
+                        /* the client a PROXY header named is not in the state (yet) */
+                        if (conn_proxy(c)) {
+                                w->ho_error = -EPROTONOSUPPORT;
+                                break;
+                        }
                         if (conn_export(c, w->now_ms, &w->ho_conns[i]) < 0) {
                                 w->ho_error = -ENOMEM;
                                 break;
@@ -504,14 +601,29 @@ static void worker_adopt_all(struct worker *w)
                 struct sockaddr_storage ss;
                 socklen_t len = sizeof(ss);
                 struct source *src = NULL;
-                uint32_t count;
+                unsigned evicted;
 
                 for (size_t j = 0; a->l && j < w->n_listeners && !wl; j++)
                         if (w->listeners[j].l == a->l)
                                 wl = &w->listeners[j];
+                /* Not with a listener that now expects a PROXY header: the
+                 * client's address it would name is not in the state. */
+                if (wl && wl->set->o.proxy_protocol != PROXY_OFF) {
+                        log_notice("worker %u: closing a connection handed over: its listener %s expects a PROXY "
+                                   "header now", w->id, wl->l->addr_str);
+                        wl = NULL;
+                }
                 /* a client gone meanwhile has no peer address any more */
-                if (wl && getpeername(a->hc->fd, (struct sockaddr *) &ss, &len) == 0)
-                        src = server_source_hold(s, wl->l, (struct sockaddr *) &ss, &count);
+                if (wl && getpeername(a->hc->fd, (struct sockaddr *) &ss, &len) == 0) {
+                        /* admitted already: counted, never refused by a limit */
+                        struct listener_opts o = wl->set->o;
+
+                        o.max_per_source = 0;
+                        o.max_rate_per_source = 0;
+                        if (server_source_hold(s, wl->l->serial, &o, (struct sockaddr *) &ss, w->now_ms, &src,
+                                               &evicted) != 0)
+                                src = NULL;
+                }
                 if (!src) {
                         close(a->hc->fd);
                         lost++;
@@ -602,6 +714,8 @@ static int worker_run(struct worker *w)
                 n = w->paused ? -1 : idle_next_timeout(&w->lingering, w->now_ms, CONN_LINGER_MS);
                 if (n >= 0)
                         worker_wait_until(&wait, w->now_ms + (uint64_t) n, w->now_ms);
+                if (!w->paused && (l = idle_oldest(&w->proxying)))
+                        worker_wait_until(&wait, l->last_ms, w->now_ms);        /* its deadline */
                 if (w->accept_retry_ms && !w->paused)
                         worker_wait_until(&wait, w->accept_retry_ms, w->now_ms);
                 if (w->watch_retry_ms && !w->paused)
@@ -640,6 +754,8 @@ static int worker_run(struct worker *w)
                 }
                 while ((l = idle_pop_expired(&w->lingering, w->now_ms, CONN_LINGER_MS)))
                         conn_close(conn_from_idle(l));
+                while ((l = idle_oldest(&w->proxying)) && l->last_ms <= w->now_ms)
+                        conn_proxy_expired(conn_from_idle(l));
                 if (w->accept_retry_ms && w->now_ms >= w->accept_retry_ms)
                         worker_resume_accept(w);
                 if (w->watch_retry_ms && w->now_ms >= w->watch_retry_ms) {
@@ -715,6 +831,7 @@ int worker_new(struct server *srv, unsigned id, int setsize, struct worker **ret
         w->accept_paused = false;
         idle_queue_init(&w->conns);
         idle_queue_init(&w->lingering);
+        idle_queue_init(&w->proxying);
         w->rbuf_size = WORKER_READ_SIZE;
         w->wbuf_cap = WORKER_READ_SIZE;
         w->rbuf = malloc(w->rbuf_size);

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "acl.h"
 #include "ban.h"
@@ -73,6 +74,11 @@ struct worker_client {
         uint16_t port;          /* the peer's, 0 if unknown */
         uint8_t family;         /* AF_INET (IPv4-mapped peers too) or AF_INET6 */
         uint8_t addr[16];
+        /* behind a load balancer: the client above is the one its PROXY
+         * header named, and this is the balancer; proxy_family 0: none */
+        uint8_t proxy_family;
+        uint16_t proxy_port;
+        uint8_t proxy_addr[16];
 };
 
 struct worker_query;
@@ -128,6 +134,9 @@ struct worker {
 
         struct idle_queue conns;        /* every connection, least recently active first */
         struct idle_queue lingering;    /* half-closed ones, oldest first */
+        /* waiting for their PROXY header (not admitted yet), in order of
+         * their deadline (last_ms: accepted + proxy_timeout) */
+        struct idle_queue proxying;
         uint32_t n_conns;
         uint64_t now_ms;                /* loop time, read once per wakeup */
         uint64_t now_ns;                /* the same in nanoseconds (message service times) */
@@ -165,7 +174,7 @@ struct worker {
         struct worker_adopt *adopt;
         size_t n_adopt;
 
-        struct log_ratelimit rl_accept, rl_limit, rl_refused, rl_range, rl_watch, rl_kick;
+        struct log_ratelimit rl_accept, rl_limit, rl_refused, rl_range, rl_watch, rl_kick, rl_evict, rl_proxy;
 };
 
 int worker_new(struct server *srv, unsigned id, int setsize, struct worker **ret);
@@ -208,6 +217,16 @@ void worker_close_queries(struct worker *w);
 
 /* Connections call these. */
 void worker_conn_closed(struct worker *w, struct source *src);
+/* The admission policy on a client's address (worker.c) on the listener
+ * whose serial is owner (listen: its address for a log line, or NULL): -1
+ * with a hold on *src, or a stats_refused reason with *why for the log. */
+int worker_admit(struct worker *w, const struct listener_opts *o, uint64_t owner, const char *listen,
+                 const struct sockaddr_storage *ss, struct source **src, const char **why);
+/* The (rate-limited) log line of a refusal of peer on listen (NULL: fd's
+ * local address); proxy: the load balancer it came through, or NULL. */
+void worker_log_refused(struct worker *w, const char *listen, int fd, const struct sockaddr *peer,
+                        socklen_t peer_len, const struct sockaddr *proxy, socklen_t proxy_len,
+                        const char *why);
 /* The block of counters c's settings count into, for this worker. */
 static inline struct stats_block *worker_stats(struct worker *w, struct listener_settings *set)
 {

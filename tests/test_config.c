@@ -154,6 +154,13 @@ static void assert_default_opts(const struct listener_opts *o)
         assert_int_equal(o->allow.n, 0);
         assert_int_equal(o->deny.n, 0);
         assert_int_equal(o->max_per_source, 0);
+        assert_int_equal(o->max_rate_per_source, 0);
+        assert_int_equal(o->rate_burst, 0);
+        assert_int_equal(o->source_prefix_v4, 32);
+        assert_int_equal(o->source_prefix_v6, 64);
+        assert_int_equal(o->proxy_protocol, PROXY_OFF);
+        assert_int_equal(o->proxy_from.n, 0);
+        assert_int_equal(o->proxy_timeout, 3);
 }
 
 static void assert_entry(const struct listener_conf *l, const char *address, unsigned port,
@@ -232,6 +239,32 @@ static struct invalid_case invalid_cases[] = {
           { "test.conf:1: max_per_source: must be between 0 and 1000000, got -1", NO_LISTENERS } },
         { "max_per_source_string", "max_per_source = \"10\";\n",
           { "test.conf:1: max_per_source: expected an integer", NO_LISTENERS } },
+        { "max_rate_per_source_negative", "\nmax_rate_per_source = -1;\n",
+          { "test.conf:2: max_rate_per_source: must be between 0 and 1000000, got -1", NO_LISTENERS } },
+        { "max_rate_per_source_too_big", "max_rate_per_source = 1000001;\n",
+          { "test.conf:1: max_rate_per_source: must be between 0 and 1000000, got 1000001",
+            NO_LISTENERS } },
+        { "max_rate_per_source_float", "max_rate_per_source = 2.5;\n",
+          { "test.conf:1: max_rate_per_source: expected an integer", NO_LISTENERS } },
+        { "rate_burst_too_big", "rate_burst = 1000001;\n",
+          { "test.conf:1: rate_burst: must be between 0 and 1000000, got 1000001", NO_LISTENERS } },
+        { "rate_burst_string", "rate_burst = \"5\";\n",
+          { "test.conf:1: rate_burst: expected an integer", NO_LISTENERS } },
+        { "source_prefix_v4_zero", "source_prefix_v4 = 0;\n",
+          { "test.conf:1: source_prefix_v4: must be between 1 and 32, got 0", NO_LISTENERS } },
+        { "source_prefix_v4_too_big", "source_prefix_v4 = 33;\n",
+          { "test.conf:1: source_prefix_v4: must be between 1 and 32, got 33", NO_LISTENERS } },
+        /* 288 would be 32 cut to 8 bits: the range is checked before */
+        { "source_prefix_v4_wraps", "source_prefix_v4 = 288;\n",
+          { "test.conf:1: source_prefix_v4: must be between 1 and 32, got 288", NO_LISTENERS } },
+        { "source_prefix_v6_zero", "source_prefix_v6 = 0;\n",
+          { "test.conf:1: source_prefix_v6: must be between 1 and 128, got 0", NO_LISTENERS } },
+        { "source_prefix_v6_too_big", "source_prefix_v6 = 129;\n",
+          { "test.conf:1: source_prefix_v6: must be between 1 and 128, got 129", NO_LISTENERS } },
+        { "max_sources_zero", "max_sources = 0;\n",
+          { "test.conf:1: max_sources: must be between 1 and 4194304, got 0", NO_LISTENERS } },
+        { "max_sources_too_big", "max_sources = 4194305;\n",
+          { "test.conf:1: max_sources: must be between 1 and 4194304, got 4194305", NO_LISTENERS } },
 
         /* strings and enumerations */
         { "backend_unknown", "\n\nbackend = \"kqueue\";\n",
@@ -390,11 +423,44 @@ static struct invalid_case invalid_cases[] = {
           "listen = (\n  {\n    port = 1;\n    mode = \"chat\";\n    max_message = 0;\n  }\n);\n",
           { "test.conf:4: mode: unknown mode \"chat\" (valid: echo, oneshot)",
             "test.conf:5: max_message: must be between 1 and 1048576, got 0" } },
+        /* PROXY protocol */
+        { "proxy_protocol_unknown", "proxy_protocol = \"v3\";\n",
+          { "test.conf:1: proxy_protocol: unknown value \"v3\" (valid: off, v1, v2, any)", NO_LISTENERS } },
+        { "proxy_protocol_bool", "proxy_protocol = true;\n",
+          { "test.conf:1: proxy_protocol: expected a string", NO_LISTENERS } },
+        { "proxy_timeout_zero", "proxy_timeout = 0;\n",
+          { "test.conf:1: proxy_timeout: must be between 1 and 3600, got 0", NO_LISTENERS } },
+        { "proxy_timeout_too_big", "proxy_timeout = 3601;\n",
+          { "test.conf:1: proxy_timeout: must be between 1 and 3600, got 3601", NO_LISTENERS } },
+        { "proxy_from_bad", "proxy_from = [ \"10.0.0.0/33\" ];\n",
+          { "test.conf:1: proxy_from: invalid address or CIDR \"10.0.0.0/33\"", NO_LISTENERS } },
+        /* on without proxy_from: every entry that inherits it, at its own line */
+        { "proxy_protocol_without_proxy_from",
+          "proxy_protocol = \"v2\";\nports = [ 7000 ];\nlisten = (\n  { port = 7001; },\n"
+          "  { port = 7002; proxy_protocol = \"off\"; },\n  { port = 7003; proxy_from = [ \"::1\" ]; }\n);\n",
+          { "test.conf:2: port 7000: proxy_protocol is \"v2\" but proxy_from is empty: list the load "
+            "balancers' addresses",
+            "test.conf:4: port 7001: proxy_protocol is \"v2\" but proxy_from is empty: list the load "
+            "balancers' addresses" } },
+        { "proxy_protocol_entry_without_proxy_from",
+          "listen = (\n  { port = 7001;\n    proxy_protocol = \"any\"; }\n);\n",
+          { "test.conf:2: port 7001: proxy_protocol is \"any\" but proxy_from is empty: list the load "
+            "balancers' addresses" } },
         { "listen_entry_unknown_setting", "listen = ( { port = 1;\n  colour = \"red\"; } );\n",
           { "test.conf:2: unknown setting \"colour\"" } },
         { "listen_entry_global_setting", "listen = ( { port = 1; timeout = 5; ports = [ 2 ]; } );\n",
           { "test.conf:1: timeout: not allowed in a listen entry",
             "test.conf:1: ports: not allowed in a listen entry" } },
+        /* one table for every listener */
+        { "listen_entry_max_sources", "listen = (\n  { port = 1;\n    max_sources = 5; } );\n",
+          { "test.conf:3: max_sources: not allowed in a listen entry" } },
+        { "listen_entry_source_limits_invalid",
+          "listen = ( { port = 1;\n  max_rate_per_source = 2000000;\n  rate_burst = -3;\n"
+          "  source_prefix_v4 = 40;\n  source_prefix_v6 = 200; } );\n",
+          { "test.conf:2: max_rate_per_source: must be between 0 and 1000000, got 2000000",
+            "test.conf:3: rate_burst: must be between 0 and 1000000, got -3",
+            "test.conf:4: source_prefix_v4: must be between 1 and 32, got 40",
+            "test.conf:5: source_prefix_v6: must be between 1 and 128, got 200" } },
 
         /* what looks like numbers or quotes in strings and comments */
         { "lines_after_tricky_strings",
@@ -766,6 +832,7 @@ static void test_spec_example(void **state)
         assert_int_equal(c->log_level, LOG_LEVEL_INFO);
         assert_int_equal(c->shutdown_timeout, 5);
         assert_int_equal(c->workers, 1);
+        assert_int_equal(c->max_sources, 65536);
         assert_string_equal(c->defaults.greeting, "hello...\n");
         assert_string_equal(c->defaults.suffix, "hi...");
         assert_int_equal(c->defaults.mode, MODE_ECHO);
@@ -820,6 +887,11 @@ static void test_every_setting(void **state)
                     "allow = ( \"10.1.2.3/8\", \"192.168.1.7\", \"2001:db8:ffff::1/32\" );\n"
                     "deny = [ \"10.66.255.255/16\", \"::/0\" ];\n"
                     "max_per_source = 1000000;\n"
+                    "max_rate_per_source = 1000000;\n"
+                    "rate_burst = 1000000;\n"
+                    "source_prefix_v4 = 32;\n"
+                    "source_prefix_v6 = 128;\n"
+                    "max_sources = 4194304;\n"
                     "listen = ( { port = 0; } );\n");
         assert_int_equal(c->timeout, 0);
         assert_string_equal(c->backend, "poll");
@@ -839,6 +911,11 @@ static void test_every_setting(void **state)
         assert_acl(&c->defaults.allow, allow, 3);
         assert_acl(&c->defaults.deny, deny, 2);
         assert_int_equal(c->defaults.max_per_source, 1000000);
+        assert_int_equal(c->defaults.max_rate_per_source, 1000000);
+        assert_int_equal(c->defaults.rate_burst, 1000000);
+        assert_int_equal(c->defaults.source_prefix_v4, 32);
+        assert_int_equal(c->defaults.source_prefix_v6, 128);
+        assert_int_equal(c->max_sources, 4194304);
         assert_int_equal(c->n_listeners, 1);
         assert_true(listener_opts_equal(&c->listeners[0].opts, &c->defaults));
         config_free(c);
@@ -846,7 +923,13 @@ static void test_every_setting(void **state)
         /* the other ends of the ranges, and each remaining level and backend */
         c = load_ok("timeout = 2592000;\nmax_connections = 1;\nshutdown_timeout = 0;\n"
                     "max_message = 1;\nlog_level = \"err\";\nbackend = \"select\";\n"
-                    "workers = 64;\nports = [ 0 ];\n");
+                    "workers = 64;\nmax_rate_per_source = 0;\nrate_burst = 0;\n"
+                    "source_prefix_v4 = 1;\nsource_prefix_v6 = 1;\nmax_sources = 1;\nports = [ 0 ];\n");
+        assert_int_equal(c->defaults.max_rate_per_source, 0);
+        assert_int_equal(c->defaults.rate_burst, 0);
+        assert_int_equal(c->defaults.source_prefix_v4, 1);
+        assert_int_equal(c->defaults.source_prefix_v6, 1);
+        assert_int_equal(c->max_sources, 1);
         assert_int_equal(c->timeout, 2592000);
         assert_int_equal(c->workers, 64);
         assert_int_equal(c->max_connections, 1);
@@ -896,6 +979,43 @@ static void test_integer_forms_values(void **state)
                     "// 5000000000\nports = [ 0 ];\n");
         assert_string_equal(c->defaults.greeting, "99999999999");
         assert_int_equal(c->timeout, 7);
+        config_free(c);
+}
+
+/* The per-source limits: global defaults, overridden per listen entry. */
+static void test_source_limits_override(void **state)
+{
+        struct config *c;
+        const struct listener_opts *o;
+
+        c = load_ok("max_rate_per_source = 10;\n"
+                    "rate_burst = 40;\n"
+                    "source_prefix_v4 = 24;\n"
+                    "source_prefix_v6 = 48;\n"
+                    "max_sources = 1000;\n"
+                    "listen = (\n"
+                    "  { port = 1000; },\n"
+                    "  { port = 1001; max_rate_per_source = 0; source_prefix_v4 = 32; },\n"
+                    "  { port = 1002; max_rate_per_source = 5; rate_burst = 0; source_prefix_v6 = 128; }\n"
+                    ");\n");
+        assert_int_equal(c->max_sources, 1000);
+        assert_int_equal(c->n_listeners, 3);
+        o = &c->listeners[0].opts;
+        assert_true(listener_opts_equal(o, &c->defaults));
+        assert_int_equal(o->max_rate_per_source, 10);
+        assert_int_equal(o->rate_burst, 40);
+        assert_int_equal(o->source_prefix_v4, 24);
+        assert_int_equal(o->source_prefix_v6, 48);
+        o = &c->listeners[1].opts;
+        assert_int_equal(o->max_rate_per_source, 0);
+        assert_int_equal(o->rate_burst, 40);
+        assert_int_equal(o->source_prefix_v4, 32);
+        assert_int_equal(o->source_prefix_v6, 48);
+        o = &c->listeners[2].opts;
+        assert_int_equal(o->max_rate_per_source, 5);
+        assert_int_equal(o->rate_burst, 0);     /* the same as max_rate_per_source */
+        assert_int_equal(o->source_prefix_v4, 24);
+        assert_int_equal(o->source_prefix_v6, 128);
         config_free(c);
 }
 
@@ -1406,10 +1526,52 @@ static void test_load_include_listeners(void **state)
 
 /* ---- listener_opts, log levels -------------------------------------------------- */
 
+/* proxy_protocol, proxy_from, proxy_timeout: global defaults, per-entry overrides. */
+static void test_proxy_settings(void **state)
+{
+        static const char *const global_from[] = { "10.0.0.1/32", "fd00::/64" };
+        static const char *const entry_from[] = { "127.0.0.0/8" };
+        struct config *c;
+        const struct listener_conf *l;
+
+        (void) state;
+        c = load_ok("proxy_protocol = \"v1\";\n"
+                    "proxy_from = [ \"10.0.0.1\", \"fd00::/64\" ];\n"
+                    "proxy_timeout = 10;\n"
+                    "ports = [ 7000 ];\n"
+                    "listen = (\n"
+                    "  { port = 7001; proxy_protocol = \"v2\"; proxy_from = [ \"127.0.0.0/8\" ]; },\n"
+                    "  { port = 7002; proxy_protocol = \"any\"; proxy_timeout = 1; },\n"
+                    "  { port = 7003; proxy_protocol = \"off\"; }\n"
+                    ");\n");
+        assert_int_equal(c->n_listeners, 4);
+        l = &c->listeners[0];
+        assert_int_equal(l->opts.proxy_protocol, PROXY_V1);
+        assert_acl(&l->opts.proxy_from, global_from, 2);
+        assert_int_equal(l->opts.proxy_timeout, 10);
+        l = &c->listeners[1];
+        assert_int_equal(l->opts.proxy_protocol, PROXY_V2);
+        assert_acl(&l->opts.proxy_from, entry_from, 1);
+        assert_int_equal(l->opts.proxy_timeout, 10);
+        l = &c->listeners[2];
+        assert_int_equal(l->opts.proxy_protocol, PROXY_ANY);
+        assert_acl(&l->opts.proxy_from, global_from, 2);
+        assert_int_equal(l->opts.proxy_timeout, 1);
+        l = &c->listeners[3];
+        assert_int_equal(l->opts.proxy_protocol, PROXY_OFF);
+        assert_int_equal(c->defaults.proxy_protocol, PROXY_V1);
+        config_free(c);
+
+        /* proxy_from alone (proxy_protocol off) is no error: it is unused */
+        c = load_ok("proxy_from = [ \"10.0.0.1\" ];\nports = [ 7000 ];\n");
+        assert_int_equal(c->listeners[0].opts.proxy_protocol, PROXY_OFF);
+        config_free(c);
+}
+
 static void test_listener_opts_copy_equal(void **state)
 {
         struct config *c = load_ok("allow = [ \"10.0.0.0/8\" ];\ndeny = [ \"10.1.0.0/16\" ];\n"
-                                   "ports = [ 0 ];\n");
+                                   "proxy_from = [ \"10.2.0.0/16\" ];\nports = [ 0 ];\n");
         struct listener_opts a, b;
 
         assert_int_equal(listener_opts_copy(&a, &c->defaults), 0);
@@ -1418,6 +1580,7 @@ static void test_listener_opts_copy_equal(void **state)
         assert_ptr_not_equal(a.suffix, c->defaults.suffix);
         assert_ptr_not_equal(a.allow.entries, c->defaults.allow.entries);
         assert_ptr_not_equal(a.deny.entries, c->defaults.deny.entries);
+        assert_ptr_not_equal(a.proxy_from.entries, c->defaults.proxy_from.entries);
 
 #define CHANGED(stmt) do {                                              \
                 assert_int_equal(listener_opts_copy(&b, &a), 0);          \
@@ -1436,10 +1599,18 @@ static void test_listener_opts_copy_equal(void **state)
         CHANGED(b.framing = FRAMING_RAW);
         CHANGED(b.max_message++);
         CHANGED(b.max_per_source = 1);
+        CHANGED(b.max_rate_per_source = 9);
+        CHANGED(b.rate_burst = 9);
+        CHANGED(b.source_prefix_v4 = 24);
+        CHANGED(b.source_prefix_v6 = 48);
         CHANGED(b.allow.n = 0);
         CHANGED(b.allow.entries[0].prefix = 9);
         CHANGED(b.deny.entries[0].addr[1] = 2);
         CHANGED(b.deny.entries[0].family = AF_INET6);
+        CHANGED(b.proxy_protocol = PROXY_ANY);
+        CHANGED(b.proxy_from.entries[0].prefix = 24);
+        CHANGED(b.proxy_from.n = 0);
+        CHANGED(b.proxy_timeout = 4);
 #undef CHANGED
 
         listener_opts_done(&a);
@@ -1494,6 +1665,8 @@ int main(int argc, char **argv)
                 cmocka_unit_test(test_every_setting),
                 cmocka_unit_test(test_integer_forms_values),
                 cmocka_unit_test(test_listen_overrides),
+                cmocka_unit_test(test_source_limits_override),
+                cmocka_unit_test(test_proxy_settings),
                 cmocka_unit_test(test_listen_addresses),
                 cmocka_unit_test(test_metrics_listen),
         };

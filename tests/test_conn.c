@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -106,7 +107,7 @@ static const struct conn_io fake_io = {
         .read = fake_read, .send = fake_send, .close = fake_close,
 };
 
-/* ---- the fake worker: conn.c's two calls into worker.c ---- */
+/* ---- the fake worker: conn.c's calls into worker.c ---- */
 
 static struct worker w;
 static unsigned conns_closed;
@@ -118,6 +119,33 @@ void worker_conn_closed(struct worker *wk, struct source *src)
         (void) src;
         wk->n_conns--;
         conns_closed++;
+}
+
+/* behind a load balancer: the policy's answer is the test's (admit_reason,
+ * -1: admitted); the address it was asked about is kept */
+static int admit_reason = -1;
+static unsigned admit_calls;
+static struct sockaddr_storage admitted;
+static uint64_t admitted_owner;
+
+int worker_admit(struct worker *wk, const struct listener_opts *o, uint64_t owner, const char *listen,
+                 const struct sockaddr_storage *ss, struct source **src, const char **why)
+{
+        (void) wk; (void) o; (void) listen;
+        admit_calls++;
+        admitted = *ss;
+        admitted_owner = owner;
+        *src = NULL;
+        *why = "the test says so";
+        return admit_reason;
+}
+
+void worker_log_refused(struct worker *wk, const char *listen, int fd, const struct sockaddr *peer,
+                        socklen_t peer_len, const struct sockaddr *proxy, socklen_t proxy_len,
+                        const char *why)
+{
+        (void) wk; (void) listen; (void) fd; (void) peer; (void) peer_len; (void) proxy;
+        (void) proxy_len; (void) why;
 }
 
 int worker_grow_wbuf(struct worker *wk, size_t need)
@@ -179,6 +207,9 @@ static int setup(void **state)
         w.now_ns = monotonic_ns();      /* message service times start here */
         idle_queue_init(&w.conns);
         idle_queue_init(&w.lingering);
+        idle_queue_init(&w.proxying);
+        admit_reason = -1;
+        admit_calls = 0;
         w.wbuf_cap = 64;
         w.wbuf = malloc(w.wbuf_cap);
         assert_non_null(w.wbuf);
@@ -198,6 +229,8 @@ static int teardown(void **state)
         while ((l = idle_oldest(&w.conns)))
                 conn_close(conn_from_idle(l));
         while ((l = idle_oldest(&w.lingering)))
+                conn_close(conn_from_idle(l));
+        while ((l = idle_oldest(&w.proxying)))
                 conn_close(conn_from_idle(l));
         listener_settings_unref(set);
         stats_free(reg);
@@ -606,6 +639,116 @@ static void test_queued_gauge(void **state)
         assert_int_equal(counts().bytes_out, 6 + 5);
 }
 
+/* ---- behind a load balancer: the PROXY header stage ---- */
+
+/* A connection on a listener with proxy_protocol "any" and proxy_timeout
+ * 3 s, from the "balancer" 127.0.0.1:5555. */
+static struct conn *start_proxied(void)
+{
+        struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = htons(5555),
+                                    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_storage ss = {};
+        int sv[2];
+
+        if (set->o.proxy_protocol == PROXY_OFF) {
+                listener_settings_unref(set);
+                set = settings(MODE_ECHO, FRAMING_LINE, 16, "hello\n");
+                set->o.proxy_protocol = PROXY_ANY;
+                set->o.proxy_timeout = 3;
+        }
+        memcpy(&ss, &peer, sizeof(peer));
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+        if (client >= 0)
+                close(client);
+        client = sv[1];
+        assert_int_equal(conn_start_proxy(&w, sv[0], set, 42, &ss, sizeof(peer)), 0);
+        assert_int_equal(w.conns.count, 0);
+        assert_int_equal(w.proxying.count, 1);
+        assert_true(io.reading);
+        return conn_from_idle(idle_oldest(&w.proxying));
+}
+
+static void test_proxy_header_then_greeting(void **state)
+{
+        static const char hdr[] = "PROXY TCP4 192.0.2.7 127.0.0.1 40001 8088\r\n";
+        struct conn *c;
+        struct sockaddr_in *sin = (struct sockaddr_in *) &admitted;
+        char addr[INET_ADDRSTRLEN];
+
+        (void) state;
+        c = start_proxied();
+        /* its deadline: accepted + proxy_timeout */
+        assert_int_equal(c->idle.last_ms, 1000 + 3000);
+        /* nothing before the header, nor counted as accepted */
+        assert_string_equal(wire_take(), "");
+        assert_int_equal(conn_serve(c, hdr, 10), 0);
+        assert_string_equal(wire_take(), "");
+        assert_int_equal(admit_calls, 0);
+        assert_int_equal(counts().accepted, 0);
+        /* the rest of the header and the first message in one read */
+        assert_int_equal(conn_serve(c, " 192.0.2.7 127.0.0.1 40001 8088\r\nhi\nthe", 39), 0);
+        assert_int_equal(admit_calls, 1);
+        assert_int_equal(admitted_owner, 42);
+        assert_int_equal(sin->sin_family, AF_INET);
+        assert_int_equal(ntohs(sin->sin_port), 40001);
+        assert_string_equal(inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr)), "192.0.2.7");
+        assert_string_equal(wire_take(), "hello\nhi!\n");
+        assert_int_equal(counts().accepted, 1);
+        assert_int_equal(w.proxying.count, 0);
+        assert_int_equal(w.conns.count, 1);
+        assert_false(c->flags & CONN_PROXY_WAIT);
+        /* the partial message after it was kept */
+        assert_int_equal(conn_serve(c, "re\n", 3), 0);
+        assert_string_equal(wire_take(), "there!\n");
+}
+
+static void test_proxy_header_straight_from_the_read(void **state)
+{
+        static const char v2_local[] = "\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00" "a\n";
+        struct conn *c;
+
+        (void) state;
+        c = start_proxied();
+        assert_int_equal(conn_serve(c, v2_local, sizeof(v2_local) - 1), 0);
+        /* LOCAL: the balancer's own address goes to the policy */
+        assert_int_equal(((struct sockaddr_in *) &admitted)->sin_port, htons(5555));
+        assert_string_equal(wire_take(), "hello\na!\n");
+}
+
+static void test_proxy_refusals(void **state)
+{
+        static const char hdr[] = "PROXY TCP4 192.0.2.7 127.0.0.1 40001 8088\r\n";
+        struct stats_counts k;
+        struct conn *c;
+
+        (void) state;
+        /* the policy refuses the client the header names */
+        c = start_proxied();
+        admit_reason = STATS_REFUSED_MAX_PER_SOURCE;
+        assert_true(conn_serve(c, hdr, sizeof(hdr) - 1) < 0);
+        /* malformed */
+        c = start_proxied();
+        assert_true(conn_serve(c, "GET / HTTP/1.0\r\n", 16) < 0);
+        /* cut short by the client's end */
+        c = start_proxied();
+        assert_int_equal(conn_serve(c, hdr, 20), 0);
+        c->flags |= CONN_EOF;
+        assert_true(conn_serve(c, NULL, 0) < 0);
+        /* too late */
+        c = start_proxied();
+        conn_proxy_expired(c);
+        k = counts();
+        assert_int_equal(io.closes, 4);
+        assert_int_equal(w.proxying.count, 0);
+        assert_string_equal(wire_take(), "");
+        /* never admitted: refused, neither accepted nor closed */
+        assert_int_equal(k.refused[STATS_REFUSED_MAX_PER_SOURCE], 1);
+        assert_int_equal(k.refused[STATS_REFUSED_PROXY_HEADER], 3);
+        assert_int_equal(k.accepted, 0);
+        for (unsigned i = 0; i < STATS_CLOSED_N; i++)
+                assert_int_equal(k.closed[i], 0);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -628,6 +771,9 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(test_close_causes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failed_start_counts_as_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_queued_gauge, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_proxy_header_then_greeting, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_proxy_header_straight_from_the_read, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_proxy_refusals, setup, teardown),
         };
 
         test_main_args(argc, argv);

@@ -105,9 +105,11 @@ static struct conn *start(int fd)
 {
         static const struct listener l = { .serial = 1 };
         struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        uint32_t count;
-        struct source *src = server_source_hold(&srv, &l, (struct sockaddr *) &sin, &count);
+        struct source *src = NULL;
+        unsigned evicted;
 
+        assert_int_equal(server_source_hold(&srv, l.serial, &set->o, (struct sockaddr *) &sin, 0, &src,
+                                            &evicted), 0);
         assert_non_null(src);
         srv.n_conns_total++;
         assert_int_equal(conn_start(w, fd, set, src), 0);

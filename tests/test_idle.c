@@ -250,6 +250,39 @@ static void test_remove(void **state)
 /* 10,000 links, random touches and removals with a clock that never goes
  * back: expiry always comes in non-decreasing last_ms order, pops exactly
  * the expired links, and the queue matches a reference kept in the test. */
+/* Deadlines that differ per link: kept in order, ties in insertion order. */
+static void test_insert_sorted(void **state)
+{
+        struct idle_queue q;
+        struct idle_link l[6] = {};
+
+        (void) state;
+        idle_queue_init(&q);
+        idle_insert_sorted(&q, &l[0], 3000);    /* into the empty queue */
+        idle_insert_sorted(&q, &l[1], 3000);    /* a tie goes after */
+        idle_insert_sorted(&q, &l[2], 10000);   /* the tail */
+        idle_insert_sorted(&q, &l[3], 1000);    /* the head */
+        idle_insert_sorted(&q, &l[4], 5000);    /* the middle */
+        idle_insert_sorted(&q, &l[5], 10000);
+        {
+                struct idle_link *const want[] = { &l[3], &l[0], &l[1], &l[4], &l[2], &l[5] };
+
+                check_order(&q, want, 6);
+        }
+        assert_int_equal(l[4].last_ms, 5000);
+        /* they expire by their own time */
+        assert_ptr_equal(idle_pop_expired(&q, 5000, 1), &l[3]);
+        assert_ptr_equal(idle_pop_expired(&q, 5000, 1), &l[0]);
+        assert_ptr_equal(idle_pop_expired(&q, 5000, 1), &l[1]);
+        assert_null(idle_pop_expired(&q, 5000, 1));
+        idle_remove(&q, &l[2]);
+        {
+                struct idle_link *const want[] = { &l[4], &l[5] };
+
+                check_order(&q, want, 2);
+        }
+}
+
 static void test_many_random(void **state)
 {
         enum { N = 10000, OPS = 200000 };
@@ -366,6 +399,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(test_next_timeout_cap),
                 cmocka_unit_test(test_pop_expired),
                 cmocka_unit_test(test_remove),
+                cmocka_unit_test(test_insert_sorted),
                 cmocka_unit_test(test_many_random),
         };
 

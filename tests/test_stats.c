@@ -359,7 +359,8 @@ static void test_text(void **state)
         assert_non_null(strstr(t, "muxd 1.2.3, backend epoll, 2 workers, up 61s, 2 clients (max_connections 100)\n"));
         assert_non_null(strstr(t, "\nlistener we\"ird\\name\nx (127.0.0.1:7000)\n"));
         assert_non_null(strstr(t, "\nlistener [::]:7001\n"));
-        assert_non_null(strstr(t, "  refused    access 0, max_per_source 4, max_connections 0, descriptors 0, rate 0\n"));
+        assert_non_null(strstr(t, "  refused    access 0, max_per_source 4, max_connections 0, descriptors 0, rate 0, "
+                                 "sources_full 0, proxy_from 0, proxy_header 0\n"));
         assert_non_null(strstr(t, "  closed     client 0, idle 3, max_message 0, error 0, reload 0, shutdown 0, oneshot 0\n"));
         assert_non_null(strstr(t, "  paused     max_connections 0, descriptors 2\n"));
         /* 6 of 10 within 5 us, 9 within 50 us, one past 1 s */
@@ -367,6 +368,26 @@ static void test_text(void **state)
         assert_non_null(strstr(t, "  lifetime   3 connections, mean 4.115s, 50% <= 10s, 99% <= 10s\n"));
         assert_non_null(strstr(t, "\ntotal (every listener, removed ones included)\n"));
         assert_int_equal(count_of(t, "accepted"), 3);
+}
+
+/* The table of sources (max_sources) in each rendering. */
+static void test_sources(void **state)
+{
+        const char *t;
+
+        (void) state;
+        snap.sources = 7;
+        snap.max_sources = 65536;
+        snap.sources_evicted = 3;
+        t = render(stats_render_text, &snap);
+        assert_non_null(strstr(t, "\nsources: 7 of max_sources 65536, 3 evicted\n"));
+        t = render(stats_render_json, &snap);
+        assert_non_null(strstr(t, ",\"sources\":7,\"max_sources\":65536,\"sources_evicted\":3,"));
+        t = render(stats_render_prometheus, &snap);
+        assert_int_equal(value_of(t, "muxd_sources "), 7);
+        assert_int_equal(value_of(t, "muxd_max_sources "), 65536);
+        assert_int_equal(value_of(t, "muxd_sources_evicted_total "), 3);
+        assert_non_null(strstr(t, "# TYPE muxd_sources_evicted_total counter\n"));
 }
 
 /* Nothing to show still renders every family once, and parses. */
@@ -398,6 +419,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(test_json, setup_snapshot, teardown_snapshot),
                 cmocka_unit_test_setup_teardown(test_json_last_reload, setup_snapshot, teardown_snapshot),
                 cmocka_unit_test_setup_teardown(test_text, setup_snapshot, teardown_snapshot),
+                cmocka_unit_test_setup_teardown(test_sources, setup_snapshot, teardown_snapshot),
                 cmocka_unit_test_setup_teardown(test_no_listeners, setup_snapshot, teardown_snapshot),
         };
 

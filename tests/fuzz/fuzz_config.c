@@ -119,6 +119,10 @@ static void check_opts(const struct listener_opts *o)
         CHECK(o->framing == FRAMING_LINE || o->framing == FRAMING_RAW);
         CHECK(o->max_message >= 1 && o->max_message <= CONFIG_MAX_MESSAGE_MAX);
         CHECK(o->max_per_source <= CONFIG_MAX_PER_SOURCE_MAX);
+        CHECK(o->max_rate_per_source <= CONFIG_MAX_RATE_MAX);
+        CHECK(o->rate_burst <= CONFIG_MAX_RATE_MAX);
+        CHECK(o->source_prefix_v4 >= 1 && o->source_prefix_v4 <= 32);
+        CHECK(o->source_prefix_v6 >= 1 && o->source_prefix_v6 <= 128);
         check_acl(&o->allow);
         check_acl(&o->deny);
 
@@ -159,6 +163,7 @@ static void check_config(const struct config *c)
         CHECK(log_level_from_string(log_level_to_string(c->log_level)) == (int) c->log_level);
         CHECK(c->shutdown_timeout <= CONFIG_SHUTDOWN_TIMEOUT_MAX);
         CHECK(c->workers >= 1 && c->workers <= CONFIG_WORKERS_MAX);
+        CHECK(c->max_sources >= 1 && c->max_sources <= CONFIG_MAX_SOURCES_MAX);
         check_opts(&c->defaults);
 
         /* a file names at least one listener */

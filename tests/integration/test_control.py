@@ -49,7 +49,7 @@ def can_switch_user():
 
 
 def clients_table(text):
-    """The rows of a text `clients` answer: [(peer, listener, connected, idle, queued)]."""
+    """The rows of a text `clients` answer: [(peer, listener, connected, idle, queued, via)]."""
     rows, started = [], False
     for line in text.splitlines():
         if line.startswith("PEER"):
@@ -219,8 +219,10 @@ class ControlMixin(ControlHelpers):
         doc = self.ctl_json("clients", "alpha")
         self.assertEqual(doc["count"], 7)
         one = doc["clients"][0]
-        self.assertEqual(set(one), {"peer", "address", "port", "listener", "connected_seconds",
+        self.assertEqual(set(one), {"peer", "address", "port", "listener", "proxy", "connected_seconds",
                                     "idle_seconds", "queued_bytes"})
+        self.assertIsNone(one["proxy"])
+        self.assertEqual({r[5] for r in rows}, {"-"})       # no load balancer
         self.assertEqual(one["address"], "127.0.0.1")
         self.assertEqual(one["listener"], "alpha")
         p = self.ctl("clients", "nosuch", rc=1)

@@ -408,6 +408,21 @@ class HandoverMixin:
         self.assertIn("Connection refused", p.stderr)
         c.roundtrip()
 
+    def test_behind_a_balancer_refused(self):
+        # connections whose client a PROXY header named are not handed over
+        # (yet): the upgrade is refused, every client goes on being served
+        m = self.start(listen=[{"port": 0, "address": "127.0.0.1", "proxy_protocol": "v1",
+                                "proxy_from": ["127.0.0.1/32"]}])
+        s = mt.connect(m.port, timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 %d\r\n" % m.port)
+        self.assertEqual(recv_exact(s, len(mt.DEFAULT_GREETING), 10), mt.DEFAULT_GREETING)
+        p = self.muxctl("upgrade")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("behind a balancer (proxy_protocol) cannot be handed over yet", p.stdout + p.stderr)
+        s.sendall(b"still\n")
+        self.assertEqual(recv_exact(s, len(b"stillhi...\n"), 10), b"stillhi...\n")
+
     def test_idle_timeout_after_upgrade(self):
         self.start(timeout=3)
         idle = self.clients(1, "idle")[0]

@@ -210,6 +210,21 @@ class MuxdBench:
         self.assertChurnClean(r)
         self.assertEqual(r["source_addrs"], "none")     # ::1 has no sibling to spread over
 
+    def test_connect_rate_proxy(self):
+        # behind a "load balancer": each connection starts with a PROXY header
+        # naming a made-up client (oneshot: muxd logs it)
+        m = self.start_muxd(max_connections=200, mode="oneshot", listen=[
+            {"port": 0, "address": "127.0.0.1", "proxy_protocol": "any", "proxy_from": ["127.0.0.0/8"]}])
+        for v in ("v1", "v2"):
+            since = m.log_count()
+            r = run_json(self, "--connect-rate", "--oneshot", "--proxy", v, "-c", 4, "-d", 0.3, "-w", 0,
+                         "127.0.0.1:%d" % m.port)
+            self.assertChurnClean(r)
+            self.assertGreater(r["completed"], 0)
+            m.wait_log(r'^muxd: info: message from 198\.1[89]\.\d+\.\d+:\d+ via 127\.0\.0\.\d+:\d+: ',
+                       since=since)
+        self.assertAlive(m)
+
 
 mt.for_each_backend(MuxdBench)
 
@@ -352,6 +367,8 @@ class OtherServers(unittest.TestCase):
                            (["--round-trips", "2"], b"need --connect-rate"),
                            (["--source-addrs", "3"], b"need --connect-rate"),
                            (["--rst"], b"need --connect-rate"),
+                           (["--proxy", "v1"], b"need --connect-rate"),
+                           (["--connect-rate", "--proxy", "v3"], b"neither v1 nor v2"),
                            (["--connect-rate", "-i"], b"exclude each other"),
                            (["--connect-rate", "-P", "2"], b"no -P"),
                            (["--connect-rate", "--oneshot", "--round-trips", "1"], b"no --round-trips"),

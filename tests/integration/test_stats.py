@@ -26,7 +26,8 @@ from muxdtest import DEFAULT_GREETING, DEFAULT_SUFFIX, TOO_LONG
 METRICS_RE = re.compile(r"serving metrics on http://(\[[0-9A-Fa-f:.]*\]|[0-9.]+):(\d+)/metrics")
 SERIES_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?')
-REFUSED = ("access", "max_per_source", "max_connections", "descriptors", "rate")
+REFUSED = ("access", "max_per_source", "max_connections", "descriptors", "rate", "sources_full",
+           "proxy_from", "proxy_header")
 CLOSED = ("client", "idle", "max_message", "error", "reload", "shutdown", "oneshot")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -890,6 +890,25 @@ class NativeJournal(SystemdCase):
         self.assertEqual(e.get("MUXD_PEER"), "127.0.0.1:%d" % cport,
                          "a per-connection entry carries MUXD_PEER: %r" % e)
 
+    def test_proxy_fields(self):
+        # behind a load balancer: MUXD_PEER is the client its PROXY header
+        # names, MUXD_PROXY the balancer (here the test itself)
+        m = self.start_journal_muxd(mode="oneshot", listen=[
+            {"port": 0, "address": "127.0.0.1", "proxy_protocol": "v1", "proxy_from": ["127.0.0.1"]}])
+        port = int(self.entry(r"^listening on ")["MUXD_LISTEN"].rsplit(":", 1)[1])
+        s = self.connect(port)
+        s.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 40001 %d\r\nvia\n" % port)
+        self.assertRecv(s, mt.DEFAULT_GREETING)
+        e = self.entry(r"^message from 192\.0\.2\.7:40001 via 127\.0\.0\.1:%d: " % s.getsockname()[1])
+        self.assertEqual(e.get("MUXD_PEER"), "192.0.2.7:40001", e)
+        self.assertEqual(e.get("MUXD_PROXY"), "127.0.0.1:%d" % s.getsockname()[1], e)
+        # a broken header: the balancer in MUXD_PROXY, at warning
+        s = self.connect(port)
+        s.sendall(b"GET / HTTP/1.0\r\n")
+        e = self.entry(r"^load balancer 127\.0\.0\.1:%d: invalid PROXY header " % s.getsockname()[1])
+        self.assertEqual((e["PRIORITY"], e.get("MUXD_EVENT"), e.get("MUXD_PROXY")),
+                         ("4", "proxy-header", "127.0.0.1:%d" % s.getsockname()[1]))
+
     def test_auto_when_stderr_is_the_journal(self):
         m = self.start_journal_muxd(log_target="auto", env={"MUXDTEST_STDERR_IS_JOURNAL": "1"})
         self.entry(r"^listening on 127\.0\.0\.1:")
