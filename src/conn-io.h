@@ -48,6 +48,19 @@ struct conn_io {
         /* Has it operations in flight for connections already closed (whose
          * descriptors the kernel still holds)? NULL: never. */
         bool (*busy)(struct worker *w);
+
+        /* A live upgrade (server-upgrade.c): stop every operation on c,
+         * reading and writing alike. Bytes that arrive meanwhile are kept in
+         * c->in, what is not written stays in c->out or c->io_sending. */
+        void (*pause)(struct conn *c);
+        /* Has paused c operations still in flight? NULL: never. */
+        bool (*paused_busy)(const struct conn *c);
+        /* The bytes taken from c->out and not written yet (*p: where),
+         * ahead of c->out. NULL: this I/O never takes any. */
+        size_t (*sending)(const struct conn *c, const char **p);
+        /* Undo pause() (the upgrade failed): c reads and writes again.
+         * -errno if c was closed. */
+        int (*unpause)(struct conn *c);
 };
 
 extern const struct conn_io conn_io_socket;

@@ -174,6 +174,25 @@ static void socket_on_event(struct ev_loop *loop, int fd, void *data, int mask)
                 socket_recv(c);
 }
 
+/* The loop stops watching c: the socket keeps what arrives. */
+static void socket_pause(struct conn *c)
+{
+        ev_del(c->w->loop, c->fd, EV_READABLE | EV_WRITABLE);
+}
+
+static int socket_unpause(struct conn *c)
+{
+        if (!(c->flags & (CONN_READ_OFF | CONN_EOF)) &&
+            ev_add(c->w->loop, c->fd, EV_READABLE, socket_on_event, c) < 0)
+                goto fail;
+        if (buffer_len(&c->out) > 0 && ev_add(c->w->loop, c->fd, EV_WRITABLE, socket_on_event, c) < 0)
+                goto fail;
+        return 0;
+fail:
+        conn_close(c);
+        return -ECONNRESET;
+}
+
 const struct conn_io conn_io_socket = {
         .name = "socket",
         .usable = socket_usable,
@@ -182,4 +201,6 @@ const struct conn_io conn_io_socket = {
         .read = socket_read,
         .send = socket_send,
         .close = socket_close,
+        .pause = socket_pause,
+        .unpause = socket_unpause,
 };

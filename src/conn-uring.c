@@ -81,6 +81,8 @@ enum {
         CONN_U_CLOSED   = CONN_IO_FLAGS << 2,   /* closed: freed once the last operation's CQE is in */
         CONN_U_SEND     = CONN_IO_FLAGS << 3,   /* a send is in flight (from c->io_data) */
         CONN_U_BUSY     = CONN_IO_FLAGS << 4,   /* a CQE of its is being handled: not freed meanwhile */
+        CONN_U_PAUSED   = CONN_IO_FLAGS << 5,   /* a live upgrade: no operation is started */
+        CONN_U_SCANCEL  = CONN_IO_FLAGS << 6,   /* the send's cancellation was asked for (paused) */
 };
 
 /* Replies being sent: they must stay put until the send's CQE. The bytes
@@ -241,17 +243,55 @@ static int uring_send(struct conn *c, const char *p, size_t n)
         return 0;
 }
 
+/* res bytes of the send in flight were written. */
+static void uring_sent_bytes(struct conn *c, int32_t res)
+{
+        struct worker *w = c->w;
+        struct stats_block *b = worker_stats(w, c->set);
+
+        STATS_ADD(b, bytes_out, res);
+        if (c->flags & CONN_SENDING_QUEUED)
+                STATS_SUB(b, queued, res);
+        uring_tx(c)->off += (uint32_t) res;
+        c->io_sending -= (uint32_t) res;
+        /* a client that reads its replies is not idle */
+        idle_touch(&w->conns, &c->idle, w->now_ms);
+}
+
+/* The rest of a short send: the kernel did not take it all, so it counts as
+ * queued from now (a send taken whole never does). */
+static void uring_sending_queued(struct conn *c)
+{
+        if (c->io_sending > 0 && !(c->flags & CONN_SENDING_QUEUED)) {
+                STATS_ADD(worker_stats(c->w, c->set), queued, c->io_sending);
+                c->flags |= CONN_SENDING_QUEUED;
+        } else if (c->io_sending == 0) {
+                c->flags &= ~CONN_SENDING_QUEUED;
+        }
+}
+
 static void uring_send_done(struct conn *c, int32_t res)
 {
         struct worker *w = c->w;
         struct conn_tx *tx = uring_tx(c);
         bool again = false;
 
-        c->flags &= ~CONN_U_SEND;
+        c->flags &= ~(CONN_U_SEND | CONN_U_SCANCEL);
         if (c->flags & CONN_U_CLOSED) {
                 c->io_data = NULL;
                 c->io_sending = 0;
                 uring_tx_put(uring_of(w), tx);
+                return;
+        }
+        if (c->flags & CONN_U_PAUSED) {
+                /* cancelled or not, what is left waits for the next image */
+                if (res > 0)
+                        uring_sent_bytes(c, res);
+                else if (res < 0 && res != -ECANCELED && res != -EAGAIN && res != -EINTR) {
+                        conn_close_errno(c, -res);
+                        return;
+                }
+                uring_sending_queued(c);
                 return;
         }
         if (res == -EAGAIN || res == -EINTR) {
@@ -261,24 +301,10 @@ static void uring_send_done(struct conn *c, int32_t res)
                 conn_close_errno(c, -res);
                 return;
         }
-        if (res > 0) {
-                struct stats_block *b = worker_stats(w, c->set);
-
-                STATS_ADD(b, bytes_out, res);
-                if (c->flags & CONN_SENDING_QUEUED)
-                        STATS_SUB(b, queued, res);
-                tx->off += (uint32_t) res;
-                c->io_sending -= (uint32_t) res;
-                /* a client that reads its replies is not idle */
-                idle_touch(&w->conns, &c->idle, w->now_ms);
-        }
+        if (res > 0)
+                uring_sent_bytes(c, res);
         if (c->io_sending > 0) {
-                /* The rest of a short send: the kernel did not take it all, so it
-                 * counts as queued from now (a send taken whole never does). */
-                if (!(c->flags & CONN_SENDING_QUEUED)) {
-                        STATS_ADD(worker_stats(w, c->set), queued, c->io_sending);
-                        c->flags |= CONN_SENDING_QUEUED;
-                }
+                uring_sending_queued(c);
                 if (uring_submit_send(c, again) < 0)
                         conn_close(c);
                 return;
@@ -314,17 +340,23 @@ static int uring_arm_recv(struct conn *c)
         return 0;
 }
 
-static void uring_cancel(struct conn *c, unsigned op)
+/* Queue the cancellation of c's operation op; false if the queue is full
+ * and cannot be submitted now. */
+static bool uring_queue_cancel(struct conn *c, unsigned op)
 {
         struct io_uring_sqe *sqe = ev_uring_get_sqe(c->w->loop);
 
-        if (!sqe) {
-                /* cannot cancel: end the operations the hard way */
-                (void) shutdown(c->fd, SHUT_RDWR);
-                return;
-        }
+        if (!sqe)
+                return false;
         io_uring_prep_cancel64(sqe, uring_data(c, op), 0);
         io_uring_sqe_set_data64(sqe, 0);
+        return true;
+}
+
+static void uring_cancel(struct conn *c, unsigned op)
+{
+        if (!uring_queue_cancel(c, op))
+                (void) shutdown(c->fd, SHUT_RDWR);      /* cannot cancel: end the operations the hard way */
 }
 
 static int uring_read(struct conn *c, bool on)
@@ -354,6 +386,28 @@ static void uring_recv_unwanted(struct conn *c, const char *data, size_t n)
         }
 }
 
+/* A receive that completes while paused (before its cancellation took
+ * effect): its bytes are input the next image answers, unless c reads no
+ * more anyway (as on a readiness loop). Never armed again meanwhile. */
+static void uring_recv_paused(struct conn *c, const char *data, int32_t res)
+{
+        if (res > 0) {
+                STATS_ADD(worker_stats(c->w, c->set), bytes_in, res);
+                if (!(c->flags & (CONN_CLOSING | CONN_DRAINING | CONN_LINGER)) &&
+                    buffer_append(&c->in, data, (size_t) res, 0) < 0) {
+                        log_warning("out of memory buffering input: closing the connection");
+                        conn_close(c);
+                }
+        } else if (res == 0) {
+                if (c->flags & CONN_LINGER)
+                        conn_close(c);
+                else
+                        c->flags |= CONN_EOF;
+        } else if (res != -ENOBUFS && res != -ECANCELED && res != -EAGAIN && res != -EINTR) {
+                conn_close_errno(c, -res);
+        }
+}
+
 static void uring_recv_done(struct conn *c, int32_t res, uint32_t flags)
 {
         struct worker *w = c->w;
@@ -371,6 +425,10 @@ static void uring_recv_done(struct conn *c, int32_t res, uint32_t flags)
         }
         if (c->flags & CONN_U_CLOSED)
                 goto out;
+        if (c->flags & CONN_U_PAUSED) {
+                uring_recv_paused(c, data, res);
+                goto out;
+        }
 
         if (res > 0) {
                 STATS_ADD(worker_stats(w, c->set), bytes_in, res);
@@ -521,6 +579,51 @@ static void uring_close(struct conn *c)
                 free(c);
 }
 
+/* Called again while operations are in flight (worker.c): a cancellation
+ * the full queue could not take is tried again, never the hard way (the
+ * socket is the next image's). A send waiting for a client that does not
+ * read could wait for ever: cancelled too, its unsent bytes handed over. */
+static void uring_pause(struct conn *c)
+{
+        c->flags |= CONN_U_PAUSED;
+        if ((c->flags & CONN_U_RECV) && !(c->flags & CONN_U_CANCEL) && uring_queue_cancel(c, URING_OP_RECV))
+                c->flags |= CONN_U_CANCEL;
+        if ((c->flags & CONN_U_SEND) && !(c->flags & CONN_U_SCANCEL) && uring_queue_cancel(c, URING_OP_SEND))
+                c->flags |= CONN_U_SCANCEL;
+}
+
+static bool uring_paused_busy(const struct conn *c)
+{
+        return c->flags & (CONN_U_RECV | CONN_U_SEND);
+}
+
+static size_t uring_sending(const struct conn *c, const char **p)
+{
+        if (!c->io_data || c->io_sending == 0)
+                return 0;
+        *p = uring_tx_head(uring_tx(c));
+        return c->io_sending;
+}
+
+static int uring_unpause(struct conn *c)
+{
+        struct uring_io *u = uring_of(c->w);
+        int r = 0;
+
+        c->flags &= ~CONN_U_PAUSED;
+        if (c->io_sending > 0)
+                r = uring_submit_send(c, false);
+        else if (buffer_len(&c->out) > 0)
+                r = (!c->io_data && !(c->io_data = uring_tx_get(u))) ? -ENOMEM : uring_send_out(c);
+        if (r >= 0 && !(c->flags & (CONN_U_RECV | CONN_READ_OFF | CONN_EOF)))
+                r = uring_arm_recv(c);
+        if (r < 0) {
+                conn_close(c);
+                return -ECONNRESET;
+        }
+        return 0;
+}
+
 static int uring_setup(struct worker *w)
 {
         struct io_uring *ring = ev_uring_ring(w->loop);
@@ -628,4 +731,8 @@ const struct conn_io conn_io_uring = {
         .close = uring_close,
         .busy = uring_busy,
         .accept = uring_accept,
+        .pause = uring_pause,
+        .paused_busy = uring_paused_busy,
+        .sending = uring_sending,
+        .unpause = uring_unpause,
 };

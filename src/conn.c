@@ -13,6 +13,7 @@
 
 #include "conn-io.h"
 #include "framing.h"
+#include "handover-format.h"
 #include "log.h"
 #include "worker.h"
 
@@ -517,4 +518,115 @@ void conn_drain(struct conn *c)
         conn_read_off(c);
         if (conn_queued(c) == 0)
                 conn_finish(c);
+}
+
+/* ---- live upgrade ------------------------------------------------------------- */
+
+void conn_pause(struct conn *c)
+{
+        if (c->w->io->pause)
+                c->w->io->pause(c);
+}
+
+bool conn_paused_busy(const struct conn *c)
+{
+        return c->w->io->paused_busy && c->w->io->paused_busy(c);
+}
+
+int conn_export(const struct conn *c, uint64_t now_ms, struct handover_conn *hc)
+{
+        const char *p = NULL;
+        size_t sending = c->w->io->sending ? c->w->io->sending(c, &p) : 0;
+        uint32_t age = (uint32_t) now_ms - c->born_ms;
+
+        *hc = (struct handover_conn) {
+                .fd = c->fd,
+                .idle_ms = now_ms > c->idle.last_ms ? now_ms - c->idle.last_ms : 0,
+                .age_ms = age,
+                .in = BUFFER_INIT,
+                .out = BUFFER_INIT,
+        };
+        if (c->flags & CONN_EOF)
+                hc->flags |= HANDOVER_C_EOF;
+        if (c->flags & CONN_CLOSING)
+                hc->flags |= HANDOVER_C_CLOSING;
+        if (c->flags & CONN_THROTTLED)
+                hc->flags |= HANDOVER_C_THROTTLED;
+        if (c->flags & CONN_LINGER)
+                hc->flags |= HANDOVER_C_LINGER;
+        /* the bytes being sent come before those still in c->out */
+        if ((sending > 0 && buffer_append(&hc->out, p, sending, 0) < 0) ||
+            (buffer_len(&c->out) > 0 && buffer_append(&hc->out, buffer_head(&c->out), buffer_len(&c->out), 0) < 0) ||
+            (buffer_len(&c->in) > 0 && buffer_append(&hc->in, buffer_head(&c->in), buffer_len(&c->in), 0) < 0)) {
+                buffer_free(&hc->in);
+                buffer_free(&hc->out);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Input that came while paused, or an end of input: answered now, as a
+ * read would have. */
+static int conn_serve_pending(struct conn *c)
+{
+        if ((c->flags & (CONN_READ_OFF | CONN_LINGER)) || (buffer_len(&c->in) == 0 && !(c->flags & CONN_EOF)))
+                return 0;
+        return conn_serve(c, NULL, 0);
+}
+
+int conn_unpause(struct conn *c)
+{
+        if (c->w->io->unpause && c->w->io->unpause(c) < 0)
+                return -ECONNRESET;
+        /* a closing one whose output is all gone finishes; a throttled one
+         * whose client has read enough resumes (no write will tell) */
+        if ((c->flags & (CONN_CLOSING | CONN_THROTTLED)) && conn_queued(c) <= CONN_OUTPUT_LOW)
+                return conn_sent(c);
+        return conn_serve_pending(c);
+}
+
+int conn_adopt(struct worker *w, struct handover_conn *hc, struct listener_settings *set, struct source *src)
+{
+        struct conn *c = calloc(1, sizeof(*c));
+        uint64_t last = w->now_ms > hc->idle_ms ? w->now_ms - hc->idle_ms : 0;
+
+        if (!c) {
+                buffer_free(&hc->in);
+                buffer_free(&hc->out);
+                close(hc->fd);
+                w->n_conns++;   /* worker_conn_closed() balances the books */
+                worker_conn_closed(w, src);
+                return -ENOMEM;
+        }
+        c->w = w;
+        c->fd = hc->fd;
+        c->set = listener_settings_ref(set);
+        c->src = src;
+        c->born_ms = (uint32_t) (w->now_ms - hc->age_ms);
+        /* its unsent output waits in c->out, its unfinished input in c->in */
+        c->in = hc->in;
+        c->out = hc->out;
+        hc->in = (struct buffer) BUFFER_INIT;
+        hc->out = (struct buffer) BUFFER_INIT;
+        if (hc->flags & HANDOVER_C_EOF)
+                c->flags |= CONN_EOF;
+        if (hc->flags & HANDOVER_C_CLOSING)
+                c->flags |= CONN_CLOSING | CONN_READ_OFF;
+        if (hc->flags & HANDOVER_C_THROTTLED)
+                c->flags |= CONN_THROTTLED | CONN_READ_OFF;
+        if (hc->flags & HANDOVER_C_LINGER)
+                c->flags = (c->flags & ~(CONN_READ_OFF | CONN_THROTTLED)) | CONN_LINGER;
+        w->n_conns++;
+        /* its idle deadline is kept: the caller adopts the least recently
+         * active first, so the queue stays in order */
+        idle_touch(c->flags & CONN_LINGER ? &w->lingering : &w->conns, &c->idle, last);
+        /* counted as accepted by this image, so that its closes balance */
+        STATS_ADD(worker_stats(w, set), accepted, 1);
+        if (buffer_len(&c->out) > 0)
+                STATS_ADD(worker_stats(w, set), queued, buffer_len(&c->out));
+        /* Paused, as the previous image left it: no byte moves before this
+         * image has taken over for good (conn_unpause(), then), so that one
+         * that gives up never leaves the previous one a reply sent twice. */
+        conn_pause(c);
+        return 0;
 }

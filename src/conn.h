@@ -113,6 +113,25 @@ void conn_io_free(struct worker *w);
 /* Has the worker's I/O work in flight for connections already closed? */
 bool conn_io_busy(struct worker *w);
 
+/* A live upgrade (server-upgrade.c), on the worker's thread. */
+struct handover_conn;
+/* Stop every operation on c; what arrives waits in the socket or in c->in. */
+void conn_pause(struct conn *c);
+/* Has paused c operations in flight still (io_uring)? */
+bool conn_paused_busy(const struct conn *c);
+/* Describe paused c for the next image: its descriptor, flags, idle time and
+ * age, a copy of its unfinished input and of its unsent output. The
+ * listener is left to the caller. 0 or -ENOMEM. */
+int conn_export(const struct conn *c, uint64_t now_ms, struct handover_conn *hc);
+/* The upgrade failed: c serves again (what came meanwhile is answered).
+ * -errno if c was closed. */
+int conn_unpause(struct conn *c);
+/* Take a connection the previous image handed over (fd, one hold on src;
+ * hc's buffers are moved), paused: conn_unpause() once this image has taken
+ * over for good writes its unsent output first, then answers its unfinished
+ * input as if just read. 0, or -ENOMEM (closed). */
+int conn_adopt(struct worker *w, struct handover_conn *hc, struct listener_settings *set, struct source *src);
+
 static inline struct conn *conn_from_idle(struct idle_link *l)
 {
         return (struct conn *) l;

@@ -247,6 +247,29 @@ static int control_cmd_reload(struct control_client *cl)
         return 0;
 }
 
+/* The verdict comes once the new image has taken over (this process then
+ * exits) or refused (it goes on serving). */
+static int control_cmd_upgrade(struct control_client *cl)
+{
+        struct server *s = control_server(cl);
+        char *why = NULL;
+
+        if (s->stopping || s->handed_over) {
+                control_error(&cl->answer, "muxd is stopping: no upgrade");
+                return 0;
+        }
+        if (server_upgrade(s, &why) >= 0) {
+                control_ok(&cl->answer);
+                control_field(&cl->answer, "upgraded", "process %ld serves every client now", s->successor);
+                control_field_u64(&cl->answer, "pid", (uint64_t) s->successor);
+        } else {
+                control_error(&cl->answer, "upgrade failed: %s; the running process goes on serving",
+                              why ? why : "out of memory");
+        }
+        free(why);
+        return 0;
+}
+
 static int control_cmd_check(struct control_client *cl)
 {
         struct server *s = control_server(cl);
@@ -629,6 +652,7 @@ static const struct {
         { "bans",    control_cmd_bans,      false },
         { "reload",  control_cmd_reload,    true },
         { "check",   control_cmd_check,     false },
+        { "upgrade", control_cmd_upgrade,   true },
         { "drain",   control_cmd_drain_on,  true },
         { "undrain", control_cmd_drain_off, true },
         { "help",    control_cmd_help,      false },

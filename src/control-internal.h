@@ -55,6 +55,7 @@ struct control {
         char *path;
         dev_t dev;                      /* the socket file we made, to remove only it */
         ino_t ino;
+        bool keep_path;                 /* handed over, not yet ours to remove (control_open_fd) */
         gid_t gid;                      /* the socket's group: its members may connect */
         struct control_client *clients;
         unsigned n_clients;

@@ -18,6 +18,7 @@ const struct control_command control_commands[] = {
         { "bans",    "",                 0, 0, "the bans and the time they have left" },
         { "reload",  "",                 0, 0, "reload the configuration; the verdict and every FILE:LINE error" },
         { "check",   "",                 0, 0, "check the configuration file as a reload would, changing nothing" },
+        { "upgrade", "",                 0, 0, "live upgrade: hand every listener and client to the binary on disk; the verdict" },
         { "drain",   "LISTENER",         1, 1, "stop accepting on a listener (its clients stay served)" },
         { "undrain", "LISTENER",         1, 1, "accept on a drained listener again" },
         { "help",    "",                 0, 0, "these commands" },

@@ -638,27 +638,36 @@ static int control_set_owner(struct control *ctl, char **error)
         return 0;
 }
 
-int control_open(struct server *s, const char *path, struct control **ret, char **error)
+int control_open_fd(struct server *s, const char *path, int fd, struct control **ret, char **error)
 {
         struct control *ctl = calloc(1, sizeof(*ctl));
-        int r;
+        int r = 0;
 
         *error = NULL;
-        if (!ctl)
+        if (!ctl) {
+                if (fd >= 0)
+                        close(fd);
                 return -ENOMEM;
+        }
         ctl->srv = s;
-        ctl->fd = -1;
+        ctl->fd = fd;
         ctl->path = strdup(path);
         if (!ctl->path) {
+                if (fd >= 0)
+                        close(fd);
                 free(ctl);
                 return -ENOMEM;
         }
-        r = control_bind(path, &ctl->fd, error);
+        if (fd < 0)
+                r = control_bind(path, &ctl->fd, error);
         if (r >= 0) {
                 r = control_set_owner(ctl, error);
-                if (r < 0)
+                if (r < 0 && fd < 0)
                         unlink(path);
         }
+        /* a handed-over socket's path is the previous image's until this
+         * one has taken over for good (control_claim_path()) */
+        ctl->keep_path = fd >= 0;
         if (r >= 0 && listen(ctl->fd, CONTROL_BACKLOG) < 0) {
                 r = -errno;
                 control_error_text(error, "cannot listen on %s: %s", path, errno_text(-r));
@@ -672,6 +681,22 @@ int control_open(struct server *s, const char *path, struct control **ret, char 
         log_info("control socket: listening on %s", path);
         *ret = ctl;
         return 0;
+}
+
+int control_open(struct server *s, const char *path, struct control **ret, char **error)
+{
+        return control_open_fd(s, path, -1, ret, error);
+}
+
+void control_claim_path(struct control *ctl)
+{
+        if (ctl)
+                ctl->keep_path = false;
+}
+
+int control_fd(const struct control *ctl)
+{
+        return ctl->fd;
 }
 
 const char *control_path(const struct control *ctl)
@@ -691,7 +716,7 @@ void control_free(struct control *ctl)
                 ev_del(ctl->srv->loop, ctl->fd, EV_READABLE);
                 close(ctl->fd);
                 /* only the file we made: a muxd started since may own the path */
-                if (ctl->ino && stat(ctl->path, &st) == 0 && st.st_dev == ctl->dev && st.st_ino == ctl->ino)
+                if (ctl->ino && !ctl->keep_path && stat(ctl->path, &st) == 0 && st.st_dev == ctl->dev && st.st_ino == ctl->ino)
                         unlink(ctl->path);
         }
         free(ctl->path);

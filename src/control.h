@@ -20,6 +20,13 @@ struct control;
 int control_open(struct server *s, const char *path, struct control **ret, char **error);
 /* Close every control connection and the socket, and remove its file.
  * Accepts NULL. */
+/* The same on the listening socket fd a previous image handed over (a live
+ * upgrade: the path stays bound to it); fd is the control's from now on. */
+int control_open_fd(struct server *s, const char *path, int fd, struct control **ret, char **error);
+/* The live upgrade is complete: the path is this image's to remove at exit. */
+void control_claim_path(struct control *c);
+/* Its listening socket (a live upgrade hands it to the next image). */
+int control_fd(const struct control *c);
 void control_free(struct control *c);
 /* Milliseconds until control_tick() has something to do (-1: nothing);
  * c may be NULL. */

@@ -169,7 +169,7 @@ static void handover_get_listener(struct handover_reader *rd, struct handover_li
         l->bound_port = (uint16_t) handover_get_uint(rd, 2, "a listener");
         l->flags = (uint8_t) handover_get_uint(rd, 1, "a listener");
         handover_get_bytes(rd, HANDOVER_MAX_NAME, NULL, &l->name, "a listener's name");
-        if (!rd->failed && l->fd < 0)
+        if (!rd->failed && l->fd < 0 && !(l->flags & HANDOVER_L_REMOVED))
                 handover_fail(rd, "a listener without a descriptor (%d)", l->fd);
 }
 

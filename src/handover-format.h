@@ -36,6 +36,9 @@ enum {
         HANDOVER_L_PASSED       = 1 << 0,       /* passed by systemd */
         HANDOVER_L_DUAL_STACK   = 1 << 1,
         HANDOVER_L_DRAINING     = 1 << 2,
+        /* No socket (fd -1): a reload removed the listener while some of
+         * its connections stayed; they refer to this entry. */
+        HANDOVER_L_REMOVED      = 1 << 3,
 };
 
 enum {

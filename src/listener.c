@@ -261,7 +261,7 @@ void listener_stop(struct listener *l)
         /* shutdown() takes a listening socket out of the listening state
          * (the kernel disconnects it), and SO_REUSEADDR lets a new socket
          * bind next to one that no longer listens. */
-        if (!l->passed)
+        if (!l->passed && !l->handed)
                 (void) shutdown(l->fd, SHUT_RDWR);
         close(l->fd);
         l->fd = -1;

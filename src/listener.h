@@ -33,6 +33,9 @@ struct listener {
         struct listener_key key;
         uint16_t bound_port;    /* the port actually bound (differs when key.port is 0) */
         bool passed;            /* passed by systemd: never closed by muxd */
+        /* handed over by a live upgrade not yet acknowledged: the previous
+         * image may serve it still, so it is closed, never shut down */
+        bool handed;
         bool claimed;           /* matched by a config entry (during a reload) */
         bool dual_stack;        /* an IPv6 wildcard socket that also takes IPv4 */
         bool nodelay;           /* TCP_NODELAY is set: accepted sockets inherit it */

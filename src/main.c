@@ -28,7 +28,8 @@ static void main_usage(FILE *f)
                 "  -h, --help                 print this help and exit\n"
                 "\n"
                 "Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT drain and stop,\n"
-                "SIGUSR1 logs statistics. muxctl(8) talks to the running daemon.\n"
+                "SIGUSR1 logs statistics, SIGUSR2 upgrades live (muxd re-executes its binary and\n"
+                "hands every listener and client to it). muxctl(8) talks to the running daemon.\n"
                 "See muxd(8) and muxd.conf(5).\n",
                 DEFAULT_CONFIG);
 }
@@ -75,16 +76,18 @@ static int main_check_backend(const struct config *cfg)
 
 int main(int argc, char **argv)
 {
-        enum { OPT_LOG_TARGET = 0x100 };
+        enum { OPT_LOG_TARGET = 0x100, OPT_HANDOVER };
         static const struct option options[] = {
                 { "config",       required_argument, NULL, 'c' },
                 { "check-config", no_argument,       NULL, 't' },
                 { "log-target",   required_argument, NULL, OPT_LOG_TARGET },
+                /* a live upgrade's: the previous image starts this one with it */
+                { "handover",     required_argument, NULL, OPT_HANDOVER },
                 { "version",      no_argument,       NULL, 'V' },
                 { "help",         no_argument,       NULL, 'h' },
                 {}
         };
-        const char *path = DEFAULT_CONFIG;
+        const char *path = DEFAULT_CONFIG, *handover = NULL;
         enum log_target target = LOG_TARGET_AUTO;
         struct config_errors errs = { 0 };
         struct config *cfg = NULL;
@@ -111,6 +114,9 @@ int main(int argc, char **argv)
                         else
                                 return main_usage_error("invalid log target (valid: auto, journal, "
                                                         "stderr): '%s'", optarg);
+                        break;
+                case OPT_HANDOVER:
+                        handover = optarg;
                         break;
                 case 'V':
                         printf("muxd %s\n", PACKAGE_VERSION);
@@ -140,13 +146,23 @@ int main(int argc, char **argv)
         if (optind < argc)
                 return main_usage_error("unexpected argument '%s'", argv[optind]);
 
+        r = server_upgrade_setup(argc, argv, check_only ? NULL : handover);
+        if (r < 0) {
+                if (r == -EINVAL)
+                        return main_usage_error("invalid --handover '%s'", handover);
+                fprintf(stderr, "muxd: out of memory\n");
+                return 1;
+        }
         r = config_load(path, &cfg, &errs);
         if (r < 0) {
                 main_print_errors(&errs);
+                /* a live upgrade to a file that does not load: the old image goes on */
+                server_upgrade_refuse("%s", errs.n > 0 ? errs.msgs[0] : strerror(-r));
                 config_errors_clear(&errs);
                 return 1;
         }
         if (main_check_backend(cfg) < 0) {
+                server_upgrade_refuse("%s: backend \"%s\" cannot run", cfg->path, cfg->backend);
                 config_free(cfg);
                 return 1;
         }
@@ -159,9 +175,12 @@ int main(int argc, char **argv)
         log_setup(target);
         log_set_level(cfg->log_level);
         r = server_new(cfg, &srv);      /* takes cfg */
-        if (r < 0)
+        if (r < 0) {
+                server_upgrade_refuse("the new process could not start (see its log)");
                 return 1;
+        }
         r = server_run(srv);
+        server_upgrade_refuse("the new process could not start (see its log)");
         server_free(srv);
         log_drain(MAIN_LOG_DRAIN_MS);   /* the last lines, if the journal was behind */
         return r;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "server.h"
@@ -31,3 +32,26 @@ void server_retire_listener(struct server *s, struct listener *l);
 bool server_retired_pending(const struct server *s);
 /* Close the retired listeners every worker has let go of (all, if force). */
 void server_free_retired(struct server *s, bool force);
+
+/* server-upgrade.c */
+/* The new image: read and check the state, adopt its listeners (before the
+ * configuration's are applied). 0, or -errno with *error (NULL: no memory). */
+int server_upgrade_adopt(struct server *s, char **error);
+/* ... then give its connections to the workers (before they start). */
+int server_upgrade_distribute(struct server *s);
+/* ... ready: tell the previous image, which exits. */
+void server_upgrade_done(struct server *s);
+void server_upgrade_free(struct server *s);
+const char *server_upgrade_from(void);
+/* How many connections the previous image handed over. */
+size_t server_upgrade_n_conns(const struct server *s);
+/* The control socket the previous image handed over, if it listens on path
+ * (then it is the caller's); else -1. */
+int server_upgrade_control_fd(const char *path);
+/* The old image: pause every worker until each has described its
+ * connections; un-pause them if the upgrade fails. */
+int server_upgrade_pause(struct server *s, char **why);
+void server_upgrade_unpause(struct server *s);
+/* Write the state, start the new image, wait for its verdict. 0 with
+ * *ret_pid, or -errno with *why (to free). */
+int server_upgrade_spawn(struct server *s, char **why, pid_t *ret_pid);

@@ -299,8 +299,14 @@ static void server_status_text(struct server *s, char *buf, size_t size)
                 if (localtime_r(&t, &tm))
                         strftime(when, sizeof(when), "; reload ok at %H:%M:%S", &tm);
         }
-        snprintf(buf, size, "%s%s%s%s%zu listener%s, %u client%s, %.1f accepted/s, %.1f refused/s (1 min)%s",
+        snprintf(buf, size, "%s%s%s%s%s%s%s%s%s%s%zu listener%s, %u client%s, %.1f accepted/s, %.1f refused/s (1 min)%s",
                  s->stopping ? "stopping; " : "",
+                 s->upgrade_error ? "upgrade failed: " : "",
+                 s->upgrade_error ? s->upgrade_error : "",
+                 s->upgrade_error ? "; " : "",
+                 server_upgrade_from()[0] ? "upgraded from " : "",
+                 server_upgrade_from(),
+                 server_upgrade_from()[0] ? "; " : "",
                  s->reload_error ? "reload failed: " : "",
                  s->reload_error ? s->reload_error : "",
                  s->reload_error ? "; " : "",
@@ -522,6 +528,61 @@ bool server_set_bans(struct server *s, struct ban_list *bans)
         return server_resync_workers(s);
 }
 
+int server_upgrade(struct server *s, char **why)
+{
+        uint32_t n = atomic_load(&s->n_conns_total);
+        uint64_t t0 = monotonic_ms();
+        struct metrics *metrics = NULL;
+        char msg[64], *error = NULL;
+        struct timespec ts;
+        pid_t pid = 0;
+        int r;
+
+        *why = NULL;
+        if (s->stopping) {
+                *why = strdup("muxd is stopping");
+                return -ESHUTDOWN;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+                 (unsigned long long) ts.tv_sec * 1000000ull + (unsigned long long) ts.tv_nsec / 1000u);
+        notify_state(s->notify, msg);
+        log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) { .event = "upgrade" },
+                 "live upgrade: handing %zu listener%s and %u connection%s to a new process",
+                 s->n_listeners, s->n_listeners == 1 ? "" : "s", n, n == 1 ? "" : "s");
+        r = server_upgrade_pause(s, why);
+        if (r >= 0) {
+                /* the new image binds the metrics endpoint itself */
+                server_metrics_commit(s, NULL);
+                r = server_upgrade_spawn(s, why, &pid);
+        }
+        if (r >= 0) {
+                s->handed_over = true;
+                s->successor = (long) pid;
+                log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) { .event = "upgraded" },
+                         "live upgrade: process %ld took over in %llu ms (a state of %zu bytes); exiting",
+                         (long) pid, (unsigned long long) (monotonic_ms() - t0), s->upgrade_state_bytes);
+                return 0;
+        }
+        if (!*why)
+                *why = strdup(errno_text(-r));
+        server_upgrade_unpause(s);
+        if (s->cfg->metrics && !s->metrics) {
+                if (server_metrics_prepare(s, s->cfg, &metrics, &error) >= 0)
+                        server_metrics_commit(s, metrics);
+                else
+                        log_err("%s", error ? error : "metrics_listen: out of memory");
+                free(error);
+        }
+        log_full(LOG_LEVEL_ERR, &(const struct log_fields) { .event = "upgrade-failed" },
+                 "live upgrade failed: %s; this process goes on serving every client", *why ? *why : "out of memory");
+        free(s->upgrade_error);
+        s->upgrade_error = *why ? strdup(*why) : NULL;
+        notify_state(s->notify, "READY=1");
+        server_update_status(s, true);
+        return r;
+}
+
 void server_wake(struct server *s)
 {
         uint64_t one = 1;
@@ -561,6 +622,14 @@ static void server_on_signal(struct ev_loop *loop, int fd, void *data, int mask)
                 case SIGUSR1:
                         server_log_stats(s);
                         break;
+                case SIGUSR2:
+                        if (!s->stopping && !s->handed_over) {
+                                char *why = NULL;
+
+                                (void) server_upgrade(s, &why);
+                                free(why);
+                        }
+                        break;
                 }
         }
 }
@@ -576,6 +645,7 @@ static int server_setup_signals(struct server *s)
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
         sigaddset(&mask, SIGUSR1);
+        sigaddset(&mask, SIGUSR2);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return -errno;
         s->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -636,12 +706,13 @@ static int server_setup_loop(struct server *s, int setsize)
 static int server_open_control(struct server *s)
 {
         const char *path = s->cfg->control_socket ? s->cfg->control_socket : CONTROL_SOCKET_DEFAULT;
+        /* the previous image's socket (a live upgrade), if it listens on path */
+        int fd = server_upgrade_control_fd(path), r;
         char *error = NULL;
-        int r;
 
         if (!path[0])
                 return 0;       /* control_socket = "" */
-        r = control_open(s, path, &s->control, &error);
+        r = control_open_fd(s, path, fd, &s->control, &error);
         if (r >= 0) {
                 free(error);
                 return 0;
@@ -713,18 +784,30 @@ int server_new(struct config *cfg, struct server **ret)
         r = server_adopt_passed(s);
         if (r < 0)
                 goto fail;
-        r = server_apply_listeners(s, cfg, true, &error);
+        /* a live upgrade: the previous image's listeners first, so that the
+         * configuration's entries take them as a reload would */
+        if (server_upgrade_child())
+                r = server_upgrade_adopt(s, &error);
+        if (r >= 0)
+                r = server_apply_listeners(s, cfg, true, &error);
+        if (r >= 0 && server_upgrade_child() && server_upgrade_distribute(s) < 0) {
+                r = -ENOMEM;
+                error = strdup("out of memory");
+        }
         if (r >= 0)
                 r = server_metrics_prepare(s, cfg, &metrics, &error);
         if (r < 0) {
                 log_err("%s", error ? error : errno_text(-r));
+                server_upgrade_refuse("%s", error ? error : errno_text(-r));
                 free(error);
                 goto fail;
         }
         server_metrics_commit(s, metrics);
         r = server_open_control(s);
-        if (r < 0)
+        if (r < 0) {
+                server_upgrade_refuse("cannot open the control socket: %s", errno_text(-r));
                 goto fail;
+        }
         r = notify_open(&s->notify);
         if (r < 0)
                 log_warning("NOTIFY_SOCKET is unusable: %s", errno_text(-r));
@@ -833,7 +916,22 @@ int server_run(struct server *s)
         s->now_ms = monotonic_ms();
         if (server_start_workers(s) < 0)
                 return 1;       /* server_free() stops the ones that started */
-        notify_state(s->notify, "READY=1");
+        if (server_upgrade_child()) {
+                char msg[128];
+
+                /* systemd follows the new main process (NotifyAccess=all) */
+                snprintf(msg, sizeof(msg), "MAINPID=%ld\nREADY=1\nSTATUS=upgraded from %s",
+                         (long) getpid(), server_upgrade_from());
+                notify_state(s->notify, msg);
+                (void) notify_flush(s->notify);
+                log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) { .event = "upgraded" },
+                         "took over from muxd %s (process %ld): %zu listener%s, %zu connection%s",
+                         server_upgrade_from(), (long) getppid(), s->n_listeners, s->n_listeners == 1 ? "" : "s",
+                         server_upgrade_n_conns(s), server_upgrade_n_conns(s) == 1 ? "" : "s");
+                server_upgrade_done(s);
+        } else {
+                notify_state(s->notify, "READY=1");
+        }
         snprintf(workers, sizeof(workers), ", %u workers", s->n_workers);
         log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "started", .message_id = MUXD_MESSAGE_STARTED },
                  "ready: %zu listener%s, backend %s, max_connections %u%s", s->n_listeners,
@@ -857,6 +955,14 @@ int server_run(struct server *s)
                 s->now_ms = monotonic_ms();
                 ev_dispatch(s->loop, n);
                 server_tick(s);
+                if (s->handed_over) {
+                        /* The new image serves every listener and connection
+                         * now: exit without closing, shutting down or draining
+                         * any of them (nothing of server_free()). */
+                        log_info("exiting: process %ld serves every client now", s->successor);
+                        log_drain(1000);
+                        _exit(0);
+                }
         }
         r = atomic_load(&s->exit_code);
         log_info("stopped");
@@ -893,12 +999,14 @@ void server_free(struct server *s)
                 close(s->wake_fd);
         notify_free(s->notify);
         free(s->reload_error);
+        free(s->upgrade_error);
         config_errors_clear(&s->last_reload.errors);
         ban_list_unref(s->bans);
         source_table_free(&s->sources);
         pthread_mutex_destroy(&s->listeners_lock);
         pthread_cond_destroy(&s->synced_cond);
         pthread_mutex_destroy(&s->sources_lock);
+        server_upgrade_free(s);         /* after the workers, which adopted from it */
         stats_free(s->stats);           /* after everything that referenced the counters */
         config_free(s->cfg);
         free(s);

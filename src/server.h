@@ -22,6 +22,7 @@
 struct metrics;
 struct notifier;
 struct control;
+struct handover_state;
 
 /* The outcome of the last reload (SIGHUP or the control socket). */
 struct server_reload_result {
@@ -102,6 +103,14 @@ struct server {
         struct server_reload_result last_reload;
 
         bool stopping;
+
+        /* live upgrade (server-upgrade.c) */
+        char *upgrade_error;            /* why the last one failed (STATUS=), NULL: none */
+        bool handed_over;               /* the new image took over: exit (server_run) */
+        long successor;                 /* its pid */
+        size_t upgrade_state_bytes;
+        struct handover_state *ho_state;        /* what the previous image handed over */
+        struct listener **ho_listeners;         /* its listeners, adopted (NULL: none left) */
 };
 
 /* Takes ownership of cfg. Adopts the sockets systemd passed, opens the other
@@ -124,6 +133,21 @@ bool server_set_draining(struct server *s, struct listener *l, bool on);
 bool server_set_bans(struct server *s, struct ban_list *bans);
 /* Wake the main loop (any thread): a worker answered a query. */
 void server_wake(struct server *s);
+
+/* Live upgrade (server-upgrade.c, muxd(8) UPGRADING). main.c, first:
+ * remember how muxd was started (argv; the binary's absolute path) and the
+ * hand-over a previous image started this one with (--handover=...; NULL:
+ * none). 0, or -EINVAL for a bad --handover, -ENOMEM. */
+int server_upgrade_setup(int argc, char **argv, const char *handover);
+/* Was this image started by a live upgrade (and has not answered yet)? */
+bool server_upgrade_child(void);
+/* This image refuses the hand-over: tell the previous one, which goes on
+ * serving (once; later calls and a normal start do nothing). */
+void server_upgrade_refuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* SIGUSR2, muxctl upgrade: hand everything to a new image of the binary on
+ * disk. 0: it took over (this process exits at the end of the loop's pass);
+ * -errno with *why (to free) if it did not: everything is served as before. */
+int server_upgrade(struct server *s, char **why);
 
 /* What workers call. */
 /* Its loop ended (status 0, or 1 if it failed): the main loop looks. */

@@ -12,6 +12,7 @@
 
 #include "conn.h"
 #include "conn-io.h"
+#include "handover-format.h"
 #include "server.h"
 #include "util.h"
 #include "worker.h"
@@ -36,6 +37,9 @@ static void worker_watch_listeners(struct worker *w, bool on)
 {
         /* several workers share a listener: wake only one per new client */
         int excl = w->srv->n_workers > 1 ? EV_EXCLUSIVE : 0;
+
+        if (on && w->paused)
+                return;         /* a live upgrade: the next image accepts */
 
         for (size_t i = 0; i < w->n_listeners; i++) {
                 struct worker_listener *wl = &w->listeners[i];
@@ -455,7 +459,8 @@ static void worker_take(struct worker *w, struct worker_listener *wl, int cfd)
                 close(cfd);
                 return;
         }
-        if (w->accept_paused || w->n_pending > 0 || worker_at_limit(w, wl)) {
+        /* paused for a live upgrade: held, and handed over with the rest */
+        if (w->paused || w->accept_paused || w->n_pending > 0 || worker_at_limit(w, wl)) {
                 worker_pend(w, wl, cfd);        /* after those held before */
                 return;
         }
@@ -601,6 +606,237 @@ static void worker_stop(struct worker *w)
         }
 }
 
+/* ---- live upgrade (server-upgrade.c) ---- */
+
+static void worker_free_export(struct worker *w)
+{
+        for (size_t i = 0; w->ho_conns && i < w->n_ho; i++) {
+                buffer_free(&w->ho_conns[i].in);
+                buffer_free(&w->ho_conns[i].out);
+        }
+        free(w->ho_conns);
+        free(w->ho_serials);
+        w->ho_conns = NULL;
+        w->ho_serials = NULL;
+        w->n_ho = 0;
+        w->ho_error = 0;
+}
+
+/* Has a paused connection operations in flight still? Each is paused again
+ * on the way: a cancellation a full queue did not take is asked again. */
+static bool worker_paused_busy(struct worker *w)
+{
+        struct idle_queue *lists[] = { &w->conns, &w->lingering };
+        bool busy = false;
+
+        for (size_t k = 0; k < ELEMENTSOF(lists); k++)
+                for (struct idle_link *l = lists[k]->head.next; l != &lists[k]->head; l = l->next)
+                        if (conn_paused_busy(conn_from_idle(l))) {
+                                conn_pause(conn_from_idle(l));
+                                busy = true;
+                        }
+        return busy;
+}
+
+/* Is an accept of the I/O's (a multishot accept being cancelled) still
+ * armed? A client it takes after the export would be in no state. */
+static bool worker_accepts_busy(const struct worker *w)
+{
+        for (size_t i = 0; i < w->n_listeners; i++)
+                if (w->listeners[i].accept_op)
+                        return true;
+        return false;
+}
+
+/* A client accepted but held (worker_pend()) goes as a connection whose
+ * greeting is still to be sent: it was never served. */
+static int worker_export_held(const struct worker *w, const struct worker_pending *p,
+                              struct handover_conn *hc)
+{
+        const struct worker_listener *wl = worker_find_listener((struct worker *) w, p->serial);
+
+        if (wl->set->o.proxy_protocol != PROXY_OFF)
+                return -EPROTONOSUPPORT;        /* its header is still to come */
+        *hc = (struct handover_conn) { .fd = p->fd, .in = BUFFER_INIT, .out = BUFFER_INIT };
+        if (wl->set->o.greeting_len > 0 &&
+            buffer_append(&hc->out, wl->set->o.greeting, wl->set->o.greeting_len, 0) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* Once nothing is in flight any more: describe every connection, the least
+ * recently active first (the next image keeps that order), then the clients
+ * held while accepting paused, and tell the main thread. */
+static void worker_try_export(struct worker *w)
+{
+        struct server *s = w->srv;
+        const struct idle_queue *lists[] = { &w->conns, &w->lingering };
+        size_t n, i = 0;
+
+        if (!w->export_wanted || atomic_load(&w->exported) || worker_paused_busy(w) || worker_accepts_busy(w))
+                return;
+        worker_drop_orphans(w);         /* held for a listener gone: as its backlog */
+        n = w->conns.count + w->lingering.count + w->n_pending;
+        if (w->proxying.count > 0)
+                w->ho_error = -EPROTONOSUPPORT;
+        w->ho_conns = calloc(n + 1, sizeof(*w->ho_conns));
+        w->ho_serials = calloc(n + 1, sizeof(*w->ho_serials));
+        if (!w->ho_error && (!w->ho_conns || !w->ho_serials))
+                w->ho_error = -ENOMEM;
+        for (size_t k = 0; k < ELEMENTSOF(lists) && !w->ho_error; k++)
+                for (const struct idle_link *l = lists[k]->head.next; l != &lists[k]->head; l = l->next) {
+                        const struct conn *c = conn_from_idle((struct idle_link *) l);
+
+                        /* the client a PROXY header named is not in the state (yet) */
+                        if (conn_proxy(c)) {
+                                w->ho_error = -EPROTONOSUPPORT;
+                                break;
+                        }
+                        if (conn_export(c, w->now_ms, &w->ho_conns[i]) < 0) {
+                                w->ho_error = -ENOMEM;
+                                break;
+                        }
+                        w->ho_serials[i++] = c->src->owner;
+                        w->n_ho = i;
+                }
+        for (size_t k = 0; k < w->n_pending && !w->ho_error; k++) {
+                int r = worker_export_held(w, &w->pending[k], &w->ho_conns[i]);
+
+                if (r < 0) {
+                        w->ho_error = r;
+                        break;
+                }
+                w->ho_serials[i++] = w->pending[k].serial;
+                w->n_ho = i;
+        }
+        if (w->ho_error) {
+                int r = w->ho_error;
+
+                worker_free_export(w);
+                w->ho_error = r;
+        }
+        pthread_mutex_lock(&s->listeners_lock);
+        atomic_store(&w->exported, true);
+        pthread_cond_broadcast(&s->synced_cond);
+        pthread_mutex_unlock(&s->listeners_lock);
+}
+
+static void worker_pause(struct worker *w)
+{
+        struct idle_queue *lists[] = { &w->conns, &w->lingering };
+
+        w->paused = true;
+        w->export_wanted = true;
+        worker_watch_listeners(w, false);
+        for (size_t k = 0; k < ELEMENTSOF(lists); k++)
+                for (struct idle_link *l = lists[k]->head.next; l != &lists[k]->head; l = l->next)
+                        conn_pause(conn_from_idle(l));
+        worker_try_export(w);   /* at once, unless operations are in flight */
+}
+
+/* The upgrade failed: every connection is served again, in the order of
+ * its last activity (serving one may move it to the tail: the list is
+ * taken apart first so that none is resumed twice). */
+static void worker_unpause(struct worker *w)
+{
+        struct idle_queue pending;
+        struct idle_link *l, *next;
+
+        worker_free_export(w);
+        w->paused = false;
+        w->export_wanted = false;
+        pthread_mutex_lock(&w->srv->listeners_lock);
+        atomic_store(&w->exported, false);
+        pthread_cond_broadcast(&w->srv->synced_cond);
+        pthread_mutex_unlock(&w->srv->listeners_lock);
+        idle_queue_init(&pending);
+        while ((l = idle_oldest(&w->conns))) {
+                uint64_t last = l->last_ms;
+
+                idle_remove(&w->conns, l);
+                idle_touch(&pending, l, last);
+        }
+        while ((l = idle_oldest(&pending))) {
+                uint64_t last = l->last_ms;
+
+                idle_remove(&pending, l);
+                idle_touch(&w->conns, l, last);
+                (void) conn_unpause(conn_from_idle(l));
+        }
+        for (l = w->lingering.head.next; l != &w->lingering.head; l = next) {
+                next = l->next;
+                (void) conn_unpause(conn_from_idle(l));
+        }
+        if (!w->accept_paused)
+                worker_watch_listeners(w, true);
+}
+
+bool worker_exported(const struct worker *w)
+{
+        return !w->thread_started || atomic_load(&w->exited) || atomic_load(&w->exported);
+}
+
+bool worker_unpaused(const struct worker *w)
+{
+        return !w->thread_started || atomic_load(&w->exited) || !atomic_load(&w->exported);
+}
+
+/* The connections the previous image handed to this worker. */
+static void worker_adopt_all(struct worker *w)
+{
+        struct server *s = w->srv;
+        size_t lost = 0;
+
+        /* paused until this image has taken over for good (WORKER_UNPAUSE) */
+        if (w->n_adopt > 0) {
+                w->paused = true;
+                worker_watch_listeners(w, false);
+        }
+        for (size_t i = 0; i < w->n_adopt; i++) {
+                struct worker_adopt *a = &w->adopt[i];
+                struct worker_listener *wl = NULL;
+                struct sockaddr_storage ss;
+                socklen_t len = sizeof(ss);
+                struct source *src = NULL;
+                unsigned evicted;
+
+                for (size_t j = 0; a->l && j < w->n_listeners && !wl; j++)
+                        if (w->listeners[j].l == a->l)
+                                wl = &w->listeners[j];
+                /* Not with a listener that now expects a PROXY header: the
+                 * client's address it would name is not in the state. */
+                if (wl && wl->set->o.proxy_protocol != PROXY_OFF) {
+                        log_notice("worker %u: closing a connection handed over: its listener %s expects a PROXY "
+                                   "header now", w->id, wl->l->addr_str);
+                        wl = NULL;
+                }
+                /* a client gone meanwhile has no peer address any more */
+                if (wl && getpeername(a->hc->fd, (struct sockaddr *) &ss, &len) == 0) {
+                        /* admitted already: counted, never refused by a limit */
+                        struct listener_opts o = wl->set->o;
+
+                        o.max_per_source = 0;
+                        o.max_rate_per_source = 0;
+                        if (server_source_hold(s, wl->l->serial, &o, (struct sockaddr *) &ss, w->now_ms, &src,
+                                               &evicted) != 0)
+                                src = NULL;
+                }
+                if (!src) {
+                        close(a->hc->fd);
+                        lost++;
+                        continue;
+                }
+                atomic_fetch_add(&s->n_conns_total, 1);
+                (void) conn_adopt(w, a->hc, wl->set, src);
+        }
+        if (lost > 0)
+                log_notice("worker %u: %zu connection%s handed over closed: the client left, or its listener "
+                           "is not in the configuration any more", w->id, lost, lost == 1 ? "" : "s");
+        free(w->adopt);         /* the connections' own are the state's, freed by the server */
+        w->adopt = NULL;
+        w->n_adopt = 0;
+}
+
 static void worker_on_wake(struct ev_loop *loop, int fd, void *data, int mask)
 {
         struct worker *w = data;
@@ -621,6 +857,11 @@ static void worker_on_wake(struct ev_loop *loop, int fd, void *data, int mask)
                 worker_resume_accept(w);
         if (req & WORKER_QUERY)
                 worker_run_queries(w);
+        /* an upgrade that failed is undone before the next one starts */
+        if ((req & WORKER_UNPAUSE) && w->paused)
+                worker_unpause(w);
+        if ((req & WORKER_PAUSE) && !w->export_wanted && !w->stopping)
+                worker_pause(w);
 }
 
 /* Errors a loop may see once and then not again (io_uring_enter's EBUSY
@@ -655,6 +896,7 @@ static int worker_run(struct worker *w)
 
         worker_clock(w);
         worker_resync(w);
+        worker_adopt_all(w);
         while (!w->exit_now) {
                 uint64_t timeout_ms = (uint64_t) atomic_load(&s->timeout_s) * 1000u;
                 struct idle_link *l;
@@ -663,15 +905,17 @@ static int worker_run(struct worker *w)
                 if (w->stopping && w->n_conns == 0)
                         break;          /* drained */
 
-                wait = idle_next_timeout(&w->conns, w->now_ms, timeout_ms);
-                n = idle_next_timeout(&w->lingering, w->now_ms, CONN_LINGER_MS);
+                /* paused for a live upgrade: no timer runs, the next image
+                 * takes the deadlines over */
+                wait = w->paused ? -1 : idle_next_timeout(&w->conns, w->now_ms, timeout_ms);
+                n = w->paused ? -1 : idle_next_timeout(&w->lingering, w->now_ms, CONN_LINGER_MS);
                 if (n >= 0)
                         worker_wait_until(&wait, w->now_ms + (uint64_t) n, w->now_ms);
-                if ((l = idle_oldest(&w->proxying)))
+                if (!w->paused && (l = idle_oldest(&w->proxying)))
                         worker_wait_until(&wait, l->last_ms, w->now_ms);        /* its deadline */
-                if (w->accept_retry_ms)
+                if (w->accept_retry_ms && !w->paused)
                         worker_wait_until(&wait, w->accept_retry_ms, w->now_ms);
-                if (w->watch_retry_ms)
+                if (w->watch_retry_ms && !w->paused)
                         worker_wait_until(&wait, w->watch_retry_ms, w->now_ms);
                 if (w->stopping)
                         worker_wait_until(&wait, w->stop_deadline_ms, w->now_ms);
@@ -697,6 +941,10 @@ static int worker_run(struct worker *w)
                 transient = 0;
                 worker_clock(w);
                 ev_dispatch(w->loop, n);
+                if (w->paused) {
+                        worker_try_export(w);
+                        continue;
+                }
                 if (w->n_pending > 0 && !w->accept_paused)
                         worker_serve_pending(w);
 
@@ -830,6 +1078,10 @@ void worker_free(struct worker *w)
         free(w->listeners);
         free(w->pending);
         ban_list_unref(w->bans);
+        worker_free_export(w);
+        for (size_t i = 0; i < w->n_adopt; i++)
+                close(w->adopt[i].hc->fd);      /* a thread that never ran: nobody serves them */
+        free(w->adopt);
         worker_close_queries(w);        /* a thread that never ran left them */
         pthread_mutex_destroy(&w->jobs_lock);
         if (w->wake_fd >= 0)

@@ -33,6 +33,17 @@ enum {
         WORKER_STOP   = 1 << 2,         /* stop accepting, drain, exit */
         WORKER_EXIT   = 1 << 3,         /* close everything now */
         WORKER_QUERY  = 1 << 4,         /* a query waits in its queue */
+        WORKER_PAUSE  = 1 << 5,         /* live upgrade: pause every connection, describe them */
+        WORKER_UNPAUSE = 1 << 6,        /* the upgrade failed: serve again */
+};
+
+struct handover_conn;
+
+/* A connection the previous image handed over, for this worker to serve as
+ * its loop starts (l: the listener it came from, NULL if none is left). */
+struct worker_adopt {
+        struct handover_conn *hc;
+        struct listener *l;
 };
 
 /* Queries about the clients (the control socket's clients and kick): one
@@ -159,12 +170,32 @@ struct worker {
 
         uint64_t watch_retry_ms;        /* 0, or when to try watching listeners again */
 
+        /* A live upgrade (server-upgrade.c): paused, every connection is
+         * described in ho_conns (with its listener's serial in ho_serials)
+         * once no operation is in flight any more; then exported is set
+         * (under the server's listeners_lock, with synced_cond). */
+        bool paused;
+        bool export_wanted;             /* paused by the server (not a new image's adoption) */
+        _Atomic bool exported;
+        struct handover_conn *ho_conns;
+        uint64_t *ho_serials;
+        size_t n_ho;
+        int ho_error;                   /* 0, or -ENOMEM: nothing was described */
+        /* handed over by the previous image, served once the loop runs */
+        struct worker_adopt *adopt;
+        size_t n_adopt;
+
         struct log_ratelimit rl_accept, rl_limit, rl_refused, rl_range, rl_watch, rl_kick, rl_evict, rl_proxy;
 };
 
 int worker_new(struct server *srv, unsigned id, int setsize, struct worker **ret);
 /* Asks the thread to exit (if it runs), joins it, frees. Accepts NULL. */
 void worker_free(struct worker *w);
+
+/* Has the paused worker described its connections (WORKER_PAUSE)? Any thread. */
+bool worker_exported(const struct worker *w);
+/* ... and has it let go of that description again (WORKER_UNPAUSE)? */
+bool worker_unpaused(const struct worker *w);
 
 /* Start the worker's thread: it takes the server's listener list and serves
  * until asked to stop (then drains) or exit; when its loop ends it calls

@@ -87,13 +87,13 @@ static void test_parse_bad(void **state)
                 const char *why;
         } bad[] = {
                 { "", 0, "usage: empty request; commands: status, stats, clients, kick, ban, unban, bans, "
-                         "reload, check, drain, undrain, help, version" },
+                         "reload, check, upgrade, drain, undrain, help, version" },
                 { " \t ", 0, "usage: empty request; commands: status, stats, clients, kick, ban, unban, bans, "
-                             "reload, check, drain, undrain, help, version" },
+                             "reload, check, upgrade, drain, undrain, help, version" },
                 { "statsu", 0, "usage: unknown command \"statsu\"; commands: status, stats, clients, kick, ban, "
-                               "unban, bans, reload, check, drain, undrain, help, version" },
+                               "unban, bans, reload, check, upgrade, drain, undrain, help, version" },
                 { "STATUS", 0, "usage: unknown command \"STATUS\"; commands: status, stats, clients, kick, ban, "
-                               "unban, bans, reload, check, drain, undrain, help, version" },
+                               "unban, bans, reload, check, upgrade, drain, undrain, help, version" },
                 { "status now", 0, "usage: status" },
                 { "kick", 0, "usage: kick PEER | all-from CIDR" },
                 { "kick a b c", 0, "usage: kick PEER | all-from CIDR" },
@@ -108,7 +108,7 @@ static void test_parse_bad(void **state)
                 { "status\r\r", 0, "usage: the request has a control or non-ASCII byte (0x0d at offset 6)" },
                 { "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0,
                   "usage: unknown command \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\"; commands: status, stats, "
-                  "clients, kick, ban, unban, bans, reload, check, drain, undrain, help, version" },
+                  "clients, kick, ban, unban, bans, reload, check, upgrade, drain, undrain, help, version" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {

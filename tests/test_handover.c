@@ -160,6 +160,30 @@ static void test_damaged(void **s)
         free(copy);
 }
 
+/* A listener a reload removed has no socket: allowed with its flag only. */
+static void test_removed_listener(void **s)
+{
+        struct handover_state st;
+        struct buffer out = BUFFER_INIT;
+        char why[256];
+
+        (void) s;
+        listeners[1] = (struct handover_listener) { .fd = -1, .flags = HANDOVER_L_REMOVED };
+        assert_int_equal(handover_encode(&state, &out), 0);
+        assert_int_equal(decode(buffer_head(&out), buffer_len(&out), &st, why), 0);
+        assert_int_equal(st.listeners[1].fd, -1);
+        assert_int_equal(st.listeners[1].flags, HANDOVER_L_REMOVED);
+        assert_int_equal(st.conns[1].listener, 1);
+        handover_state_free(&st);
+        buffer_free(&out);
+
+        listeners[1].flags = 0;
+        assert_int_equal(handover_encode(&state, &out), 0);
+        assert_int_equal(decode(buffer_head(&out), buffer_len(&out), &st, why), -EBADMSG);
+        assert_string_equal(why, "a listener without a descriptor (-1)");
+        buffer_free(&out);
+}
+
 static void test_bounds_on_encode(void **s)
 {
         struct handover_state big = state;
@@ -184,6 +208,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(test_every_truncation, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_other_version_or_format, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_removed_listener, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bounds_on_encode, setup, teardown),
         };
 

@@ -196,7 +196,7 @@ class ControlMixin(ControlHelpers):
                     "ban CIDR [SECONDS]", "unban CIDR", "bans", "reload", "check",
                     "drain LISTENER", "undrain LISTENER", "help", "version"):
             self.assertRegex(helptext, r"(?m)^%s  " % re.escape(cmd))
-        self.assertEqual(len(self.ctl_json("help")["commands"]), 13)
+        self.assertEqual(len(self.ctl_json("help")["commands"]), 14)
 
     # ------------------------------------------------------------ clients, kick
 
@@ -426,16 +426,16 @@ class ControlMixin(ControlHelpers):
             (b"\x00\xff\xfe\x01garbage\n", b"error: usage: the request has a control or non-ASCII byte "
                                             b"(0x00 at offset 0)\n\n"),
             (b"frobnicate now\n", b"error: usage: unknown command \"frobnicate\"; commands: status, stats, "
-                                  b"clients, kick, ban, unban, bans, reload, check, drain, undrain, help, "
+                                  b"clients, kick, ban, unban, bans, reload, check, upgrade, drain, undrain, help, "
                                   b"version\n\n"),
             (b"\n", b"error: usage: empty request; commands: status, stats, clients, kick, ban, unban, "
-                    b"bans, reload, check, drain, undrain, help, version\n\n"),
+                    b"bans, reload, check, upgrade, drain, undrain, help, version\n\n"),
             (b"status extra\n", b"error: usage: status\n\n"),
             (b"stats --yaml\n", b"error: usage: unknown option \"--yaml\" (valid: --json, --prometheus)\n\n"),
             (b"ban\n", b"error: usage: ban CIDR [SECONDS]\n\n"),
             (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"error: usage: unknown command \"GET\"; commands: "
                                                   b"status, stats, clients, kick, ban, unban, bans, reload, "
-                                                  b"check, drain, undrain, help, version\n\n"),
+                                                  b"check, upgrade, drain, undrain, help, version\n\n"),
         ]
         for data, answer in cases:
             self.assertEqual(self.raw(data), answer, data)
