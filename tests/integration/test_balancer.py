@@ -792,7 +792,10 @@ class ScaleOut(mt.MuxdTestCase):
         held = [e for e in snap["errors"] if e[4] >= t_kill and
                 (e[2] == "muxd1" or (e[2] is None and e[0] < t_dead))]
         others = [e for e in snap["errors"] if e not in held]
-        late = [c for c in snap["churn"] if c[0] >= t_kill and c[1] == "muxd1"]
+        # (kill() returns before a busy muxd1 has stopped: a connection
+        # opened in between may still be greeted by it; once it has exited,
+        # none may reach it)
+        late = [c for c in snap["churn"] if c[0] >= t_dead and c[1] == "muxd1"]
         self.assertEqual(late, [], "new connections reached the dead muxd1")
         self.assertLess(t_down, 5.0)
         served_after = [c for c in snap["churn"] if c[0] >= t_after and c[2] is None]
