@@ -498,6 +498,31 @@ class HandoverMixin:
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         return json.loads(p.stdout)["stats"]["total"]["received_bytes"]
 
+    def test_balancer_clients_waiting_at_max_connections(self):
+        # At max_connections, a balancer's new connections wait in the
+        # backlog or (io_uring) accepted and held, their header unread: they
+        # are handed over as waiting for it, and admitted by the new process.
+        self.start(max_connections=3, listen=self.proxied_listener(proxy_timeout=60))
+        first = self.proxied_clients(3, "px")
+        waiting = []
+        for i in range(2):
+            w = mt.connect(self.m.port, timeout=10)
+            self.addCleanup(w.close)
+            w.sendall(b"PROXY TCP4 198.51.100.%d 127.0.0.1 %d %d\r\nlate-%d\n"
+                      % (i + 1, 42000 + i, self.m.port, i))
+            waiting.append(w)
+        self.m.wait_log(r"^muxd: notice: max_connections \(3\) reached", timeout=10)
+        self.upgrade()
+        for c in first:
+            c.roundtrip()
+        for i, w in enumerate(waiting):
+            first[i].close()
+            want = mt.DEFAULT_GREETING + mt.echo_reply(b"late-%d\n" % i)
+            self.assertEqual(recv_exact(w, len(want), 10), want)
+        listed = {c["peer"] for c in self.listed_clients()}
+        self.assertIn("198.51.100.1:42000", listed)
+        self.assertIn("198.51.100.2:42001", listed)
+
     def test_proxy_header_never_completes_times_out(self):
         # the proxy_timeout deadline is carried over: not restarted, not lost
         self.start(listen=self.proxied_listener(proxy_timeout=3))
