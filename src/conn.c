@@ -3,6 +3,7 @@
  * (framing.c) and answering messages, backpressure, idle bookkeeping,
  * draining and the lingering close. Bytes move through the worker's I/O
  * (conn-io.h): conn-socket.c or conn-uring.c. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,7 +305,9 @@ static int conn_proxy_serve(struct conn *c, const char *data, size_t n)
                 p = buffer_head(&c->in);
                 len = buffer_len(&c->in);
         }
-        r = proxy_parse(p, len, o->proxy_protocol, &h);
+        /* one handed over while waiting, to a listener that now expects no
+         * header, finishes the header it began: any version */
+        r = proxy_parse(p, len, o->proxy_protocol != PROXY_OFF ? o->proxy_protocol : PROXY_ANY, &h);
         if (r < 0) {
                 conn_proxy_fail(c, "invalid PROXY header", h.reason);
                 return r;
@@ -464,8 +467,10 @@ static int conn_start_common(struct worker *w, int fd, struct listener_settings 
         c->born_ms = (uint32_t) w->now_ms;
         w->n_conns++;
         if (proxied) {
-                struct conn_proxy *x = conn_proxy(c);
+                struct conn_proxy *x;
 
+                c->flags |= CONN_PROXIED;
+                x = conn_proxy(c);
                 memcpy(&x->balancer, peer, peer_len < sizeof(x->balancer) ? peer_len : sizeof(x->balancer));
                 x->owner = owner;
                 x->refused = STATS_REFUSED_PROXY_HEADER;
@@ -533,8 +538,37 @@ bool conn_paused_busy(const struct conn *c)
         return c->w->io->paused_busy && c->w->io->paused_busy(c);
 }
 
+static void conn_addr_export(const union proxy_addr *a, struct handover_addr *h)
+{
+        *h = (struct handover_addr) { .family = a->sa.sa_family };
+        if (a->sa.sa_family == AF_INET) {
+                memcpy(h->addr, &a->in.sin_addr, 4);
+                h->port = ntohs(a->in.sin_port);
+        } else if (a->sa.sa_family == AF_INET6) {
+                memcpy(h->addr, &a->in6.sin6_addr, 16);
+                h->port = ntohs(a->in6.sin6_port);
+                h->scope_id = a->in6.sin6_scope_id;
+        }
+}
+
+static void conn_addr_adopt(const struct handover_addr *h, union proxy_addr *a)
+{
+        memset(a, 0, sizeof(*a));
+        if (h->family == AF_INET) {
+                a->in.sin_family = AF_INET;
+                memcpy(&a->in.sin_addr, h->addr, 4);
+                a->in.sin_port = htons(h->port);
+        } else if (h->family == AF_INET6) {
+                a->in6.sin6_family = AF_INET6;
+                memcpy(&a->in6.sin6_addr, h->addr, 16);
+                a->in6.sin6_port = htons(h->port);
+                a->in6.sin6_scope_id = h->scope_id;
+        }
+}
+
 int conn_export(const struct conn *c, uint64_t now_ms, struct handover_conn *hc)
 {
+        const struct conn_proxy *x = conn_proxy(c);
         const char *p = NULL;
         size_t sending = c->w->io->sending ? c->w->io->sending(c, &p) : 0;
         uint32_t age = (uint32_t) now_ms - c->born_ms;
@@ -554,6 +588,18 @@ int conn_export(const struct conn *c, uint64_t now_ms, struct handover_conn *hc)
                 hc->flags |= HANDOVER_C_THROTTLED;
         if (c->flags & CONN_LINGER)
                 hc->flags |= HANDOVER_C_LINGER;
+        if (x) {
+                conn_addr_export(&x->balancer, &hc->balancer);
+                if (c->flags & CONN_PROXY_WAIT) {
+                        /* in w->proxying, last_ms is the header's deadline */
+                        hc->proxy = HANDOVER_P_WAITING;
+                        hc->proxy_wait_ms = c->idle.last_ms > now_ms ? c->idle.last_ms - now_ms : 0;
+                        hc->idle_ms = 0;
+                } else {
+                        hc->proxy = HANDOVER_P_ADMITTED;
+                        conn_addr_export(&x->client, &hc->client);
+                }
+        }
         /* the bytes being sent come before those still in c->out */
         if ((sending > 0 && buffer_append(&hc->out, p, sending, 0) < 0) ||
             (buffer_len(&c->out) > 0 && buffer_append(&hc->out, buffer_head(&c->out), buffer_len(&c->out), 0) < 0) ||
@@ -585,9 +631,11 @@ int conn_unpause(struct conn *c)
         return conn_serve_pending(c);
 }
 
-int conn_adopt(struct worker *w, struct handover_conn *hc, struct listener_settings *set, struct source *src)
+int conn_adopt(struct worker *w, struct handover_conn *hc, struct listener_settings *set, struct source *src,
+               uint64_t owner)
 {
-        struct conn *c = calloc(1, sizeof(*c));
+        bool proxied = hc->proxy != HANDOVER_P_NONE, waiting = hc->proxy == HANDOVER_P_WAITING;
+        struct conn *c = calloc(1, sizeof(*c) + (proxied ? sizeof(struct conn_proxy) : 0));
         uint64_t last = w->now_ms > hc->idle_ms ? w->now_ms - hc->idle_ms : 0;
 
         if (!c) {
@@ -616,7 +664,25 @@ int conn_adopt(struct worker *w, struct handover_conn *hc, struct listener_setti
                 c->flags |= CONN_THROTTLED | CONN_READ_OFF;
         if (hc->flags & HANDOVER_C_LINGER)
                 c->flags = (c->flags & ~(CONN_READ_OFF | CONN_THROTTLED)) | CONN_LINGER;
+        if (proxied) {
+                struct conn_proxy *x;
+
+                c->flags |= CONN_PROXIED;
+                x = conn_proxy(c);
+                conn_addr_adopt(&hc->balancer, &x->balancer);
+                conn_addr_adopt(&hc->client, &x->client);
+                x->owner = owner;
+                x->refused = STATS_REFUSED_PROXY_HEADER;
+        }
         w->n_conns++;
+        if (waiting) {
+                /* not admitted yet: neither accepted nor greeted; what it
+                 * sent of its header waits in c->in */
+                c->flags |= CONN_PROXY_WAIT;
+                idle_insert_sorted(&w->proxying, &c->idle, w->now_ms + hc->proxy_wait_ms);
+                conn_pause(c);
+                return 0;
+        }
         /* its idle deadline is kept: the caller adopts the least recently
          * active first, so the queue stays in order */
         idle_touch(c->flags & CONN_LINGER ? &w->lingering : &w->conns, &c->idle, last);

@@ -31,7 +31,12 @@ enum {
                                          * greeting, no source held, in w->proxying) */
         CONN_WHY_SHIFT  = 8,            /* bits 8-11: why it closes, once known (conn_set_why) */
         CONN_WHY_MASK   = 0xf << 8,
-        CONN_IO_FLAGS   = 1 << 12,      /* this bit and up: the I/O's own (conn-io.h) */
+        /* struct conn_proxy follows (behind a balancer). A flag, not the
+         * listener's setting: a connection handed over keeps its state
+         * although the new configuration may have turned proxy_protocol
+         * on or off (conn_adopt()). */
+        CONN_PROXIED    = 1 << 12,
+        CONN_IO_FLAGS   = 1 << 13,      /* this bit and up: the I/O's own (conn-io.h) */
 };
 
 /* A connection that is closed before it was admitted: counted as refused
@@ -58,8 +63,8 @@ struct conn {
         uint32_t born_ms;
 };
 
-/* Behind a load balancer (the listener's proxy_protocol is on), struct conn
- * is followed by this, in the same allocation: other connections pay nothing
+/* Behind a load balancer (the listener's proxy_protocol was on when it was
+ * accepted: CONN_PROXIED), struct conn is followed by this, in the same allocation: other connections pay nothing
  * for it. */
 struct conn_proxy {
         union proxy_addr balancer;      /* the peer */
@@ -70,7 +75,7 @@ struct conn_proxy {
 
 static inline struct conn_proxy *conn_proxy(const struct conn *c)
 {
-        return c->set->o.proxy_protocol != PROXY_OFF ? (struct conn_proxy *) (void *) (c + 1) : NULL;
+        return c->flags & CONN_PROXIED ? (struct conn_proxy *) (void *) (c + 1) : NULL;
 }
 
 /* The contract of every function here and in conn-io.h that returns int:
@@ -120,8 +125,10 @@ void conn_pause(struct conn *c);
 /* Has paused c operations in flight still (io_uring)? */
 bool conn_paused_busy(const struct conn *c);
 /* Describe paused c for the next image: its descriptor, flags, idle time and
- * age, a copy of its unfinished input and of its unsent output. The
- * listener is left to the caller. 0 or -ENOMEM. */
+ * age, a copy of its unfinished input and of its unsent output, and behind
+ * a balancer its PROXY state (the addresses; while its header is awaited,
+ * the time left of proxy_timeout). The listener is left to the caller. 0 or
+ * -ENOMEM. */
 int conn_export(const struct conn *c, uint64_t now_ms, struct handover_conn *hc);
 /* The upgrade failed: c serves again (what came meanwhile is answered).
  * -errno if c was closed. */
@@ -129,8 +136,13 @@ int conn_unpause(struct conn *c);
 /* Take a connection the previous image handed over (fd, one hold on src;
  * hc's buffers are moved), paused: conn_unpause() once this image has taken
  * over for good writes its unsent output first, then answers its unfinished
- * input as if just read. 0, or -ENOMEM (closed). */
-int conn_adopt(struct worker *w, struct handover_conn *hc, struct listener_settings *set, struct source *src);
+ * input as if just read. One behind a balancer keeps its PROXY state,
+ * whatever set's proxy_protocol says now; one still waiting for its header
+ * (src NULL) waits in w->proxying for what is left of its proxy_timeout,
+ * then its client is admitted by set's rules (owner: the listener's
+ * serial). 0, or -ENOMEM (closed). */
+int conn_adopt(struct worker *w, struct handover_conn *hc, struct listener_settings *set, struct source *src,
+               uint64_t owner);
 
 static inline struct conn *conn_from_idle(struct idle_link *l)
 {

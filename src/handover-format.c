@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "handover-format.h"
 
@@ -49,7 +50,15 @@ static int handover_put_listener(struct buffer *out, const struct handover_liste
         return handover_put_bytes(out, l->name, name_len);
 }
 
-static int handover_put_conn(struct buffer *out, const struct handover_conn *c)
+static int handover_put_addr(struct buffer *out, const struct handover_addr *a)
+{
+        if (handover_put_uint(out, a->family, 2) < 0 || handover_put(out, a->addr, 16) < 0 ||
+            handover_put_uint(out, a->port, 2) < 0 || handover_put_uint(out, a->scope_id, 4) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static int handover_put_conn(struct buffer *out, const struct handover_conn *c, uint32_t version)
 {
         int r;
 
@@ -60,17 +69,33 @@ static int handover_put_conn(struct buffer *out, const struct handover_conn *c)
         r = handover_put_bytes(out, buffer_head(&c->in), buffer_len(&c->in));
         if (r >= 0)
                 r = handover_put_bytes(out, buffer_head(&c->out), buffer_len(&c->out));
-        return r;
+        if (r < 0 || version < 2)
+                return r;
+        if (handover_put_uint(out, c->proxy, 1) < 0)
+                return -ENOMEM;
+        if (c->proxy == HANDOVER_P_NONE)
+                return 0;
+        if (handover_put_addr(out, &c->balancer) < 0 || handover_put_addr(out, &c->client) < 0 ||
+            handover_put_uint(out, c->proxy_wait_ms, 8) < 0)
+                return -ENOMEM;
+        return 0;
 }
 
 int handover_encode(const struct handover_state *st, struct buffer *out)
 {
+        return handover_encode_version(st, HANDOVER_VERSION, out);
+}
+
+int handover_encode_version(const struct handover_state *st, uint32_t version, struct buffer *out)
+{
         size_t start = buffer_len(out), body;
         int r;
 
+        if (version < HANDOVER_VERSION_MIN || version > HANDOVER_VERSION)
+                return -EPROTONOSUPPORT;
         if (st->n_listeners > HANDOVER_MAX_LISTENERS || st->n_conns > HANDOVER_MAX_CONNS)
                 return -E2BIG;
-        if (handover_put(out, HANDOVER_MAGIC, 8) < 0 || handover_put_uint(out, HANDOVER_VERSION, 4) < 0 ||
+        if (handover_put(out, HANDOVER_MAGIC, 8) < 0 || handover_put_uint(out, version, 4) < 0 ||
             handover_put_uint(out, 0, 4) < 0 || handover_put_uint(out, 0, 8) < 0 ||
             handover_put_uint(out, st->n_listeners, 4) < 0)
                 return -ENOMEM;
@@ -80,7 +105,7 @@ int handover_encode(const struct handover_state *st, struct buffer *out)
         if (handover_put_uint(out, st->n_conns, 4) < 0)
                 return -ENOMEM;
         for (size_t i = 0; i < st->n_conns; i++)
-                if ((r = handover_put_conn(out, &st->conns[i])) < 0)
+                if ((r = handover_put_conn(out, &st->conns[i], version)) < 0)
                         return r;
         /* the length, now known, into the header */
         body = buffer_len(out) - start - HANDOVER_HEADER_SIZE;
@@ -97,6 +122,7 @@ struct handover_reader {
         char *why;
         size_t why_size;
         bool failed;
+        uint32_t version;       /* of the state being read */
 };
 
 static void handover_fail(struct handover_reader *rd, const char *fmt, ...)
@@ -173,6 +199,49 @@ static void handover_get_listener(struct handover_reader *rd, struct handover_li
                 handover_fail(rd, "a listener without a descriptor (%d)", l->fd);
 }
 
+static void handover_get_addr(struct handover_reader *rd, struct handover_addr *a, bool optional,
+                              const char *what)
+{
+        a->family = (uint16_t) handover_get_uint(rd, 2, what);
+        for (size_t i = 0; i < 16; i++)
+                a->addr[i] = (uint8_t) handover_get_uint(rd, 1, what);
+        a->port = (uint16_t) handover_get_uint(rd, 2, what);
+        a->scope_id = (uint32_t) handover_get_uint(rd, 4, what);
+        if (rd->failed)
+                return;
+        if (a->family != AF_INET && a->family != AF_INET6 && !(optional && a->family == 0))
+                handover_fail(rd, "%s of family %u", what, a->family);
+        else if (a->family == AF_INET && (memcmp(a->addr + 4, (const uint8_t[12]) { 0 }, 12) != 0 || a->scope_id))
+                handover_fail(rd, "%s: an IPv4 address with more than 4 bytes", what);
+}
+
+/* The PROXY state of a connection (version 2 on). */
+static void handover_get_conn_proxy(struct handover_reader *rd, struct handover_conn *c)
+{
+        c->proxy = (uint8_t) handover_get_uint(rd, 1, "a connection's PROXY state");
+        if (rd->failed || c->proxy == HANDOVER_P_NONE)
+                return;
+        if (c->proxy != HANDOVER_P_ADMITTED && c->proxy != HANDOVER_P_WAITING) {
+                handover_fail(rd, "a connection's PROXY state %u", c->proxy);
+                return;
+        }
+        handover_get_addr(rd, &c->balancer, false, "a connection's balancer");
+        handover_get_addr(rd, &c->client, c->proxy == HANDOVER_P_WAITING, "a connection's client");
+        c->proxy_wait_ms = handover_get_uint(rd, 8, "a connection's PROXY state");
+        if (rd->failed)
+                return;
+        if (c->proxy == HANDOVER_P_ADMITTED && c->proxy_wait_ms != 0)
+                handover_fail(rd, "an admitted connection still waiting %llu ms for its PROXY header",
+                              (unsigned long long) c->proxy_wait_ms);
+        else if (c->proxy_wait_ms > HANDOVER_MAX_PROXY_WAIT_MS)
+                handover_fail(rd, "a connection waiting %llu ms for its PROXY header (at most %u)",
+                              (unsigned long long) c->proxy_wait_ms, HANDOVER_MAX_PROXY_WAIT_MS);
+        else if (c->proxy == HANDOVER_P_WAITING && buffer_len(&c->out) > 0)
+                /* nothing is sent before the header admits the client */
+                handover_fail(rd, "a connection waiting for its PROXY header with %zu bytes of output",
+                              buffer_len(&c->out));
+}
+
 static void handover_get_conn(struct handover_reader *rd, size_t n_listeners, struct handover_conn *c)
 {
         c->in = (struct buffer) BUFFER_INIT;
@@ -184,6 +253,8 @@ static void handover_get_conn(struct handover_reader *rd, size_t n_listeners, st
         c->age_ms = handover_get_uint(rd, 8, "a connection");
         handover_get_bytes(rd, HANDOVER_MAX_BYTES, &c->in, NULL, "a connection's input");
         handover_get_bytes(rd, HANDOVER_MAX_BYTES, &c->out, NULL, "a connection's output");
+        if (rd->version >= 2)
+                handover_get_conn_proxy(rd, c);
         if (rd->failed)
                 return;
         if (c->fd < 0)
@@ -207,9 +278,9 @@ static int handover_get_header(struct handover_reader *rd)
         version = (uint32_t) handover_get_uint(rd, 4, "the header");
         (void) handover_get_uint(rd, 4, "the header");
         body = handover_get_uint(rd, 8, "the header");
-        if (version != HANDOVER_VERSION) {
-                handover_fail(rd, "state format version %u, this muxd reads version %u", version,
-                              HANDOVER_VERSION);
+        if (version < HANDOVER_VERSION_MIN || version > HANDOVER_VERSION) {
+                handover_fail(rd, "state format version %u, this muxd reads versions %u to %u", version,
+                              HANDOVER_VERSION_MIN, HANDOVER_VERSION);
                 return -EPROTONOSUPPORT;
         }
         if (body != rd->left) {
@@ -217,6 +288,7 @@ static int handover_get_header(struct handover_reader *rd)
                               (unsigned long long) body);
                 return -EBADMSG;
         }
+        rd->version = version;
         return 0;
 }
 

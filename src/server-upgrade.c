@@ -484,10 +484,6 @@ int server_upgrade_pause(struct server *s, char **why)
         }
         for (unsigned i = 0; i < s->n_workers; i++) {
                 r = s->workers[i]->ho_error;
-                if (r == -EPROTONOSUPPORT) {
-                        *why = strdup("connections behind a balancer (proxy_protocol) cannot be handed over yet");
-                        return r;
-                }
                 if (r < 0) {
                         *why = strdup("out of memory describing the connections");
                         return r;

@@ -626,7 +626,7 @@ static void worker_free_export(struct worker *w)
  * on the way: a cancellation a full queue did not take is asked again. */
 static bool worker_paused_busy(struct worker *w)
 {
-        struct idle_queue *lists[] = { &w->conns, &w->lingering };
+        struct idle_queue *lists[] = { &w->conns, &w->lingering, &w->proxying };
         bool busy = false;
 
         for (size_t k = 0; k < ELEMENTSOF(lists); k++)
@@ -655,9 +655,31 @@ static int worker_export_held(const struct worker *w, const struct worker_pendin
 {
         const struct worker_listener *wl = worker_find_listener((struct worker *) w, p->serial);
 
-        if (wl->set->o.proxy_protocol != PROXY_OFF)
-                return -EPROTONOSUPPORT;        /* its header is still to come */
         *hc = (struct handover_conn) { .fd = p->fd, .in = BUFFER_INIT, .out = BUFFER_INIT };
+        if (wl->set->o.proxy_protocol != PROXY_OFF) {
+                /* its header is still to come, all of proxy_timeout for it;
+                 * the next image checks proxy_from (not done yet) */
+                struct sockaddr_storage ss = {};
+                socklen_t len = sizeof(ss);
+
+                hc->proxy = HANDOVER_P_WAITING;
+                hc->proxy_wait_ms = (uint64_t) wl->set->o.proxy_timeout * 1000u;
+                hc->balancer.family = AF_INET;  /* gone already: the next image closes it */
+                if (getpeername(p->fd, (struct sockaddr *) &ss, &len) == 0 && ss.ss_family == AF_INET) {
+                        const struct sockaddr_in *in = (const struct sockaddr_in *) &ss;
+
+                        memcpy(hc->balancer.addr, &in->sin_addr, 4);
+                        hc->balancer.port = ntohs(in->sin_port);
+                } else if (len <= sizeof(ss) && ss.ss_family == AF_INET6) {
+                        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) &ss;
+
+                        hc->balancer.family = AF_INET6;
+                        memcpy(hc->balancer.addr, &in6->sin6_addr, 16);
+                        hc->balancer.port = ntohs(in6->sin6_port);
+                        hc->balancer.scope_id = in6->sin6_scope_id;
+                }
+                return 0;
+        }
         if (wl->set->o.greeting_len > 0 &&
             buffer_append(&hc->out, wl->set->o.greeting, wl->set->o.greeting_len, 0) < 0)
                 return -ENOMEM;
@@ -670,15 +692,13 @@ static int worker_export_held(const struct worker *w, const struct worker_pendin
 static void worker_try_export(struct worker *w)
 {
         struct server *s = w->srv;
-        const struct idle_queue *lists[] = { &w->conns, &w->lingering };
+        const struct idle_queue *lists[] = { &w->conns, &w->lingering, &w->proxying };
         size_t n, i = 0;
 
         if (!w->export_wanted || atomic_load(&w->exported) || worker_paused_busy(w) || worker_accepts_busy(w))
                 return;
         worker_drop_orphans(w);         /* held for a listener gone: as its backlog */
-        n = w->conns.count + w->lingering.count + w->n_pending;
-        if (w->proxying.count > 0)
-                w->ho_error = -EPROTONOSUPPORT;
+        n = w->conns.count + w->lingering.count + w->proxying.count + w->n_pending;
         w->ho_conns = calloc(n + 1, sizeof(*w->ho_conns));
         w->ho_serials = calloc(n + 1, sizeof(*w->ho_serials));
         if (!w->ho_error && (!w->ho_conns || !w->ho_serials))
@@ -687,16 +707,12 @@ static void worker_try_export(struct worker *w)
                 for (const struct idle_link *l = lists[k]->head.next; l != &lists[k]->head; l = l->next) {
                         const struct conn *c = conn_from_idle((struct idle_link *) l);
 
-                        /* the client a PROXY header named is not in the state (yet) */
-                        if (conn_proxy(c)) {
-                                w->ho_error = -EPROTONOSUPPORT;
-                                break;
-                        }
                         if (conn_export(c, w->now_ms, &w->ho_conns[i]) < 0) {
                                 w->ho_error = -ENOMEM;
                                 break;
                         }
-                        w->ho_serials[i++] = c->src->owner;
+                        /* still waiting for its PROXY header: no source held yet */
+                        w->ho_serials[i++] = c->src ? c->src->owner : conn_proxy(c)->owner;
                         w->n_ho = i;
                 }
         for (size_t k = 0; k < w->n_pending && !w->ho_error; k++) {
@@ -723,7 +739,7 @@ static void worker_try_export(struct worker *w)
 
 static void worker_pause(struct worker *w)
 {
-        struct idle_queue *lists[] = { &w->conns, &w->lingering };
+        struct idle_queue *lists[] = { &w->conns, &w->lingering, &w->proxying };
 
         w->paused = true;
         w->export_wanted = true;
@@ -767,6 +783,21 @@ static void worker_unpause(struct worker *w)
                 next = l->next;
                 (void) conn_unpause(conn_from_idle(l));
         }
+        /* Waiting for a PROXY header, in the order of their deadlines: one
+         * whose header came meanwhile is admitted (moved to w->conns). */
+        while ((l = idle_oldest(&w->proxying))) {
+                uint64_t deadline = l->last_ms;
+
+                idle_remove(&w->proxying, l);
+                idle_touch(&pending, l, deadline);
+        }
+        while ((l = idle_oldest(&pending))) {
+                uint64_t deadline = l->last_ms;
+
+                idle_remove(&pending, l);
+                idle_touch(&w->proxying, l, deadline);
+                (void) conn_unpause(conn_from_idle(l));
+        }
         if (!w->accept_paused)
                 worker_watch_listeners(w, true);
 }
@@ -799,19 +830,50 @@ static void worker_adopt_all(struct worker *w)
                 socklen_t len = sizeof(ss);
                 struct source *src = NULL;
                 unsigned evicted;
+                bool alive;
 
                 for (size_t j = 0; a->l && j < w->n_listeners && !wl; j++)
                         if (w->listeners[j].l == a->l)
                                 wl = &w->listeners[j];
-                /* Not with a listener that now expects a PROXY header: the
-                 * client's address it would name is not in the state. */
-                if (wl && wl->set->o.proxy_protocol != PROXY_OFF) {
-                        log_notice("worker %u: closing a connection handed over: its listener %s expects a PROXY "
-                                   "header now", w->id, wl->l->addr_str);
-                        wl = NULL;
+                /* A client gone meanwhile has no peer address any more. One
+                 * whose listener turned proxy_protocol on or off since keeps
+                 * the state it was admitted with (it is served as it was). */
+                alive = wl && getpeername(a->hc->fd, (struct sockaddr *) &ss, &len) == 0;
+                if (alive && a->hc->proxy == HANDOVER_P_WAITING) {
+                        /* not admitted yet: this configuration's rules, as at
+                         * accept; its PROXY header then meets worker_admit() */
+                        const void *addr = worker_peer_addr(&ss);
+
+                        if (wl->set->o.proxy_protocol != PROXY_OFF &&
+                            (!addr || !acl_match(&wl->set->o.proxy_from, ss.ss_family, addr))) {
+                                worker_refuse(w, wl, a->hc->fd, &ss, len, STATS_REFUSED_PROXY_FROM,
+                                              "not in proxy_from (PROXY protocol)");
+                                continue;
+                        }
+                        atomic_fetch_add(&s->n_conns_total, 1);
+                        (void) conn_adopt(w, a->hc, wl->set, NULL, wl->l->serial);
+                        continue;
                 }
-                /* a client gone meanwhile has no peer address any more */
-                if (wl && getpeername(a->hc->fd, (struct sockaddr *) &ss, &len) == 0) {
+                if (alive && a->hc->proxy == HANDOVER_P_ADMITTED) {
+                        /* counted under the client its header named */
+                        struct handover_addr *h = &a->hc->client;
+
+                        memset(&ss, 0, sizeof(ss));
+                        ss.ss_family = h->family;
+                        if (h->family == AF_INET) {
+                                struct sockaddr_in *in = (struct sockaddr_in *) &ss;
+
+                                memcpy(&in->sin_addr, h->addr, 4);
+                                in->sin_port = htons(h->port);
+                        } else {
+                                struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &ss;
+
+                                memcpy(&in6->sin6_addr, h->addr, 16);
+                                in6->sin6_port = htons(h->port);
+                                in6->sin6_scope_id = h->scope_id;
+                        }
+                }
+                if (alive) {
                         /* admitted already: counted, never refused by a limit */
                         struct listener_opts o = wl->set->o;
 
@@ -827,7 +889,7 @@ static void worker_adopt_all(struct worker *w)
                         continue;
                 }
                 atomic_fetch_add(&s->n_conns_total, 1);
-                (void) conn_adopt(w, a->hc, wl->set, src);
+                (void) conn_adopt(w, a->hc, wl->set, src, wl->l->serial);
         }
         if (lost > 0)
                 log_notice("worker %u: %zu connection%s handed over closed: the client left, or its listener "

@@ -36,6 +36,14 @@ static int setup(void **s)
         assert_int_equal(buffer_append(&conns[1].in, "half a li", 9, 0), 0);
         assert_int_equal(buffer_append(&conns[2].out, "reply!\nmore\n", 12, 0), 0);
         conns[2].flags = HANDOVER_C_EOF | HANDOVER_C_CLOSING;
+        /* behind a balancer: the first still waits for its PROXY header,
+         * the second was admitted (an IPv6 client through an IPv4 balancer) */
+        conns[0].proxy = HANDOVER_P_WAITING;
+        conns[0].balancer = (struct handover_addr) { AF_INET, { 127, 0, 0, 2 }, 5000, 0 };
+        conns[0].proxy_wait_ms = 2500;
+        conns[1].proxy = HANDOVER_P_ADMITTED;
+        conns[1].balancer = (struct handover_addr) { AF_INET, { 127, 0, 0, 3 }, 5001, 0 };
+        conns[1].client = (struct handover_addr) { AF_INET6, { [15] = 1 }, 4444, 7 };
         state = (struct handover_state) { listeners, 2, conns, 3 };
         encoded = (struct buffer) BUFFER_INIT;
         assert_int_equal(handover_encode(&state, &encoded), 0);
@@ -87,7 +95,107 @@ static void test_round_trip(void **s)
         }
         assert_memory_equal(buffer_head(&st.conns[1].in), "half a li", 9);
         assert_memory_equal(buffer_head(&st.conns[2].out), "reply!\nmore\n", 12);
+        for (size_t i = 0; i < 3; i++) {
+                assert_int_equal(st.conns[i].proxy, conns[i].proxy);
+                assert_memory_equal(&st.conns[i].balancer, &conns[i].balancer, sizeof(struct handover_addr));
+                assert_memory_equal(&st.conns[i].client, &conns[i].client, sizeof(struct handover_addr));
+                assert_int_equal(st.conns[i].proxy_wait_ms, conns[i].proxy_wait_ms);
+        }
         handover_state_free(&st);
+}
+
+/* What the previous release writes (version 1, no PROXY state) is still
+ * read: the same connections, none behind a balancer. */
+static void test_version_1_read(void **s)
+{
+        struct handover_state st;
+        struct buffer v1 = BUFFER_INIT;
+        char why[256] = "";
+
+        (void) s;
+        assert_int_equal(handover_encode_version(&state, 1, &v1), 0);
+        assert_int_equal(((const uint8_t *) buffer_head(&v1))[8], 1);
+        /* 1 byte of PROXY state less for a connection without, 1 + 24 + 24 + 8 with */
+        assert_int_equal(buffer_len(&v1), buffer_len(&encoded) - 3 - 2 * 56);
+        assert_int_equal(decode(buffer_head(&v1), buffer_len(&v1), &st, why), 0);
+        assert_int_equal(st.n_listeners, 2);
+        assert_int_equal(st.n_conns, 3);
+        for (size_t i = 0; i < 3; i++) {
+                assert_int_equal(st.conns[i].fd, conns[i].fd);
+                assert_int_equal(st.conns[i].flags, conns[i].flags);
+                assert_int_equal(st.conns[i].age_ms, conns[i].age_ms);
+                assert_int_equal(buffer_len(&st.conns[i].in), buffer_len(&conns[i].in));
+                assert_int_equal(buffer_len(&st.conns[i].out), buffer_len(&conns[i].out));
+                assert_int_equal(st.conns[i].proxy, HANDOVER_P_NONE);
+                assert_int_equal(st.conns[i].proxy_wait_ms, 0);
+        }
+        assert_memory_equal(buffer_head(&st.conns[2].out), "reply!\nmore\n", 12);
+        handover_state_free(&st);
+        buffer_free(&v1);
+        assert_int_equal(handover_encode_version(&state, 0, &v1), -EPROTONOSUPPORT);
+        assert_int_equal(handover_encode_version(&state, HANDOVER_VERSION + 1, &v1), -EPROTONOSUPPORT);
+        buffer_free(&v1);
+}
+
+/* Damaged PROXY fields: refused with what is wrong, nothing allocated. The
+ * first connection's PROXY state follows its 36 bytes (no input, no output). */
+static void test_damaged_proxy(void **s)
+{
+        size_t n = buffer_len(&encoded);
+        char *copy = malloc(n), why[256];
+        struct handover_state st;
+        size_t p0 = 24 + 4 + (37 + 4 + 4) + (37 + 4) + 4 + 36;
+        struct {
+                size_t off;
+                uint8_t byte;
+                const char *why;
+        } cases[] = {
+                { p0, 3, "a connection's PROXY state 3" },
+                { p0 + 1, 99, "a connection's balancer of family 99" },
+                { p0 + 1, 0, "a connection's balancer of family 0" },
+                { p0 + 1 + 2 + 4, 1, "a connection's balancer: an IPv4 address with more than 4 bytes" },
+                { p0 + 1 + 24, 77, "a connection's client of family 77" },
+                /* an admitted one needs a client (the waiting one has none) */
+                { p0, HANDOVER_P_ADMITTED, "a connection's client of family 0" },
+                /* the wait's top byte: far beyond proxy_timeout's bound */
+                { p0 + 1 + 48 + 7, 1, "a connection waiting 72057594037930436 ms for its PROXY header "
+                                      "(at most 3600000)" },
+        };
+
+        (void) s;
+        assert_non_null(copy);
+        assert_int_equal(((const uint8_t *) buffer_head(&encoded))[p0], HANDOVER_P_WAITING);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                memcpy(copy, buffer_head(&encoded), n);
+                copy[cases[i].off] = (char) cases[i].byte;
+                assert_int_equal(decode(copy, n, &st, why), -EBADMSG);
+                assert_string_equal(why, cases[i].why);
+                assert_null(st.conns);
+        }
+        free(copy);
+}
+
+/* Nothing is sent before the header admits the client, and an admitted one
+ * waits no more: states that say otherwise are refused. */
+static void test_proxy_inconsistent(void **s)
+{
+        struct handover_state st;
+        struct buffer out = BUFFER_INIT;
+        char why[256];
+
+        (void) s;
+        assert_int_equal(buffer_append(&conns[0].out, "hello\n", 6, 0), 0);
+        assert_int_equal(handover_encode(&state, &out), 0);
+        assert_int_equal(decode(buffer_head(&out), buffer_len(&out), &st, why), -EBADMSG);
+        assert_string_equal(why, "a connection waiting for its PROXY header with 6 bytes of output");
+        buffer_free(&out);
+        buffer_free(&conns[0].out);
+
+        conns[1].proxy_wait_ms = 10;
+        assert_int_equal(handover_encode(&state, &out), 0);
+        assert_int_equal(decode(buffer_head(&out), buffer_len(&out), &st, why), -EBADMSG);
+        assert_string_equal(why, "an admitted connection still waiting 10 ms for its PROXY header");
+        buffer_free(&out);
 }
 
 /* Cut short at every byte: refused, never read past the end. */
@@ -119,9 +227,11 @@ static void test_other_version_or_format(void **s)
         (void) s;
         assert_non_null(copy);
         memcpy(copy, buffer_head(&encoded), buffer_len(&encoded));
-        copy[8] = 2;                            /* version 2 */
+        copy[8] = 3;                            /* version 3 */
         assert_int_equal(decode(copy, buffer_len(&encoded), &st, why), -EPROTONOSUPPORT);
-        assert_string_equal(why, "state format version 2, this muxd reads version 1");
+        assert_string_equal(why, "state format version 3, this muxd reads versions 1 to 2");
+        copy[8] = 0;
+        assert_int_equal(decode(copy, buffer_len(&encoded), &st, why), -EPROTONOSUPPORT);
         memcpy(copy, "NOTMUXD!", 8);
         assert_int_equal(decode(copy, buffer_len(&encoded), &st, why), -EPROTONOSUPPORT);
         assert_string_equal(why, "not a muxd state (no \"MUXDSTAT\" header)");
@@ -209,6 +319,9 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(test_other_version_or_format, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_removed_listener, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_version_1_read, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_damaged_proxy, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_proxy_inconsistent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bounds_on_encode, setup, teardown),
         };
 

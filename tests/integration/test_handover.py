@@ -408,20 +408,174 @@ class HandoverMixin:
         self.assertIn("Connection refused", p.stderr)
         c.roundtrip()
 
-    def test_behind_a_balancer_refused(self):
-        # connections whose client a PROXY header named are not handed over
-        # (yet): the upgrade is refused, every client goes on being served
-        m = self.start(listen=[{"port": 0, "address": "127.0.0.1", "proxy_protocol": "v1",
-                                "proxy_from": ["127.0.0.1/32"]}])
-        s = mt.connect(m.port, timeout=10)
+    # ---- behind a load balancer (proxy_protocol)
+
+    def proxied_listener(self, port=0, proxy="v1", **over):
+        e = {"port": port, "address": "127.0.0.1", "proxy_from": ["127.0.0.1/32"]}
+        if proxy:
+            e["proxy_protocol"] = proxy
+        e.update(over)
+        return [e]
+
+    def proxied_clients(self, n, prefix, net="192.0.2"):
+        """Clients through the 'balancer': each names 192.0.2.(i+1):(40000+i)."""
+        cs = []
+        for i in range(n):
+            c = Client.__new__(Client)
+            c.tag, c.seq, c.lock = "%s%d" % (prefix, i), 0, threading.Lock()
+            c.sock = mt.connect(self.m.port, timeout=10)
+            self.addCleanup(c.sock.close)
+            c.sock.sendall(b"PROXY TCP4 %s.%d 127.0.0.1 %d %d\r\n"
+                           % (net.encode(), i + 1, 40000 + i, self.m.port))
+            self.assertEqual(recv_exact(c.sock, len(mt.DEFAULT_GREETING), 10), mt.DEFAULT_GREETING)
+            cs.append(c)
+        return cs
+
+    def listed_clients(self):
+        p = self.muxctl("--json", "clients")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return json.loads(p.stdout)["clients"]
+
+    def assert_listed_behind_balancer(self, cs, net="192.0.2"):
+        """muxctl clients names each client its header named, and the balancer."""
+        listed = {c["peer"]: c["proxy"] for c in self.listed_clients()}
+        for i, c in enumerate(cs):
+            peer = "%s.%d:%d" % (net, i + 1, 40000 + i)
+            self.assertIn(peer, listed, "%s not listed: %r" % (peer, listed))
+            self.assertEqual(listed[peer], "127.0.0.1:%d" % c.sock.getsockname()[1])
+
+    def test_behind_a_balancer_round_trips(self):
+        # admitted clients behind a balancer carry over, under load, and keep
+        # their addresses (the one their header named, and the balancer's)
+        self.start(listen=self.proxied_listener())
+        cs = self.proxied_clients(self.N_CLIENTS // 2, "px")
+        self.assert_listed_behind_balancer(cs)
+        with Traffic(cs) as t:
+            self.wait_for(lambda: t.count >= len(cs), 20, "round trips before")
+            self.upgrade()
+            before = t.count
+            self.wait_for(lambda: t.count >= before + 2 * len(cs) or t.errors, 20, "round trips after")
+        self.assertEqual(t.errors, [])
+        self.assert_listed_behind_balancer(cs)
+        self.upgrade(via="muxctl")
+        for c in cs:
+            c.roundtrip()
+        self.assert_listed_behind_balancer(cs)
+        # the per-source counts are under the real clients: a new one is admitted
+        self.proxied_clients(1, "late", net="198.51.100")[0].roundtrip()
+
+    def test_half_received_proxy_header_completes(self):
+        # a header half received by the old process is finished against the
+        # new one: greeted then, its first line (sent with the rest) answered
+        self.start(listen=self.proxied_listener(proxy_timeout=60))
+        ss = []
+        for i in range(5):
+            s = mt.connect(self.m.port, timeout=10)
+            self.addCleanup(s.close)
+            s.sendall(b"PROXY TCP4 203.0.113.%d 127.0.0.1 " % (i + 1))
+            ss.append(s)
+        quiet = mt.connect(self.m.port, timeout=10)    # nothing sent yet at all
+        self.addCleanup(quiet.close)
+        # the halves are in the old process's memory, not in the sockets
+        sent = 5 * len(b"PROXY TCP4 203.0.113.1 127.0.0.1 ")
+        self.wait_for(lambda: self.received() >= sent, 20, "half headers read")
+        self.upgrade()
+        self.upgrade(via="muxctl")
+        for i, s in enumerate(ss):
+            s.sendall(b"%d %d\r\nline-%d\n" % (50000 + i, self.m.port, i))
+            want = mt.DEFAULT_GREETING + mt.echo_reply(b"line-%d\n" % i)
+            self.assertEqual(recv_exact(s, len(want), 10), want)
+        quiet.sendall(b"PROXY TCP4 203.0.113.99 127.0.0.1 50099 %d\r\n" % self.m.port)
+        self.assertEqual(recv_exact(quiet, len(mt.DEFAULT_GREETING), 10), mt.DEFAULT_GREETING)
+        listed = {c["peer"] for c in self.listed_clients()}
+        for i in range(5):
+            self.assertIn("203.0.113.%d:%d" % (i + 1, 50000 + i), listed)
+        self.assertIn("203.0.113.99:50099", listed)
+
+    def received(self):
+        """Bytes the process serving now has read from its clients."""
+        p = self.muxctl("--json", "stats")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return json.loads(p.stdout)["stats"]["total"]["received_bytes"]
+
+    def test_balancer_clients_waiting_at_max_connections(self):
+        # At max_connections, a balancer's new connections wait in the
+        # backlog or (io_uring) accepted and held, their header unread: they
+        # are handed over as waiting for it, and admitted by the new process.
+        self.start(max_connections=3, listen=self.proxied_listener(proxy_timeout=60))
+        first = self.proxied_clients(3, "px")
+        waiting = []
+        for i in range(2):
+            w = mt.connect(self.m.port, timeout=10)
+            self.addCleanup(w.close)
+            w.sendall(b"PROXY TCP4 198.51.100.%d 127.0.0.1 %d %d\r\nlate-%d\n"
+                      % (i + 1, 42000 + i, self.m.port, i))
+            waiting.append(w)
+        self.m.wait_log(r"^muxd: notice: max_connections \(3\) reached", timeout=10)
+        self.upgrade()
+        for c in first:
+            c.roundtrip()
+        for i, w in enumerate(waiting):
+            first[i].close()
+            want = mt.DEFAULT_GREETING + mt.echo_reply(b"late-%d\n" % i)
+            self.assertEqual(recv_exact(w, len(want), 10), want)
+        listed = {c["peer"] for c in self.listed_clients()}
+        self.assertIn("198.51.100.1:42000", listed)
+        self.assertIn("198.51.100.2:42001", listed)
+
+    def test_proxy_header_never_completes_times_out(self):
+        # the proxy_timeout deadline is carried over: not restarted, not lost
+        self.start(listen=self.proxied_listener(proxy_timeout=3))
+        s = mt.connect(self.m.port, timeout=10)
         self.addCleanup(s.close)
-        s.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 %d\r\n" % m.port)
-        self.assertEqual(recv_exact(s, len(mt.DEFAULT_GREETING), 10), mt.DEFAULT_GREETING)
-        p = self.muxctl("upgrade")
-        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
-        self.assertIn("behind a balancer (proxy_protocol) cannot be handed over yet", p.stdout + p.stderr)
-        s.sendall(b"still\n")
-        self.assertEqual(recv_exact(s, len(b"stillhi...\n"), 10), b"stillhi...\n")
+        t0 = time.monotonic()
+        s.sendall(b"PROXY TCP4 192.0.2.9")
+        self.wait_for(lambda: self.received() >= 20, 20, "half header read")
+        # a deliberate delay, not a wait for a condition: half the deadline
+        # passes in the old process, so that one restarted would show
+        time.sleep(1.5)
+        since = self.m.log_count()
+        self.upgrade()
+        self.assertEqual(mt.recv_all(s, timeout=mt.scaled(10), allow_reset=True), b"")
+        took = time.monotonic() - t0
+        self.assertGreater(took, 2.8, "closed before proxy_timeout")
+        self.assertLess(took, 4.3, "the deadline was restarted (it would be at 4.5 s or later)")
+        self.m.wait_log(r"^muxd: warning: load balancer 127\.0\.0\.1:\d+: no complete PROXY header within "
+                        r"proxy_timeout \(3 s\): closing$", since=since)
+
+    def test_proxy_protocol_turned_off_or_on(self):
+        # A connection keeps the rules it was accepted under when the new
+        # configuration turns its listener's proxy_protocol off or on
+        # (muxd(8), UPGRADING): admitted clients go on, a header begun is
+        # finished, a plain client stays plain.
+        self.start(listen=self.proxied_listener(proxy_timeout=60))
+        port = self.m.port
+        admitted = self.proxied_clients(2, "px")
+        waiting = mt.connect(port, timeout=10)
+        self.addCleanup(waiting.close)
+        before = self.received()
+        waiting.sendall(b"PROXY TCP4 198.51.100.7 127.0.0.1 ")
+        self.wait_for(lambda: self.received() >= before + 10, 20, "half header read")
+        self.write_config(mt.base_settings(self.backend, control_socket=self.ctl_path,
+                                           listen=self.proxied_listener(port, proxy=None)))
+        self.upgrade()
+        for c in admitted:
+            c.roundtrip()
+        self.assert_listed_behind_balancer(admitted)
+        waiting.sendall(b"41000 %d\r\nw\n" % port)
+        want = mt.DEFAULT_GREETING + mt.echo_reply(b"w\n")
+        self.assertEqual(recv_exact(waiting, len(want), 10), want)
+        plain = self.clients(1, "plain")[0]     # no header now
+        plain.roundtrip()
+        self.write_config(mt.base_settings(self.backend, control_socket=self.ctl_path,
+                                           listen=self.proxied_listener(port)))
+        self.upgrade(via="muxctl")
+        plain.roundtrip()                       # still served without a header
+        for c in admitted:
+            c.roundtrip()
+        listed = {c["peer"]: c["proxy"] for c in self.listed_clients()}
+        self.assertEqual(listed.get("198.51.100.7:41000"), "127.0.0.1:%d" % waiting.getsockname()[1])
+        self.assertIn(None, listed.values())    # the plain one: no balancer
 
     def test_idle_timeout_after_upgrade(self):
         self.start(timeout=3)
