@@ -10,8 +10,9 @@ Runs until DIR/stop exists (bounded by --limit seconds): then the half-sent
 lines are finished, each client does a last round trip and closes, and one
 JSON document goes to stdout: connections closed by the server, wrong,
 lost (no reply within 5 s) and duplicated replies, half lines completed,
-round trips, and the longest reply delay, in total and between DIR/mark and
-DIR/stop (the window the hand-overs happen in). Exits 0 only if nothing was
+round trips, and the longest reply delay, in total, between DIR/mark and
+DIR/stop (the window the hand-overs happen in) and before DIR/mark (the
+baseline: the same load without a hand-over). Exits 0 only if nothing was
 closed, wrong, lost or duplicated and every half line was answered.
 --expect-close: the server is being stopped; ends once every client is
 closed, exits 0 if all were closed and nothing was wrong, lost (a client
@@ -50,7 +51,7 @@ def main():
     think = a.think / 1000.0
     sel = selectors.DefaultSelector()
     st = collections.Counter()
-    maxd = [0.0, 0.0]               # longest delay: total, in the window
+    maxd = [0.0, 0.0, 0.0]          # longest delay: total, in the window, before it
     t0 = time.monotonic()
     # client state: [sock, idx, buf, greeted, expect, sent_at, seq, half]
     cl = []
@@ -136,6 +137,8 @@ def main():
                 maxd[0] = max(maxd[0], d)
                 if in_window:
                     maxd[1] = max(maxd[1], d)
+                else:
+                    maxd[2] = max(maxd[2], d)
                 st["round_trips"] += 1
                 c[4] = None
                 due.append((now + think, c))
@@ -184,7 +187,8 @@ def main():
                             "half_completed", "round_trips", "unanswered")}
     r.update(clients=a.clients, half=a.half, ready=ready,
              max_delay_ms=round(maxd[0] * 1000, 1),
-             max_delay_window_ms=round(maxd[1] * 1000, 1))
+             max_delay_window_ms=round(maxd[1] * 1000, 1),
+             max_delay_before_ms=round(maxd[2] * 1000, 1))
     print(json.dumps(r))
     if a.expect_close:
         good = (ready and r["closed"] == a.clients + a.half
