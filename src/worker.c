@@ -822,6 +822,9 @@ static void worker_adopt_all(struct worker *w)
                                 src = NULL;
                 }
                 if (!src) {
+                        /* stored by the previous image or retaken from the store */
+                        server_fdstore_remove(s, a->hc->fd, a->hc->flags & HANDOVER_C_STORED ?
+                                              server_fdstore_id(a->hc->fd) : a->hc->store_id);
                         close(a->hc->fd);
                         lost++;
                         continue;
