@@ -101,7 +101,7 @@ void conn_close(struct conn *c)
         listener_settings_unref(c->set);
         src = c->src;
         /* out of the fd store before its end: a client gone is not retaken */
-        server_fdstore_remove(w->srv, c->fd, c->store_id);
+        server_fdstore_remove(w, c->fd, c->store_id);
         w->io->close(c);        /* c is gone (or a zombie of the ring's) */
         worker_conn_closed(w, src);
 }
@@ -491,7 +491,7 @@ static int conn_start_common(struct worker *w, int fd, struct listener_settings 
         STATS_ADD(worker_stats(w, set), accepted, 1);
         /* preserve_connections: not behind a load balancer (a retaken one
          * would need its PROXY header again) */
-        c->store_id = server_fdstore_add(w->srv, fd);
+        c->store_id = server_fdstore_add(w, fd);
         if (set->o.greeting_len > 0 && c->w->io->send(c, set->o.greeting, set->o.greeting_len) < 0)
                 return -ECONNRESET;
         return 0;
@@ -630,7 +630,7 @@ int conn_adopt(struct worker *w, struct handover_conn *hc, struct listener_setti
         else if (hc->store_id)
                 c->store_id = hc->store_id;
         else
-                c->store_id = server_fdstore_add(w->srv, c->fd);
+                c->store_id = server_fdstore_add(w, c->fd);
         w->n_conns++;
         /* its idle deadline is kept: the caller adopts the least recently
          * active first, so the queue stays in order */

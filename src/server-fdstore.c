@@ -36,36 +36,105 @@ uint64_t server_fdstore_id(int fd)
         return fstat(fd, &st) < 0 ? 0 : (uint64_t) st.st_ino;
 }
 
-uint64_t server_fdstore_add(struct server *s, int fd)
+static bool server_fdstore_transient(int err)
 {
+        return err == -EAGAIN || err == -EWOULDBLOCK || err == -ENOBUFS || err == -ENOMEM || err == -EINTR;
+}
+
+static int server_fdstore_send(struct server *s, int fd, uint64_t id)
+{
+        if (!s->fdstore)
+                return -ENOTCONN;
+        return fd >= 0 ? systemd_fdstore_add(s->fdstore, fd, id) : systemd_fdstore_remove(s->fdstore, id);
+}
+
+static void server_fdstore_failed(struct server *s, bool store, int err)
+{
+        if (store) {
+                /* not preserved: served all the same */
+                atomic_fetch_add(&s->fdstore_unpreserved, 1);
+                server_fdstore_warn(s, "store a connection in", err);
+        } else {
+                atomic_fetch_add(&s->fdstore_remove_failed, 1);
+                server_fdstore_warn(s, "remove a connection from", err);
+        }
+}
+
+/* Send now, behind what waits already; queue it if the socket is full. */
+static int server_fdstore_push(struct worker *w, int fd, uint64_t id)
+{
+        struct worker_fdstore_queue *q = &w->fdstore_queue;
+        int r = q->n > 0 ? -EAGAIN : server_fdstore_send(w->srv, fd, id);
+
+        if (r >= 0 || !server_fdstore_transient(r))
+                return r;
+        if (q->n == WORKER_FDSTORE_QUEUE_MAX)
+                return -ENOBUFS;
+        q->e[q->n].fd = fd;
+        q->e[q->n].id = id;
+        q->n++;
+        return 0;
+}
+
+bool server_fdstore_flush(struct worker *w)
+{
+        struct worker_fdstore_queue *q = &w->fdstore_queue;
+        unsigned done = 0;
+
+        while (done < q->n) {
+                int r = server_fdstore_send(w->srv, q->e[done].fd, q->e[done].id);
+
+                if (r < 0 && server_fdstore_transient(r))
+                        break;
+                if (r < 0)
+                        server_fdstore_failed(w->srv, q->e[done].fd >= 0, r);
+                else if (q->e[done].fd >= 0)
+                        atomic_fetch_add(&w->srv->fdstore_stored, 1);
+                done++;
+        }
+        memmove(q->e, q->e + done, (q->n - done) * sizeof(q->e[0]));
+        q->n -= done;
+        return q->n > 0;
+}
+
+uint64_t server_fdstore_add(struct worker *w, int fd)
+{
+        struct server *s = w->srv;
         uint64_t id;
         int r;
 
         if (!s->fdstore || !atomic_load(&s->preserve))
                 return 0;
         id = server_fdstore_id(fd);
-        r = id ? systemd_fdstore_add(s->fdstore, fd, id) : -EBADF;
+        r = id ? server_fdstore_push(w, fd, id) : -EBADF;
         if (r < 0) {
-                /* not preserved: served all the same */
-                atomic_fetch_add(&s->fdstore_unpreserved, 1);
-                server_fdstore_warn(s, "store a connection in", r);
+                server_fdstore_failed(s, true, r);
                 return 0;
         }
-        atomic_fetch_add(&s->fdstore_stored, 1);
+        if (w->fdstore_queue.n == 0 || w->fdstore_queue.e[w->fdstore_queue.n - 1].id != id)
+                atomic_fetch_add(&s->fdstore_stored, 1);        /* sent (a queued one counts when it goes) */
         return id;
 }
 
-void server_fdstore_remove(struct server *s, int fd, uint64_t id)
+void server_fdstore_remove(struct worker *w, int fd, uint64_t id)
 {
-        int r;
+        struct worker_fdstore_queue *q = &w->fdstore_queue;
+        int r = 0;
 
         if (!id)
                 return;
-        r = s->fdstore ? systemd_fdstore_remove(s->fdstore, id) : -ENOTCONN;
-        if (r < 0) {
-                atomic_fetch_add(&s->fdstore_remove_failed, 1);
-                server_fdstore_warn(s, "remove a connection from", r);
-        }
+        for (unsigned i = 0; i < q->n; i++)
+                if (q->e[i].fd >= 0 && q->e[i].id == id) {
+                        /* its store never went: nothing to remove */
+                        memmove(q->e + i, q->e + i + 1, (q->n - i - 1) * sizeof(q->e[0]));
+                        q->n--;
+                        id = 0;
+                        break;
+                }
+        if (id)
+                r = server_fdstore_push(w, -1, id);
+        if (r < 0)
+                server_fdstore_failed(w->srv, false, r);
         (void) shutdown(fd, SHUT_RDWR);
 }
 
@@ -172,7 +241,8 @@ int server_fdstore_distribute(struct server *s)
                         systemd_fdstore_name(hc->store_id, name);
                         log_notice("closing connection \"%s\" from systemd's fd store: no listener of the "
                                    "configuration has its address", name);
-                        server_fdstore_remove(s, hc->fd, hc->store_id);
+                        /* the workers have not started: the first one's queue is free */
+                        server_fdstore_remove(s->workers[0], hc->fd, hc->store_id);
                         close(hc->fd);
                         hc->fd = -1;
                         closed++;

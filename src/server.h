@@ -179,14 +179,17 @@ int server_source_hold(struct server *s, uint64_t owner, const struct listener_o
 /* accepts NULL (a connection still waiting for its PROXY header holds none) */
 void server_source_release(struct server *s, struct source *src, uint64_t now_ms);
 
-/* preserve_connections (server-fdstore.c), from any thread, never blocking:
- * store fd in systemd's fd store; its id (its socket's inode, for the
- * removal), or 0 when it is not preserved (off, no NOTIFY_SOCKET, or the
- * store refused: counted). */
-uint64_t server_fdstore_add(struct server *s, int fd);
+/* preserve_connections (server-fdstore.c), from w's thread (or before the
+ * workers start), never blocking: store fd in systemd's fd store (or queue
+ * it); its id (its socket's inode, for the removal), or 0 when it is not
+ * preserved (off, no NOTIFY_SOCKET, or the store refused: counted). */
+uint64_t server_fdstore_add(struct worker *w, int fd);
 /* The id of fd stored already (by the image that handed it over). */
 uint64_t server_fdstore_id(int fd);
-/* Remove the connection id from the store, then shut fd down, so that its
- * client sees the end when fd is closed although systemd may still hold a
- * copy (a removal that could not be sent). */
-void server_fdstore_remove(struct server *s, int fd, uint64_t id);
+/* Remove the connection id from the store (or cancel its queued store), then
+ * shut fd down, so that its client sees the end when fd is closed although
+ * systemd may still hold a copy (a removal that could not be sent). */
+void server_fdstore_remove(struct worker *w, int fd, uint64_t id);
+/* Send what w's queue holds, in order, until the socket is full again;
+ * true if some is still waiting. */
+bool server_fdstore_flush(struct worker *w);
