@@ -62,6 +62,15 @@ static int get_int_range(struct config_parser *p, const config_setting_t *s, con
         return 0;
 }
 
+static void get_bool(struct config_parser *p, const config_setting_t *s, bool *ret)
+{
+        if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+                config_error_at(p, s, "%s: expected true or false", config_setting_name(s));
+                return;
+        }
+        *ret = config_setting_get_bool(s);
+}
+
 static int get_u32(struct config_parser *p, const config_setting_t *s, long long min, long long max,
                    uint32_t *ret)
 {
@@ -257,7 +266,7 @@ static bool name_in(const char *name, const char *const *names, size_t n)
 
 static const char *const global_only_names[] = {
         "timeout", "backend", "max_connections", "log_level", "shutdown_timeout", "workers",
-        "max_sources", "ports", "listen", "control_socket", "metrics_listen",
+        "max_sources", "ports", "listen", "control_socket", "metrics_listen", "preserve_connections",
 };
 
 static const char *const entry_only_names[] = { "port", "address", "name" };
@@ -919,6 +928,8 @@ static void parse_root(struct config_parser *p, struct config *c, const config_s
                         parse_control_socket(p, c, s);
                 else if (strcmp(name, "metrics_listen") == 0)
                         parse_metrics_listen(p, c, s);
+                else if (strcmp(name, "preserve_connections") == 0)
+                        get_bool(p, s, &c->preserve_connections);
                 else if (parse_listen_opt(p, s, &c->defaults))
                         ;
                 else if (name_in(name, entry_only_names, ELEMENTSOF(entry_only_names)))

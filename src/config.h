@@ -121,6 +121,8 @@ struct config {
         char *metrics_listen;           /* as written, for messages */
         char *metrics_file;             /* NULL: the main file (path); else the @include'd one */
         int metrics_line;
+        /* each connection kept in systemd's fd store, so that it survives a crash */
+        bool preserve_connections;
 };
 
 struct config_errors {

@@ -16,6 +16,7 @@
 #include "framing.h"
 #include "handover-format.h"
 #include "log.h"
+#include "server.h"
 #include "worker.h"
 
 static socklen_t conn_addr_len(const union proxy_addr *a)
@@ -100,6 +101,8 @@ void conn_close(struct conn *c)
         c->flags &= ~CONN_SENDING_QUEUED;
         listener_settings_unref(c->set);
         src = c->src;
+        /* out of the fd store before its end: a client gone is not retaken */
+        server_fdstore_remove(w, c->fd, c->store_id);
         w->io->close(c);        /* c is gone (or a zombie of the ring's) */
         worker_conn_closed(w, src);
 }
@@ -491,6 +494,9 @@ static int conn_start_common(struct worker *w, int fd, struct listener_settings 
         if (proxied)
                 return 0;       /* accepted (and greeted) once its header admits the client */
         STATS_ADD(worker_stats(w, set), accepted, 1);
+        /* preserve_connections: not behind a load balancer (a retaken one
+         * would need its PROXY header again) */
+        c->store_id = server_fdstore_add(w, fd);
         if (set->o.greeting_len > 0 && c->w->io->send(c, set->o.greeting, set->o.greeting_len) < 0)
                 return -ECONNRESET;
         return 0;
@@ -600,6 +606,8 @@ int conn_export(const struct conn *c, uint64_t now_ms, struct handover_conn *hc)
                         conn_addr_export(&x->client, &hc->client);
                 }
         }
+        if (c->store_id)
+                hc->flags |= HANDOVER_C_STORED;
         /* the bytes being sent come before those still in c->out */
         if ((sending > 0 && buffer_append(&hc->out, p, sending, 0) < 0) ||
             (buffer_len(&c->out) > 0 && buffer_append(&hc->out, buffer_head(&c->out), buffer_len(&c->out), 0) < 0) ||
@@ -674,6 +682,14 @@ int conn_adopt(struct worker *w, struct handover_conn *hc, struct listener_setti
                 x->owner = owner;
                 x->refused = STATS_REFUSED_PROXY_HEADER;
         }
+        /* stored by the previous image, retaken from the store, or new there */
+        if (hc->flags & HANDOVER_C_STORED)
+                c->store_id = server_fdstore_id(c->fd);
+        else if (hc->store_id)
+                c->store_id = hc->store_id;
+        else if (!proxied)      /* a balancer's: not preserved (a retaken one would
+                                 * need its header again) */
+                c->store_id = server_fdstore_add(w, c->fd);
         w->n_conns++;
         if (waiting) {
                 /* not admitted yet: neither accepted nor greeted; what it

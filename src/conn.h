@@ -61,6 +61,7 @@ struct conn {
          * lifetime is exact up to 49 days); it fills what was padding, so an
          * idle connection costs no more */
         uint32_t born_ms;
+        uint64_t store_id;              /* its name in systemd's fd store, 0: not stored */
 };
 
 /* Behind a load balancer (the listener's proxy_protocol was on when it was

@@ -57,6 +57,9 @@ enum {
         HANDOVER_C_CLOSING      = 1 << 1,       /* close once the output is written */
         HANDOVER_C_THROTTLED    = 1 << 2,       /* reading paused by backpressure */
         HANDOVER_C_LINGER       = 1 << 3,       /* half-closed by muxd, discarding input */
+        /* kept in systemd's fd store (preserve_connections) under the name
+         * of its socket's inode: the new image removes it when it closes */
+        HANDOVER_C_STORED       = 1 << 4,
 };
 
 enum {
@@ -91,6 +94,9 @@ struct handover_conn {
         uint8_t proxy;                  /* HANDOVER_P_* */
         struct handover_addr balancer, client;
         uint64_t proxy_wait_ms;         /* HANDOVER_P_WAITING: left of its proxy_timeout */
+        /* Not in the format: the id in systemd's fd store of a connection
+         * retaken from there after a crash (server-fdstore.c), else 0. */
+        uint64_t store_id;
 };
 
 struct handover_state {

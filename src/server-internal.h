@@ -55,3 +55,13 @@ void server_upgrade_unpause(struct server *s);
 /* Write the state, start the new image, wait for its verdict. 0 with
  * *ret_pid, or -errno with *why (to free). */
 int server_upgrade_spawn(struct server *s, char **why, pid_t *ret_pid);
+
+/* server-fdstore.c */
+/* Keep the connection fd passed by systemd (LISTEN_FDS, named as a stored
+ * one, id) for server_fdstore_distribute(). 0 or -ENOMEM. */
+int server_fdstore_retake(struct server *s, int fd, uint64_t id);
+/* Give the connections retaken to the workers (before they start), each to
+ * the listener its local address belongs to; one whose listener is gone is
+ * closed, with a log line. 0 or -ENOMEM. */
+int server_fdstore_distribute(struct server *s);
+void server_fdstore_free(struct server *s);

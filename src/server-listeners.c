@@ -526,6 +526,15 @@ int server_adopt_passed(struct server *s)
         for (size_t i = 0; i < n; i++) {
                 struct listener *l;
 
+                if (p[i].store_id) {
+                        /* a connection from the fd store: served once the listeners are known */
+                        r = server_fdstore_retake(s, p[i].fd, p[i].store_id);
+                        if (r < 0) {
+                                log_err("out of memory");
+                                goto out;
+                        }
+                        continue;
+                }
                 r = listener_adopt(p[i].fd, p[i].name, &l);
                 if (r >= 0 && (r = stats_listener_new(s->stats, &l->stats)) < 0) {
                         l->fd = -1;     /* still the caller's, as on the failure above */

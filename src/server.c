@@ -88,6 +88,7 @@ static void server_publish_settings(struct server *s)
         atomic_store(&s->max_connections, s->cfg->max_connections);
         atomic_store(&s->timeout_s, s->cfg->timeout);
         atomic_store(&s->shutdown_timeout_s, s->cfg->shutdown_timeout);
+        atomic_store(&s->preserve, s->cfg->preserve_connections);
         pthread_mutex_lock(&s->sources_lock);
         s->sources.max = s->cfg->max_sources;
         pthread_mutex_unlock(&s->sources_lock);
@@ -781,6 +782,11 @@ int server_new(struct config *cfg, struct server **ret)
                 log_warning("max_connections (%u) is more than the %d descriptors available; "
                             "accepting pauses when they run out", cfg->max_connections, setsize);
 
+        /* preserve_connections: the fd store, and the connections a crashed
+         * process left there (a reload may turn preserving on later) */
+        r = systemd_fdstore_open(&s->fdstore);
+        if (r < 0)
+                log_warning("NOTIFY_SOCKET is unusable for the fd store: %s", errno_text(-r));
         r = server_adopt_passed(s);
         if (r < 0)
                 goto fail;
@@ -790,6 +796,10 @@ int server_new(struct config *cfg, struct server **ret)
                 r = server_upgrade_adopt(s, &error);
         if (r >= 0)
                 r = server_apply_listeners(s, cfg, true, &error);
+        if (r >= 0 && !server_upgrade_child() && s->n_fdstore_conns > 0 && server_fdstore_distribute(s) < 0) {
+                r = -ENOMEM;
+                error = strdup("out of memory");
+        }
         if (r >= 0 && server_upgrade_child() && server_upgrade_distribute(s) < 0) {
                 r = -ENOMEM;
                 error = strdup("out of memory");
@@ -931,6 +941,10 @@ int server_run(struct server *s)
                 server_upgrade_done(s);
         } else {
                 notify_state(s->notify, "READY=1");
+                /* connections retaken from the fd store were adopted paused,
+                 * as a hand-over's are: nothing waits for a verdict here */
+                for (unsigned i = 0; s->fdstore_retaken > 0 && i < s->n_workers; i++)
+                        worker_request(s->workers[i], WORKER_UNPAUSE);
         }
         snprintf(workers, sizeof(workers), ", %u workers", s->n_workers);
         log_full(LOG_LEVEL_INFO, &(const struct log_fields) { .event = "started", .message_id = MUXD_MESSAGE_STARTED },
@@ -1007,6 +1021,7 @@ void server_free(struct server *s)
         pthread_cond_destroy(&s->synced_cond);
         pthread_mutex_destroy(&s->sources_lock);
         server_upgrade_free(s);         /* after the workers, which adopted from it */
+        server_fdstore_free(s);         /* the same */
         stats_free(s->stats);           /* after everything that referenced the counters */
         config_free(s->cfg);
         free(s);

@@ -23,6 +23,8 @@ struct metrics;
 struct notifier;
 struct control;
 struct handover_state;
+struct handover_conn;
+struct fdstore;
 
 /* The outcome of the last reload (SIGHUP or the control socket). */
 struct server_reload_result {
@@ -71,6 +73,15 @@ struct server {
         _Atomic uint32_t timeout_s;
         _Atomic uint32_t shutdown_timeout_s;
         _Atomic uint32_t n_conns_total;
+        /* preserve_connections (server-fdstore.c): the fd store, NULL
+         * without NOTIFY_SOCKET; whether new connections go there */
+        struct fdstore *fdstore;
+        _Atomic bool preserve;
+        _Atomic bool fdstore_warned;            /* a failure was logged once */
+        _Atomic uint64_t fdstore_stored, fdstore_unpreserved, fdstore_remove_failed;
+        uint64_t fdstore_retaken;               /* at start, after a crash */
+        struct handover_conn *fdstore_conns;    /* those retaken, till the workers adopted them */
+        size_t n_fdstore_conns;
         /* Some worker stopped accepting at max_connections. The pause and
          * resume handshake (worker.c) needs sequentially consistent
          * operations on this and n_conns_total: see worker_on_accept(). */
@@ -167,3 +178,18 @@ int server_source_hold(struct server *s, uint64_t owner, const struct listener_o
                        unsigned *evicted);
 /* accepts NULL (a connection still waiting for its PROXY header holds none) */
 void server_source_release(struct server *s, struct source *src, uint64_t now_ms);
+
+/* preserve_connections (server-fdstore.c), from w's thread (or before the
+ * workers start), never blocking: store fd in systemd's fd store (or queue
+ * it); its id (its socket's inode, for the removal), or 0 when it is not
+ * preserved (off, no NOTIFY_SOCKET, or the store refused: counted). */
+uint64_t server_fdstore_add(struct worker *w, int fd);
+/* The id of fd stored already (by the image that handed it over). */
+uint64_t server_fdstore_id(int fd);
+/* Remove the connection id from the store (or cancel its queued store), then
+ * shut fd down, so that its client sees the end when fd is closed although
+ * systemd may still hold a copy (a removal that could not be sent). */
+void server_fdstore_remove(struct worker *w, int fd, uint64_t id);
+/* Send what w's queue holds, in order, until the socket is full again;
+ * true if some is still waiting. */
+bool server_fdstore_flush(struct worker *w);

@@ -268,6 +268,10 @@ int stats_snapshot(struct server *s, struct stats_snapshot *ret)
                 .start_time_s = s->start_time_s,
                 .uptime_ms = s->now_ms - s->start_ms,
                 .log_dropped = log_dropped_total(),
+                .fdstore_stored = atomic_load(&s->fdstore_stored),
+                .fdstore_unpreserved = atomic_load(&s->fdstore_unpreserved),
+                .fdstore_remove_failed = atomic_load(&s->fdstore_remove_failed),
+                .fdstore_retaken = s->fdstore_retaken,
                 .stopping = s->stopping,
                 .reloaded = s->reload_time_s != 0,
                 .reload_ok = !s->reload_error,
@@ -487,6 +491,10 @@ int stats_render_text(const struct stats_snapshot *snap, struct buffer *out)
                 out_printf(&o, "log messages dropped: %" PRIu64 "\n", snap->log_dropped);
         out_printf(&o, "sources: %" PRIu32 " of max_sources %" PRIu32 ", %" PRIu64 " evicted\n",
                    snap->sources, snap->max_sources, snap->sources_evicted);
+        if (snap->fdstore_stored || snap->fdstore_unpreserved || snap->fdstore_remove_failed || snap->fdstore_retaken)
+                out_printf(&o, "fd store: %" PRIu64 " stored, %" PRIu64 " not preserved, %" PRIu64
+                           " removals failed, %" PRIu64 " retaken at start\n", snap->fdstore_stored,
+                           snap->fdstore_unpreserved, snap->fdstore_remove_failed, snap->fdstore_retaken);
         if (snap->reloaded) {
                 out_str(&o, snap->reload_ok ? "last reload: ok at " : "last reload: failed at ");
                 text_time(&o, snap->reload_time_s);
@@ -578,8 +586,11 @@ int stats_render_json(const struct stats_snapshot *snap, struct buffer *out)
         out_seconds_ms(&o, snap->uptime_ms);
         out_printf(&o, ",\"log_messages_dropped\":%" PRIu64 ",\"sources\":%" PRIu32
                    ",\"max_sources\":%" PRIu32 ",\"sources_evicted\":%" PRIu64
+                   ",\"fd_store\":{\"stored\":%" PRIu64 ",\"not_preserved\":%" PRIu64
+                   ",\"remove_failed\":%" PRIu64 ",\"retaken\":%" PRIu64 "}"
                    ",\"stopping\":%s,\"last_reload\":", snap->log_dropped, snap->sources,
-                   snap->max_sources, snap->sources_evicted, snap->stopping ? "true" : "false");
+                   snap->max_sources, snap->sources_evicted, snap->fdstore_stored, snap->fdstore_unpreserved,
+                   snap->fdstore_remove_failed, snap->fdstore_retaken, snap->stopping ? "true" : "false");
         if (!snap->reloaded) {
                 out_str(&o, "null");
         } else {
@@ -728,6 +739,17 @@ static void prom_process(struct out *o, const struct stats_snapshot *snap)
         prom_gauge(o, "muxd_sources", "Entries of the per-source table (sources with connections or "
                    "rate state).", snap->sources);
         prom_gauge(o, "muxd_max_sources", "The max_sources setting in force.", snap->max_sources);
+        prom_head(o, "muxd_fdstore_stored_total", "counter", "Connections put in systemd's fd store "
+                  "(preserve_connections).");
+        out_printf(o, "muxd_fdstore_stored_total %" PRIu64 "\n", snap->fdstore_stored);
+        prom_head(o, "muxd_fdstore_not_preserved_total", "counter", "Connections the fd store could not "
+                  "take: served, but not preserved across a crash.");
+        out_printf(o, "muxd_fdstore_not_preserved_total %" PRIu64 "\n", snap->fdstore_unpreserved);
+        prom_head(o, "muxd_fdstore_remove_failed_total", "counter", "Removals from the fd store that could "
+                  "not be sent.");
+        out_printf(o, "muxd_fdstore_remove_failed_total %" PRIu64 "\n", snap->fdstore_remove_failed);
+        prom_gauge(o, "muxd_fdstore_retaken", "Connections retaken from the fd store at start, after a crash "
+                   "(what the crashed process held in memory for them is lost).", snap->fdstore_retaken);
         prom_head(o, "muxd_sources_evicted_total", "counter", "Idle sources forgotten before their "
                   "rate state expired, to make room for new ones at max_sources.");
         out_printf(o, "muxd_sources_evicted_total %" PRIu64 "\n", snap->sources_evicted);

@@ -182,6 +182,11 @@ struct stats_snapshot {
         uint32_t sources;               /* entries of the per-source table now */
         uint32_t max_sources;
         uint64_t sources_evicted;       /* entries freed with rate state to make room */
+        /* preserve_connections: connections put in systemd's fd store, those
+         * it could not take (served, not preserved), removals that could not
+         * be sent, and those retaken at start after a crash (each may have
+         * lost what the crashed process held: unfinished input, unsent output) */
+        uint64_t fdstore_stored, fdstore_unpreserved, fdstore_remove_failed, fdstore_retaken;
         bool stopping;
         bool reloaded;                  /* a reload happened: the next three say how it went */
         bool reload_ok;

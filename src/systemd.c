@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
 
@@ -38,7 +42,9 @@ int systemd_listen_fds(struct passed_socket **ret, size_t *n, int *bad_fd)
         if (!p)
                 return -ENOMEM;
         for (int i = 0; i < r; i++)
-                if (sd_is_socket_inet(p[i].fd, AF_UNSPEC, SOCK_STREAM, 1, 0) <= 0) {
+                /* a connection from the fd store is connected, not listening */
+                if (sd_is_socket_inet(p[i].fd, AF_UNSPEC, SOCK_STREAM,
+                                      systemd_fdstore_parse(p[i].name, &p[i].store_id) ? 0 : 1, 0) <= 0) {
                         /* on failure the caller gets nothing to free */
                         *bad_fd = p[i].fd;
                         systemd_passed_sockets_free(p, (size_t) r);
@@ -76,4 +82,118 @@ uint64_t systemd_watchdog_usec(void)
         if (sd_watchdog_enabled(0, &usec) <= 0)
                 return 0;
         return usec;
+}
+
+struct fdstore {
+        int fd;
+        struct sockaddr_un addr;
+        socklen_t addr_len;
+};
+
+void systemd_fdstore_name(uint64_t id, char buf[SYSTEMD_FDSTORE_NAME_MAX])
+{
+        snprintf(buf, SYSTEMD_FDSTORE_NAME_MAX, "c-%" PRIu64, id);
+}
+
+bool systemd_fdstore_parse(const char *name, uint64_t *id)
+{
+        unsigned long long v;
+        char *end;
+
+        if (strncmp(name, "c-", 2) != 0 || name[2] < '1' || name[2] > '9')
+                return false;
+        errno = 0;
+        v = strtoull(name + 2, &end, 10);
+        if (errno || *end)
+                return false;
+        *id = v;
+        return true;
+}
+
+int systemd_fdstore_open(struct fdstore **ret)
+{
+        const char *path = getenv("NOTIFY_SOCKET");
+        struct fdstore *st;
+        size_t len;
+
+        *ret = NULL;
+        if (!path || !*path)
+                return 0;
+        len = strlen(path);
+        if ((path[0] != '/' && path[0] != '@') || len >= sizeof(st->addr.sun_path))
+                return -EINVAL;
+        st = calloc(1, sizeof(*st));
+        if (!st)
+                return -ENOMEM;
+        st->addr.sun_family = AF_UNIX;
+        memcpy(st->addr.sun_path, path, len);
+        if (path[0] == '@')
+                st->addr.sun_path[0] = '\0';
+        st->addr_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len);
+        st->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (st->fd < 0) {
+                int r = -errno;
+
+                free(st);
+                return r;
+        }
+        *ret = st;
+        return 0;
+}
+
+void systemd_fdstore_free(struct fdstore *st)
+{
+        if (!st)
+                return;
+        close(st->fd);
+        free(st);
+}
+
+static int systemd_fdstore_send(struct fdstore *st, const char *msg, size_t len, int fd)
+{
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = { 0 };
+        struct iovec iov = { .iov_base = (void *) msg, .iov_len = len };
+        struct msghdr mh = {
+                .msg_name = &st->addr, .msg_namelen = st->addr_len, .msg_iov = &iov, .msg_iovlen = 1,
+        };
+
+        if (fd >= 0) {
+                struct cmsghdr *c;
+
+                mh.msg_control = control.buf;
+                mh.msg_controllen = sizeof(control.buf);
+                c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        }
+        if (sendmsg(st->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+                return -errno;
+        return 0;
+}
+
+int systemd_fdstore_add(struct fdstore *st, int fd, uint64_t id)
+{
+        char name[SYSTEMD_FDSTORE_NAME_MAX], msg[64 + SYSTEMD_FDSTORE_NAME_MAX];
+        int len;
+
+        systemd_fdstore_name(id, name);
+        /* FDPOLL=0: kept until removed, even once the client hung up, so
+         * that systemd and muxd never disagree about what is stored */
+        len = snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s\nFDPOLL=0", name);
+        return systemd_fdstore_send(st, msg, (size_t) len, fd);
+}
+
+int systemd_fdstore_remove(struct fdstore *st, uint64_t id)
+{
+        char name[SYSTEMD_FDSTORE_NAME_MAX], msg[64 + SYSTEMD_FDSTORE_NAME_MAX];
+        int len;
+
+        systemd_fdstore_name(id, name);
+        len = snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+        return systemd_fdstore_send(st, msg, (size_t) len, -1);
 }

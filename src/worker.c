@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -884,6 +885,9 @@ static void worker_adopt_all(struct worker *w)
                                 src = NULL;
                 }
                 if (!src) {
+                        /* stored by the previous image or retaken from the store */
+                        server_fdstore_remove(w, a->hc->fd, a->hc->flags & HANDOVER_C_STORED ?
+                                              server_fdstore_id(a->hc->fd) : a->hc->store_id);
                         close(a->hc->fd);
                         lost++;
                         continue;
@@ -983,6 +987,8 @@ static int worker_run(struct worker *w)
                         worker_wait_until(&wait, w->stop_deadline_ms, w->now_ms);
                 if (w->n_pending > 0 && !w->accept_paused)
                         wait = 0;       /* room again for the clients held */
+                if (w->fdstore_queue.n > 0)
+                        worker_wait_until(&wait, w->now_ms + WORKER_FDSTORE_RETRY_MS, w->now_ms);
 
                 n = ev_wait(w->loop, wait);
                 if (n < 0) {
@@ -1003,6 +1009,8 @@ static int worker_run(struct worker *w)
                 transient = 0;
                 worker_clock(w);
                 ev_dispatch(w->loop, n);
+                if (w->fdstore_queue.n > 0)
+                        (void) server_fdstore_flush(w);
                 if (w->paused) {
                         worker_try_export(w);
                         continue;
@@ -1035,6 +1043,10 @@ static int worker_run(struct worker *w)
         }
         worker_close_all(w);
         worker_watch_listeners(w, false);
+        /* the removals of the connections just closed: at the end only, a
+         * short wait (bounded) for a manager slow to read them is fine */
+        for (unsigned i = 0; i < WORKER_FDSTORE_FINISH_TRIES && server_fdstore_flush(w); i++)
+                (void) poll(NULL, 0, WORKER_FDSTORE_RETRY_MS);
         /* On io_uring, a closed connection's socket is let go once the ring
          * has completed the operations that named it, at a wait: the loop
          * runs a little longer for that (bounded), or its client would see

@@ -121,6 +121,22 @@ struct worker_pending {
         uint64_t serial;        /* of the listener that accepted it */
 };
 
+/* preserve_connections: messages to systemd's fd store that could not go at
+ * once (its notify socket queues only a few datagrams), retried in order from
+ * the worker's loop; a store waits for nothing else, so a full queue is a
+ * connection not preserved (counted). Each entry's fd is its connection's,
+ * which cancels the entry when it closes first. */
+#define WORKER_FDSTORE_QUEUE_MAX 512
+#define WORKER_FDSTORE_RETRY_MS 5u
+#define WORKER_FDSTORE_FINISH_TRIES 200u        /* a second, at the end */
+struct worker_fdstore_queue {
+        struct {
+                int fd;                 /* -1: a removal */
+                uint64_t id;
+        } e[WORKER_FDSTORE_QUEUE_MAX];
+        unsigned n;
+};
+
 struct worker {
         struct server *srv;
         unsigned id;
@@ -182,6 +198,7 @@ struct worker {
         size_t n_ho;
         int ho_error;                   /* 0, or -ENOMEM: nothing was described */
         /* handed over by the previous image, served once the loop runs */
+        struct worker_fdstore_queue fdstore_queue;
         struct worker_adopt *adopt;
         size_t n_adopt;
 

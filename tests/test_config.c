@@ -226,6 +226,10 @@ static struct invalid_case invalid_cases[] = {
           { "test.conf:1: shutdown_timeout: must be between 0 and 3600, got 3601", NO_LISTENERS } },
         { "shutdown_timeout_negative", "shutdown_timeout = -5;\n",
           { "test.conf:1: shutdown_timeout: must be between 0 and 3600, got -5", NO_LISTENERS } },
+        { "preserve_connections_int", "preserve_connections = 1;\n",
+          { "test.conf:1: preserve_connections: expected true or false", NO_LISTENERS } },
+        { "preserve_connections_in_entry", "listen = ( { port = 0; preserve_connections = true; } );\n",
+          { "test.conf:1: preserve_connections: not allowed in a listen entry" } },
         { "workers_zero", "workers = 0;\n",
           { "test.conf:1: workers: must be between 1 and 64, got 0", NO_LISTENERS } },
         { "workers_too_many", "workers = 65;\n",
@@ -772,6 +776,7 @@ static void test_defaults(void **state)
                 assert_int_equal(c->log_level, LOG_LEVEL_INFO);
                 assert_int_equal(c->shutdown_timeout, 5);
                 assert_int_equal(c->workers, 1);
+                assert_false(c->preserve_connections);
                 assert_null(c->control_socket);        /* the compiled-in default */
                 assert_default_opts(&c->defaults);
                 assert_int_equal(c->n_listeners, 1);
@@ -780,6 +785,18 @@ static void test_defaults(void **state)
                 assert_default_opts(&c->listeners[0].opts);
                 config_free(c);
         }
+}
+
+static void test_preserve_connections(void **state)
+{
+        struct config *c = load_ok("preserve_connections = true;\nports = [ 0 ];\n");
+
+        (void) state;
+        assert_true(c->preserve_connections);
+        config_free(c);
+        c = load_ok("preserve_connections = false;\nports = [ 0 ];\n");
+        assert_false(c->preserve_connections);
+        config_free(c);
 }
 
 /* control_socket: a path, or "" (no control socket). */
@@ -1661,6 +1678,7 @@ int main(int argc, char **argv)
         const struct CMUnitTest valid_configs[] = {
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_control_socket),
+                cmocka_unit_test(test_preserve_connections),
                 cmocka_unit_test(test_spec_example),
                 cmocka_unit_test(test_every_setting),
                 cmocka_unit_test(test_integer_forms_values),

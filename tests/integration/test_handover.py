@@ -254,6 +254,35 @@ class HandoverMixin:
                              self.backend, t.count, len(cs), t.max_gap * 1000,
                              self.last_upgrade_s * 1000))
 
+    def fdstore_names(self, key, since=0):
+        return [t.split("FDNAME=")[1].split("\n")[0] for t in self.notify.texts(since)
+                if t.startswith(key + "=1\n")]
+
+    def test_stored_connections_keep_their_names(self):
+        # preserve_connections: the new process knows the connections are
+        # stored (under their sockets' inodes), stores none again, and
+        # removes each when it closes
+        self.start(preserve_connections=True)
+        cs = self.clients(5, "s")
+        self.wait_for(lambda: len(self.fdstore_names("FDSTORE")) == 5, 10, "5 stores")
+        names = set(self.fdstore_names("FDSTORE"))
+        self.assertEqual(len(names), 5)
+        since = self.notify.count()
+        self.upgrade()
+        for c in cs:
+            c.roundtrip()
+        late = self.clients(1, "late")[0]
+        self.wait_for(lambda: self.fdstore_names("FDSTORE", since), 10, "the new client stored")
+        self.assertNotIn(self.fdstore_names("FDSTORE", since)[0], names)
+        self.assertEqual(len(self.fdstore_names("FDSTORE", since)), 1)
+        cs[0].close()
+        self.wait_for(lambda: self.fdstore_names("FDSTOREREMOVE", since), 10, "a removal")
+        self.assertIn(self.fdstore_names("FDSTOREREMOVE", since)[0], names)
+        late.roundtrip()
+        self.stop_current()
+        self.assertEqual(set(self.fdstore_names("FDSTOREREMOVE", since)),
+                         names | set(self.fdstore_names("FDSTORE", since)))
+
     def test_many_connections(self):
         # more connections than an io_uring submission queue holds (1024),
         # all adopted by one worker as its loop starts
