@@ -554,23 +554,24 @@ class HandoverMixin:
 
     def test_proxy_header_never_completes_times_out(self):
         # the proxy_timeout deadline is carried over: not restarted, not lost
-        self.start(listen=self.proxied_listener(proxy_timeout=3))
+        self.start(listen=self.proxied_listener(proxy_timeout=6))
         s = mt.connect(self.m.port, timeout=10)
         self.addCleanup(s.close)
         t0 = time.monotonic()
         s.sendall(b"PROXY TCP4 192.0.2.9")
         self.wait_for(lambda: self.received() >= 20, 20, "half header read")
-        # a deliberate delay, not a wait for a condition: half the deadline
-        # passes in the old process, so that one restarted would show
-        time.sleep(1.5)
+        # a deliberate delay, not a wait for a condition: most of the
+        # deadline passes in the old process, so that one restarted would
+        # show (at 10 s or later), with seconds of margin for a slow machine
+        time.sleep(max(0.0, 4.0 - (time.monotonic() - t0)))
         since = self.m.log_count()
         self.upgrade()
         self.assertEqual(mt.recv_all(s, timeout=mt.scaled(10), allow_reset=True), b"")
         took = time.monotonic() - t0
-        self.assertGreater(took, 2.8, "closed before proxy_timeout")
-        self.assertLess(took, 4.3, "the deadline was restarted (it would be at 4.5 s or later)")
+        self.assertGreater(took, 5.8, "closed before proxy_timeout")
+        self.assertLess(took, 9.0, "the deadline was restarted (it would be at 10 s or later)")
         self.m.wait_log(r"^muxd: warning: load balancer 127\.0\.0\.1:\d+: no complete PROXY header within "
-                        r"proxy_timeout \(3 s\): closing$", since=since)
+                        r"proxy_timeout \(6 s\): closing$", since=since)
 
     def test_proxy_protocol_turned_off_or_on(self):
         # A connection keeps the rules it was accepted under when the new
