@@ -21,6 +21,7 @@
 
 #include "conn-io.h"
 #include "framing.h"
+#include "server.h"
 #include "worker.h"
 
 /* ---- the fake I/O ---- */
@@ -106,6 +107,29 @@ static const struct conn_io fake_io = {
         .name = "fake", .usable = fake_usable, .setup = fake_setup, .free = fake_free,
         .read = fake_read, .send = fake_send, .close = fake_close,
 };
+
+/* ---- the fake server: systemd's fd store is off here (preserve_connections
+ * is covered by tests/integration/test_preserve.py) ---- */
+
+uint64_t server_fdstore_add(struct worker *wk, int fd)
+{
+        (void) wk;
+        (void) fd;
+        return 0;
+}
+
+void server_fdstore_remove(struct worker *wk, int fd, uint64_t id)
+{
+        (void) wk;
+        (void) fd;
+        assert_int_equal(id, 0);        /* never stored, never removed */
+}
+
+uint64_t server_fdstore_id(int fd)
+{
+        (void) fd;
+        return 0;
+}
 
 /* ---- the fake worker: conn.c's calls into worker.c ---- */
 
