@@ -40,7 +40,13 @@ static int socket_read(struct conn *c, bool on)
 
 static void socket_close(struct conn *c)
 {
-        ev_close(c->w->loop, c->fd);    /* a client's socket is never shared */
+        /* A socket systemd's fd store also holds (preserve_connections)
+         * outlives close(), and so would its epoll registration, reporting
+         * the closed peer forever: unwatch it first. Else the socket is
+         * never shared and close() forgets it. */
+        if (c->store_id)
+                ev_del(c->w->loop, c->fd, EV_READABLE | EV_WRITABLE);
+        ev_close(c->w->loop, c->fd);
         free(c);
 }
 

@@ -222,6 +222,29 @@ class PreserveMixin:
         mt.recv_all(c, timeout=10, allow_reset=True)
         self.assertEqual(store.count(), 1)
 
+    def test_closed_client_the_store_still_holds_costs_nothing(self):
+        # A removal systemd did not take (its queue full) leaves a copy in the
+        # store after muxd closed the connection: muxd must not go on
+        # watching that socket (with epoll, its registration would outlive
+        # the close and report the closed peer in a busy loop).
+        store = self.fdstore()
+        lsock = self.listener()
+        m = self.start(store, lsock)
+        cs = self.clients(m, lsock.getsockname()[1], 20)
+        self.wait_for(lambda: store.count() == 20, 10, "stored")
+        store.ignore_remove = True
+        for c in cs:
+            c.close()
+        removals = lambda: sum(1 for f in list(store.messages) if f.get("FDSTOREREMOVE") == "1")
+        self.wait_for(lambda: removals() == 20, 10, "every connection closed (removal sent)")
+        # a busy loop burns a whole CPU; an idle muxd next to nothing
+        t0, cpu0 = time.monotonic(), mt.cpu_seconds(m.pid)
+        time.sleep(1.0)         # the window measured, not a wait for a condition
+        used = mt.cpu_seconds(m.pid) - cpu0
+        self.assertLess(used, 0.5 * (time.monotonic() - t0),
+                        "muxd used %.2f s of CPU in 1 s with no client" % used)
+        self.assertEqual(store.count(), 20)
+
     def test_preserve_off_sends_nothing(self):
         store = self.fdstore()
         lsock = self.listener()
