@@ -2,13 +2,15 @@
 # SPDX-License-Identifier: MIT
 """Clients for bench/fdstore-systemd, run inside the container.
 
-  fdstore-client.py PORT SUFFIX DIR N
+  fdstore-client.py PORT SUFFIX DIR N [RATE]
 
 Driven by files in DIR (written by bench/fdstore-systemd from outside), one
 phase after the other; each phase prints one JSON line to stdout:
   connect: open N connections to 127.0.0.1:PORT (at most 256 connects in
            flight, so as not to overflow the backlog), read each greeting, do
-           one round trip with a unique tag; then DIR/connected.
+           one round trip with a unique tag; RATE: at most RATE new
+           connections per second (0, the default: as fast as they go);
+           then DIR/connected.
   DIR/crash (contains the time of the kill -9, ns since the epoch): send the
            next message on every connection at once (muxd is dead or
            restarting: it waits in the socket) and wait for each reply. A
@@ -39,6 +41,7 @@ def now_ns():
 
 def main():
     port, suffix, d, n = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3], int(sys.argv[4])
+    rate = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = n + 256
     if soft < want:
@@ -84,6 +87,7 @@ def main():
     def connect_all(tagbase):
         """Open n connections, each: greeting, then one round trip."""
         t0 = now_ns()
+        start = time.monotonic()
         conns = []
         pending = 0      # connects in flight or waiting for greeting/reply
         i = 0
@@ -93,7 +97,7 @@ def main():
             if time.monotonic() > limit:
                 out({"error": "time limit while connecting", "done": done})
                 sys.exit(1)
-            while i < n and pending < 256:
+            while i < n and pending < 256 and (rate <= 0 or i < (time.monotonic() - start) * rate + 1):
                 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 s.setblocking(False)
                 s.connect_ex(("127.0.0.1", port))
@@ -102,7 +106,7 @@ def main():
                 conns.append(c)
                 i += 1
                 pending += 1
-            for key, _ in sel.select(1.0):
+            for key, _ in sel.select(0.01 if rate > 0 else 1.0):
                 c = key.data
                 line = read_line(c)
                 if line == b"":
