@@ -24,30 +24,44 @@ struct notifier {
         bool error_taken;
 };
 
-int notify_open(struct notifier **ret)
+int notify_address(struct sockaddr_un *ret, socklen_t *ret_len)
 {
         const char *path = getenv("NOTIFY_SOCKET");
-        struct notifier *n;
         size_t len;
 
-        *ret = NULL;
         if (!path || !*path)
                 return 0;
         len = strlen(path);
-        if ((path[0] != '/' && path[0] != '@') || len >= sizeof(n->addr.sun_path))
+        if ((path[0] != '/' && path[0] != '@') || len >= sizeof(ret->sun_path))
                 return -EINVAL;
+        *ret = (struct sockaddr_un) { .sun_family = AF_UNIX };
+        memcpy(ret->sun_path, path, len);
+        if (path[0] == '@')
+                ret->sun_path[0] = '\0';       /* abstract namespace */
+        *ret_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len);
+        return 1;
+}
+
+int notify_open(struct notifier **ret)
+{
+        struct sockaddr_un addr;
+        socklen_t addr_len;
+        struct notifier *n;
+        int r;
+
+        *ret = NULL;
+        r = notify_address(&addr, &addr_len);
+        if (r <= 0)
+                return r;
         n = calloc(1, sizeof(*n));
         if (!n)
                 return -ENOMEM;
         n->retry_ms = NOTIFY_RETRY_MS;
-        n->addr.sun_family = AF_UNIX;
-        memcpy(n->addr.sun_path, path, len);
-        if (path[0] == '@')
-                n->addr.sun_path[0] = '\0';     /* abstract namespace */
-        n->addr_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len);
+        n->addr = addr;
+        n->addr_len = addr_len;
         n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (n->fd < 0) {
-                int r = -errno;
+                r = -errno;
                 free(n);
                 return r;
         }

@@ -10,6 +10,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 /* How long a state change is retried before it is dropped: a manager
  * that has not read its socket for this long is not coming back for it. */
@@ -19,6 +21,9 @@ struct notifier;
 
 /* From $NOTIFY_SOCKET (a path or "@abstract"); *ret is NULL when it is unset,
  * and every function below accepts NULL as "nobody listens". */
+/* NOTIFY_SOCKET as an address ("@..." abstract): 1, 0 if it is not set, or
+ * -EINVAL if it is not a path or an abstract name that fits. */
+int notify_address(struct sockaddr_un *ret, socklen_t *ret_len);
 int notify_open(struct notifier **ret);
 void notify_free(struct notifier *n);           /* accepts NULL */
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
 
+#include "notify.h"
 #include "systemd.h"
 
 int systemd_listen_fds(struct passed_socket **ret, size_t *n, int *bad_fd)
@@ -112,28 +113,23 @@ bool systemd_fdstore_parse(const char *name, uint64_t *id)
 
 int systemd_fdstore_open(struct fdstore **ret)
 {
-        const char *path = getenv("NOTIFY_SOCKET");
+        struct sockaddr_un addr;
+        socklen_t addr_len;
         struct fdstore *st;
-        size_t len;
+        int r;
 
         *ret = NULL;
-        if (!path || !*path)
-                return 0;
-        len = strlen(path);
-        if ((path[0] != '/' && path[0] != '@') || len >= sizeof(st->addr.sun_path))
-                return -EINVAL;
+        r = notify_address(&addr, &addr_len);
+        if (r <= 0)
+                return r;
         st = calloc(1, sizeof(*st));
         if (!st)
                 return -ENOMEM;
-        st->addr.sun_family = AF_UNIX;
-        memcpy(st->addr.sun_path, path, len);
-        if (path[0] == '@')
-                st->addr.sun_path[0] = '\0';
-        st->addr_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len);
+        st->addr = addr;
+        st->addr_len = addr_len;
         st->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (st->fd < 0) {
-                int r = -errno;
-
+                r = -errno;
                 free(st);
                 return r;
         }
