@@ -732,6 +732,9 @@ class ScaleOut(mt.MuxdTestCase):
         # muxd itself (a balancer that was not told fails its checks).
         t_drain = time.monotonic()
         haproxy_cmd(self.stats, "set server muxd/muxd3 state drain")
+        # HAProxy answers once the state is set: a connection begun before
+        # that may still have been sent to muxd3
+        t_routed = time.monotonic()
         self.muxctl(3, "drain", "lb")
         progress0 = load.snapshot()["progress"]
         drained_down = self.wait_state("muxd3", 0, 10)
@@ -747,9 +750,9 @@ class ScaleOut(mt.MuxdTestCase):
                 self.assertRegex(peers[Load.source(i)] or "", r"^10\.77\.3\.1:\d+$", clients3)
         errors = [e for e in snap["errors"] if e[0] >= t_drain]
         self.assertEqual(errors, [], "errors while muxd3 was drained")
-        new3 = [c for c in snap["churn"] if c[0] >= t_drain and c[1] == "muxd3"]
+        new3 = [c for c in snap["churn"] if c[0] >= t_routed and c[1] == "muxd3"]
         self.assertEqual(new3, [], "new connections reached the drained muxd3")
-        fresh = [c for c in snap["churn"] if c[0] >= t_drain]
+        fresh = [c for c in snap["churn"] if c[0] >= t_routed]
         self.assertTrue(fresh, "no new connection during the drain")
         for i in on["muxd3"]:
             self.assertEqual(snap["current"][i], "muxd3")

@@ -159,6 +159,7 @@ class Flood:
     def __init__(self, sock, lines=8192):
         self.sock, self.lines, self.line = sock, lines, b"f" * 1023 + b"\n"
         self.error = None
+        self.progress = time.monotonic()        # when a send last returned
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -170,6 +171,7 @@ class Flood:
         while data and time.monotonic() < deadline:
             try:
                 data = data[self.sock.send(data):]
+                self.progress = time.monotonic()
             except (BlockingIOError, socket.timeout, InterruptedError):
                 select.select([], [self.sock], [], 0.1)
             except OSError as e:
@@ -177,6 +179,12 @@ class Flood:
                 return
         if data:
             self.error = AssertionError("%d bytes never sent" % len(data))
+
+    def stalled(self, seconds):
+        """Has everything gone, or no send for `seconds`? Then every buffer
+        on the way is full or muxd has it all: more replies than the kernel
+        holds for a client that reads nothing, so muxd keeps them queued."""
+        return time.monotonic() - self.progress >= seconds or (not self.thread.is_alive() and self.error is None)
 
     def join(self, test, ok_if_broken=False):
         self.thread.join(mt.scaled(60))
@@ -526,8 +534,10 @@ class EndpointMixin(StatsHelpers):
         idle = self.client(m)
         stuck = self.client(m, rcvbuf=4096)     # reads nothing: its replies keep muxd draining
         flood = Flood(stuck)
-        self.wait_for(lambda: self.scrape(m).counters(label)["queued"] > 0, 30,
-                      "reply bytes queued for a client that does not read")
+        # queued > 0 alone can be a moment's (a short send the kernel takes
+        # whole a moment later): the client is stuck once muxd stops reading it
+        self.wait_for(lambda: flood.stalled(mt.scaled(0.5)) and self.scrape(m).counters(label)["queued"] > 0,
+                      30, "muxd no longer reading a client that reads nothing, replies queued")
         m.signal(signal.SIGTERM)
         mt.expect_eof(idle)                     # nothing queued for it: closed at once
         self.wait_for(lambda: self.scrape(m).counters(label)["closed_shutdown"] == 1, 5,
