@@ -60,6 +60,29 @@ static void server_fdstore_failed(struct server *s, bool store, int err)
         }
 }
 
+/* Room for one more entry in q, within twice max_connections. */
+static int server_fdstore_reserve(struct server *s, struct worker_fdstore_queue *q)
+{
+        unsigned cap = 2u * atomic_load(&s->max_connections), size;
+        struct worker_fdstore_entry *e;
+
+        if (q->n < q->size)
+                return 0;
+        if (cap < WORKER_FDSTORE_QUEUE_MIN)
+                cap = WORKER_FDSTORE_QUEUE_MIN;
+        if (q->n >= cap)
+                return -ENOBUFS;
+        size = q->size ? 2 * q->size : 64;
+        if (size > cap)
+                size = cap;
+        e = reallocarray(q->e, size, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        q->e = e;
+        q->size = size;
+        return 0;
+}
+
 /* Send now, behind what waits already; queue it if the socket is full. */
 static int server_fdstore_push(struct worker *w, int fd, uint64_t id)
 {
@@ -68,12 +91,19 @@ static int server_fdstore_push(struct worker *w, int fd, uint64_t id)
 
         if (r >= 0 || !server_fdstore_transient(r))
                 return r;
-        if (q->n == WORKER_FDSTORE_QUEUE_MAX)
-                return -ENOBUFS;
+        r = server_fdstore_reserve(w->srv, q);
+        if (r < 0)
+                return r;
         q->e[q->n].fd = fd;
         q->e[q->n].id = id;
         q->n++;
         return 0;
+}
+
+void server_fdstore_queue_free(struct worker *w)
+{
+        free(w->fdstore_queue.e);
+        w->fdstore_queue = (struct worker_fdstore_queue) { 0 };
 }
 
 bool server_fdstore_flush(struct worker *w)

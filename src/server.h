@@ -193,3 +193,5 @@ void server_fdstore_remove(struct worker *w, int fd, uint64_t id);
 /* Send what w's queue holds, in order, until the socket is full again;
  * true if some is still waiting. */
 bool server_fdstore_flush(struct worker *w);
+/* Free w's queue (what it still holds is not sent: the process exits). */
+void server_fdstore_queue_free(struct worker *w);

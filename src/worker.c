@@ -1156,6 +1156,7 @@ void worker_free(struct worker *w)
         for (size_t i = 0; i < w->n_adopt; i++)
                 close(w->adopt[i].hc->fd);      /* a thread that never ran: nobody serves them */
         free(w->adopt);
+        server_fdstore_queue_free(w);
         worker_close_queries(w);        /* a thread that never ran left them */
         pthread_mutex_destroy(&w->jobs_lock);
         if (w->wake_fd >= 0)

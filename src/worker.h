@@ -122,19 +122,25 @@ struct worker_pending {
 };
 
 /* preserve_connections: messages to systemd's fd store that could not go at
- * once (its notify socket queues only a few datagrams), retried in order from
- * the worker's loop; a store waits for nothing else, so a full queue is a
- * connection not preserved (counted). Each entry's fd is its connection's,
- * which cancels the entry when it closes first. */
-#define WORKER_FDSTORE_QUEUE_MAX 512
+ * once (its notify socket queues only a few hundred datagrams, and systemd
+ * reads them slower the more it stores), retried in order from the worker's
+ * loop. The queue grows as needed: a connection's store waits behind the
+ * others rather than be lost. Each connection has at most one message
+ * waiting (its removal cancels its store), and removals of closed ones at
+ * most max_connections more: the queue is bounded by twice max_connections
+ * (at least WORKER_FDSTORE_QUEUE_MIN), beyond which a message is dropped and
+ * counted. Each entry's fd is its connection's, which cancels the entry when
+ * it closes first. */
+#define WORKER_FDSTORE_QUEUE_MIN 512u
 #define WORKER_FDSTORE_RETRY_MS 5u
 #define WORKER_FDSTORE_FINISH_TRIES 200u        /* a second, at the end */
+struct worker_fdstore_entry {
+        int fd;                 /* -1: a removal */
+        uint64_t id;
+};
 struct worker_fdstore_queue {
-        struct {
-                int fd;                 /* -1: a removal */
-                uint64_t id;
-        } e[WORKER_FDSTORE_QUEUE_MAX];
-        unsigned n;
+        struct worker_fdstore_entry *e;
+        unsigned n, size;
 };
 
 struct worker {

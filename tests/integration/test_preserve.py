@@ -31,6 +31,7 @@ class FdStore:
         self.messages = []
         self.fdstore_messages = 0
         self.ignore_remove = False      # as if every FDSTOREREMOVE=1 were lost
+        self.held = threading.Event()   # set: nothing read (a manager busy elsewhere)
         self.cond = threading.Condition()
         self.closed = False
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -39,6 +40,9 @@ class FdStore:
     def _read(self):
         self.sock.settimeout(0.1)
         while not self.closed:
+            if self.held.is_set():
+                time.sleep(0.01)
+                continue
             fds = array.array("i")
             try:
                 data, anc, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(16 * fds.itemsize))
@@ -176,6 +180,32 @@ class PreserveMixin:
         self.wait_for(lambda: store.count() == 0, 10, "the store emptied on a clean stop")
         for s in cs[1:] + [extra]:
             mt.recv_all(s, timeout=10, allow_reset=True)    # each sees its end: none hangs
+
+    def test_burst_while_the_manager_reads_late(self):
+        # systemd reads its notify socket slower the more it stores, and the
+        # socket queues few datagrams (net.unix.max_dgram_qlen): a burst of
+        # connections waits in muxd's queue, every one of them, however many
+        # (more than the 512 per worker that muxd once held, then dropped).
+        n = 1000        # as many as select watches (FD_SETSIZE)
+        store = self.fdstore()
+        lsock = self.listener()
+        port = lsock.getsockname()[1]
+        m = self.start(store, lsock)
+        store.held.set()
+        cs = self.clients(m, port, n)
+        self.roundtrip(cs[-1], b"served while the stores wait\n")
+        store.held.clear()
+        self.wait_for(lambda: store.count() == n, 30,
+                      "%d connections stored (%d; %s)" % (n, store.count(), m.log_tail()))
+        m.kill()
+        m2 = self.start(store, lsock)
+        m2.wait_log(r"^muxd: notice: retook %d connections from systemd's fd store \(0 closed" % n,
+                    timeout=30)
+        for i in (0, n // 2, n - 1):
+            self.roundtrip(cs[i], b"after-%d\n" % i, timeout=10)
+        self.assertEqual(m2.stop(), 0)
+        for s in cs:
+            s.close()
 
     def test_client_gone_while_muxd_was_down(self):
         store = self.fdstore()
