@@ -186,7 +186,9 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, bool eo
                         return len;
                 }
                 (*messages)++;
-                if (o->mode == MODE_ONESHOT || log_enabled(LOG_LEVEL_DEBUG)) {
+                /* a oneshot message is logged at info, an echo one at debug:
+                 * neither formatted (nor its peer looked up) for nothing */
+                if (log_enabled(o->mode == MODE_ONESHOT ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG)) {
                         char peer[SOCKADDR_STR_MAX], proxy[SOCKADDR_STR_MAX], text[512];
                         const char *via = conn_balancer(c, proxy);
 

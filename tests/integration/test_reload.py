@@ -338,6 +338,29 @@ class ReloadMixin(ReloadHelpers):
         self.assertEqual(m.stop(), 0)   # "stopping", "stopped" are info
         self.assertEqual(m.log_lines(since), [], "log_level err still logs lower levels")
 
+    def test_oneshot_below_info_logs_no_message(self):
+        # A oneshot message is logged at info: below that it is served (the
+        # client closed) but neither logged nor formatted for nothing.
+        p = free_ports(1)[0]
+        n = self.notify_socket()
+        m = self.start_muxd(log_level="info", mode="oneshot", listen=[entry(p)],
+                            env={"NOTIFY_SOCKET": n.address})
+        c = self.client(m, port=p)
+        c.sendall(b"logged\n")
+        mt.expect_eof(c)
+        m.wait_log(r'^muxd: info: message from 127\.0\.0\.1:\d+: "logged\\n"$')
+        self.write_config(self.settings(log_level="notice", mode="oneshot", listen=[entry(p)]))
+        since, since_n = m.log_count(), n.count()
+        m.signal(signal.SIGHUP)
+        i, _ = n.wait(RELOADING_RE, since=since_n)
+        n.wait("READY=1", since=i + 1)
+        for k in range(3):
+            c = self.client(m, port=p)
+            c.sendall(b"quiet %d\n" % k)
+            mt.expect_eof(c)
+        self.assertEqual(m.stop(), 0)
+        self.assertEqual([l for l in m.log_lines(since) if "message from" in l], [], m.log_tail())
+
     def test_backend_change_at_next_start(self):
         other = [b for b in mt.BUILT_BACKENDS if b != self.backend][0]
         p = free_ports(1)[0]
