@@ -532,7 +532,7 @@ bool server_set_bans(struct server *s, struct ban_list *bans)
 int server_upgrade(struct server *s, char **why)
 {
         uint32_t n = atomic_load(&s->n_conns_total);
-        uint64_t t0 = monotonic_ms();
+        uint64_t t0 = monotonic_ms(), t_paused;
         struct metrics *metrics = NULL;
         char msg[64], *error = NULL;
         struct timespec ts;
@@ -552,6 +552,7 @@ int server_upgrade(struct server *s, char **why)
                  "live upgrade: handing %zu listener%s and %u connection%s to a new process",
                  s->n_listeners, s->n_listeners == 1 ? "" : "s", n, n == 1 ? "" : "s");
         r = server_upgrade_pause(s, why);
+        t_paused = monotonic_ms();
         if (r >= 0) {
                 /* the new image binds the metrics endpoint itself */
                 server_metrics_commit(s, NULL);
@@ -561,8 +562,9 @@ int server_upgrade(struct server *s, char **why)
                 s->handed_over = true;
                 s->successor = (long) pid;
                 log_full(LOG_LEVEL_NOTICE, &(const struct log_fields) { .event = "upgraded" },
-                         "live upgrade: process %ld took over in %llu ms (a state of %zu bytes); exiting",
-                         (long) pid, (unsigned long long) (monotonic_ms() - t0), s->upgrade_state_bytes);
+                         "live upgrade: process %ld took over in %llu ms (the workers paused in %llu ms, "
+                         "a state of %zu bytes); exiting", (long) pid, (unsigned long long) (monotonic_ms() - t0),
+                         (unsigned long long) (t_paused - t0), s->upgrade_state_bytes);
                 return 0;
         }
         if (!*why)
