@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for src/notify.c against real datagram sockets: what goes out
  * and in which order, what a full socket does (bounded retries), and what a
- * socket nobody can reach does (notifying stops, the error is told once). */
+ * socket nobody can reach does (notifying stops, the error is told once);
+ * which NOTIFY_SOCKET values are taken, and the fd store's names. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include <cmocka.h>
 
 #include "notify.h"
+#include "systemd.h"
 #include "testmain.h"
 
 struct receiver {
@@ -149,12 +151,75 @@ static void test_full_socket_bounded_retries(void **state)
         receiver_close(&r);
 }
 
+static void test_address_forms(void **state)
+{
+        struct sockaddr_un sa;
+        socklen_t len = 0;
+        char long_path[sizeof(sa.sun_path) + 2];
+        struct notifier *n = (void *) 1;
+
+        (void) state;
+        unsetenv("NOTIFY_SOCKET");
+        assert_int_equal(notify_address(&sa, &len), 0);         /* not under systemd */
+        setenv("NOTIFY_SOCKET", "", 1);
+        assert_int_equal(notify_address(&sa, &len), 0);
+        setenv("NOTIFY_SOCKET", "/run/systemd/notify", 1);
+        assert_int_equal(notify_address(&sa, &len), 1);
+        assert_int_equal(sa.sun_family, AF_UNIX);
+        assert_string_equal(sa.sun_path, "/run/systemd/notify");
+        assert_int_equal(len, offsetof(struct sockaddr_un, sun_path) + strlen("/run/systemd/notify"));
+        setenv("NOTIFY_SOCKET", "@muxd/notify", 1);
+        assert_int_equal(notify_address(&sa, &len), 1);
+        assert_int_equal(sa.sun_path[0], '\0');                 /* the abstract namespace */
+        assert_memory_equal(sa.sun_path + 1, "muxd/notify", strlen("muxd/notify"));
+        assert_int_equal(len, offsetof(struct sockaddr_un, sun_path) + strlen("@muxd/notify"));
+        /* neither absolute nor abstract: refused, not taken as relative to
+         * wherever muxd runs; nor one longer than a socket address holds */
+        setenv("NOTIFY_SOCKET", "run/notify", 1);
+        assert_int_equal(notify_address(&sa, &len), -EINVAL);
+        assert_int_equal(notify_open(&n), -EINVAL);
+        assert_null(n);
+        memset(long_path, 'x', sizeof(long_path) - 1);
+        long_path[0] = '/';
+        long_path[sizeof(long_path) - 1] = '\0';
+        setenv("NOTIFY_SOCKET", long_path, 1);
+        assert_int_equal(notify_address(&sa, &len), -EINVAL);
+        unsetenv("NOTIFY_SOCKET");
+}
+
+static void test_fdstore_names(void **state)
+{
+        char name[SYSTEMD_FDSTORE_NAME_MAX];
+        uint64_t id = 0;
+        static const char *const bad[] = {
+                "c-", "c-0", "c-012", "c-12x", "c--1", "c- 1", "x-12", "C-12", "c12", "",
+                "c-99999999999999999999999",    /* beyond 64 bits */
+        };
+
+        (void) state;
+        systemd_fdstore_name(1234567, name);
+        assert_string_equal(name, "c-1234567");
+        assert_true(systemd_fdstore_parse(name, &id));
+        assert_int_equal(id, 1234567);
+        systemd_fdstore_name(UINT64_MAX, name);         /* the longest: it fits */
+        assert_true(systemd_fdstore_parse(name, &id));
+        assert_true(id == UINT64_MAX);
+        /* anything else passed by systemd is a listener's name, not a connection */
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                id = 42;
+                assert_false(systemd_fdstore_parse(bad[i], &id));
+                assert_int_equal(id, 42);
+        }
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sends_in_order),
                 cmocka_unit_test(test_unreachable_stops_notifying),
                 cmocka_unit_test(test_full_socket_bounded_retries),
+                cmocka_unit_test(test_address_forms),
+                cmocka_unit_test(test_fdstore_names),
         };
 
         test_main_args(argc, argv);

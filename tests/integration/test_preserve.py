@@ -7,9 +7,11 @@ LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID when muxd is started again after a
 kill -9 (as Restart=on-failure does)."""
 
 import array
+import json
 import os
 import socket
 import sys
+import subprocess
 import threading
 import time
 
@@ -111,11 +113,20 @@ class PreserveMixin:
         names = ["main"] + [n for n, _ in items]
         env = {"NOTIFY_SOCKET": store.address, "LISTEN_FDS": str(len(socks)),
                "LISTEN_FDNAMES": ":".join(names)}
+        self.ctl_path = os.path.join(self.tmpdir, "control")
         return self.start_muxd(env=env, pass_fds=socks, pid_env=["LISTEN_PID"],
                                wait_ready=wait_ready, preserve_connections=preserve,
+                               control_socket=self.ctl_path,
                                max_connections=1000, rlimit_nofile=4096,
                                listen=[{"port": lsock.getsockname()[1], "address": "127.0.0.1",
                                         "name": "main"}])
+
+    def fd_store_stats(self):
+        """The fd_store counters of muxctl stats."""
+        p = subprocess.run([mt.MUXCTL, "-s", self.ctl_path, "-t", "30", "--json", "stats"],
+                           capture_output=True, text=True, timeout=mt.scaled(60))
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return json.loads(p.stdout)["stats"]["fd_store"]
 
     def clients(self, m, port, n):
         out = []
@@ -195,14 +206,18 @@ class PreserveMixin:
         cs = self.clients(m, port, n)
         self.roundtrip(cs[-1], b"served while the stores wait\n")
         store.held.clear()
-        self.wait_for(lambda: store.count() == n, 30,
-                      "%d connections stored (%d; %s)" % (n, store.count(), m.log_tail()))
+        self.wait_for(lambda: store.count() == n, 30, "%d connections stored" % n)
+        self.assertEqual(self.fd_store_stats(), {"stored": n, "not_preserved": 0, "remove_failed": 0,
+                                                 "retaken": 0})
         m.kill()
         m2 = self.start(store, lsock)
         m2.wait_log(r"^muxd: notice: retook %d connections from systemd's fd store \(0 closed" % n,
                     timeout=30)
         for i in (0, n // 2, n - 1):
             self.roundtrip(cs[i], b"after-%d\n" % i, timeout=10)
+        # retaken, not stored again (they are, under the names they have)
+        self.assertEqual(self.fd_store_stats(), {"stored": 0, "not_preserved": 0, "remove_failed": 0,
+                                                 "retaken": n})
         self.assertEqual(m2.stop(), 0)
         for s in cs:
             s.close()
