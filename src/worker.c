@@ -285,7 +285,33 @@ static void worker_refuse(struct worker *w, const struct worker_listener *wl, in
         close(cfd);
 }
 
+/* Take one place below max_connections (true), counted in n_conns_total at
+ * once: a check now and an increment later would let two workers both take
+ * the last place. */
+static bool worker_take_slot(struct server *s)
+{
+        uint32_t n = atomic_load(&s->n_conns_total);
+
+        while (n < atomic_load(&s->max_connections))
+                if (atomic_compare_exchange_weak(&s->n_conns_total, &n, n + 1))
+                        return true;
+        return false;
+}
+
+/* Give back a place taken for a client that was not served after all. */
+static void worker_release_slot(struct worker *w)
+{
+        struct server *s = w->srv;
+        uint32_t total = atomic_fetch_sub(&s->n_conns_total, 1) - 1;
+
+        /* as worker_conn_closed(): another worker may have paused on it */
+        if (total < atomic_load(&s->max_connections) && atomic_exchange(&s->accept_paused_any, false))
+                server_resume_accepting(s, w);
+}
+
 /* At max_connections? Then accepting pauses until a client leaves (true).
+ * Otherwise a place is taken for the next client (false): the caller serves
+ * one (worker_accepted()) or gives it back (worker_release_slot()).
  * The pause side of a handshake with worker_conn_closed(): here, store
  * accept_paused_any, then load n_conns_total; there, decrement
  * n_conns_total, then exchange accept_paused_any. With sequentially
@@ -298,11 +324,11 @@ static bool worker_at_limit(struct worker *w, const struct worker_listener *wl)
         struct server *s = w->srv;
         unsigned suppressed;
 
-        if (atomic_load(&s->n_conns_total) < atomic_load(&s->max_connections))
+        if (worker_take_slot(s))
                 return false;
         worker_pause_accept(w, 0);
         atomic_store(&s->accept_paused_any, true);
-        if (atomic_load(&s->n_conns_total) < atomic_load(&s->max_connections)) {
+        if (worker_take_slot(s)) {
                 worker_resume_accept(w);
                 return false;
         }
@@ -313,12 +339,12 @@ static bool worker_at_limit(struct worker *w, const struct worker_listener *wl)
         return true;
 }
 
-/* Serve the client just accepted on cfd from ss (len bytes), or refuse it.
+/* Serve the client just accepted on cfd from ss (len bytes) in the place
+ * worker_at_limit() took for it, or refuse it (and give the place back).
  * -errno: stop accepting in this pass (the worker paused). */
 static int worker_accepted(struct worker *w, const struct worker_listener *wl, int cfd,
                            const struct sockaddr_storage *ss, socklen_t len)
 {
-        struct server *s = w->srv;
         const struct listener *l = wl->l;
         struct source *src = NULL;
         const char *why = NULL;
@@ -331,12 +357,15 @@ static int worker_accepted(struct worker *w, const struct worker_listener *wl, i
                 const void *addr = worker_peer_addr(ss);
 
                 if (!addr || !acl_match(&wl->set->o.proxy_from, ss->ss_family, addr)) {
+                        worker_release_slot(w);
                         worker_refuse(w, wl, cfd, ss, len, STATS_REFUSED_PROXY_FROM,
                                       "not in proxy_from (PROXY protocol)");
                         return 0;
                 }
         } else {
                 reason = worker_admit(w, &wl->set->o, l->serial, l->addr_str, ss, &src, &why);
+                if (reason >= 0)
+                        worker_release_slot(w);
                 if (reason == STATS_REFUSED_DESCRIPTORS) {
                         close(cfd);
                         STATS_ADD(worker_stats(w, wl->set), refused[STATS_REFUSED_DESCRIPTORS], 1);
@@ -362,8 +391,8 @@ static int worker_accepted(struct worker *w, const struct worker_listener *wl, i
                          "connection from load balancer %s on %s: waiting for its PROXY header",
                          peer, l->addr_str);
         }
-        atomic_fetch_add(&s->n_conns_total, 1);
-        /* counted there: accepted once it is served (behind a balancer: once
+        /* its place in n_conns_total is taken; counted there: accepted
+         * once it is served (behind a balancer: once
          * its header admits the client), refused if it cannot be */
         if (wl->set->o.proxy_protocol != PROXY_OFF)
                 r = conn_start_proxy(w, cfd, wl->set, l->serial, ss, len);
@@ -395,10 +424,13 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                         return;
                 cfd = accept4(fd, (struct sockaddr *) &ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (cfd < 0) {
-                        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+                        int err = errno;
+
+                        worker_release_slot(w);
+                        if (err == EINTR || err == ECONNABORTED || err == EPROTO)
                                 continue;
-                        if (errno != EAGAIN)
-                                worker_accept_failed(w, wl, errno);
+                        if (err != EAGAIN)
+                                worker_accept_failed(w, wl, err);
                         return;
                 }
                 if (worker_accepted(w, wl, cfd, &ss, len) < 0)
@@ -444,6 +476,7 @@ static void worker_serve_taken(struct worker *w, const struct worker_listener *w
         socklen_t len = sizeof(ss);
 
         if (getpeername(cfd, (struct sockaddr *) &ss, &len) < 0) {
+                worker_release_slot(w);
                 close(cfd);     /* gone already (reset) */
                 return;
         }

@@ -111,10 +111,19 @@ class MaxConnectionsMixin:
         self.roundtrip(self.client(m), b"fresh\n")
 
     def test_burst_at_the_limit(self):
+        self.burst_at_the_limit(self.start_muxd(max_connections=5))
+
+    def test_burst_at_the_limit_many_workers(self):
+        # Every worker accepts on its own: the last place must go to one of
+        # them only (a check, then a count later, let two take it).
+        m = self.start_muxd(max_connections=5, workers=4)
+        for _ in range(3):
+            self.burst_at_the_limit(m)
+
+    def burst_at_the_limit(self, m):
         # 30 clients at once with room for 5: the others wait, none is
         # served beyond the limit, and all are served in turn. On io_uring
         # the kernel accepts some before muxd can pause: muxd holds them.
-        m = self.start_muxd(max_connections=5)
         waiting = Pending(self, [self.connect(m.port) for _ in range(30)])
         waiting.settle(quiet=0.5)
         self.assertEqual(len(waiting.greeted), 5, "max_connections is 5")
@@ -130,7 +139,9 @@ class MaxConnectionsMixin:
             total += len(ready)
             waiting.poll(0.2)
             self.assertLessEqual(len(waiting.greeted) - total, 5)
-        self.roundtrip(self.client(m), b"fresh\n")
+        fresh = self.client(m)
+        self.roundtrip(fresh, b"fresh\n")
+        fresh.close()
 
 
 class DescriptorExhaustionMixin:
