@@ -122,7 +122,8 @@ bool server_fdstore_flush(struct worker *w)
                         atomic_fetch_add(&w->srv->fdstore_stored, 1);
                 done++;
         }
-        memmove(q->e, q->e + done, (q->n - done) * sizeof(q->e[0]));
+        if (done > 0 && done < q->n)
+                memmove(q->e, q->e + done, (q->n - done) * sizeof(q->e[0]));
         q->n -= done;
         return q->n > 0;
 }
