@@ -100,6 +100,19 @@ void worker_request(struct worker *w, unsigned what)
         }
 }
 
+/* Give back a place in n_conns_total: a client closed, or one not served
+ * after all. The resume side of the handshake in worker_at_limit(): room
+ * again, so every worker that paused may accept. The count left. */
+static uint32_t worker_release_slot(struct worker *w)
+{
+        struct server *s = w->srv;
+        uint32_t total = atomic_fetch_sub(&s->n_conns_total, 1) - 1;
+
+        if (total < atomic_load(&s->max_connections) && atomic_exchange(&s->accept_paused_any, false))
+                server_resume_accepting(s, w);
+        return total;
+}
+
 void worker_conn_closed(struct worker *w, struct source *src)
 {
         struct server *s = w->srv;
@@ -107,10 +120,7 @@ void worker_conn_closed(struct worker *w, struct source *src)
 
         server_source_release(s, src, w->now_ms);
         w->n_conns--;
-        /* the resume side of the handshake in worker_on_accept() */
-        total = atomic_fetch_sub(&s->n_conns_total, 1) - 1;
-        if (total < atomic_load(&s->max_connections) && atomic_exchange(&s->accept_paused_any, false))
-                server_resume_accepting(s, w);  /* room again: every worker that paused may accept */
+        total = worker_release_slot(w);
         /* A descriptor was just freed: whether accepting paused at the limit
          * or on descriptor exhaustion, there is room for one more client. */
         if (w->accept_paused && total < atomic_load(&s->max_connections))
@@ -298,21 +308,11 @@ static bool worker_take_slot(struct server *s)
         return false;
 }
 
-/* Give back a place taken for a client that was not served after all. */
-static void worker_release_slot(struct worker *w)
-{
-        struct server *s = w->srv;
-        uint32_t total = atomic_fetch_sub(&s->n_conns_total, 1) - 1;
-
-        /* as worker_conn_closed(): another worker may have paused on it */
-        if (total < atomic_load(&s->max_connections) && atomic_exchange(&s->accept_paused_any, false))
-                server_resume_accepting(s, w);
-}
 
 /* At max_connections? Then accepting pauses until a client leaves (true).
  * Otherwise a place is taken for the next client (false): the caller serves
  * one (worker_accepted()) or gives it back (worker_release_slot()).
- * The pause side of a handshake with worker_conn_closed(): here, store
+ * The pause side of a handshake with worker_release_slot(): here, store
  * accept_paused_any, then load n_conns_total; there, decrement
  * n_conns_total, then exchange accept_paused_any. With sequentially
  * consistent operations (the default of atomic_*), at least one side sees
@@ -357,7 +357,7 @@ static int worker_accepted(struct worker *w, const struct worker_listener *wl, i
                 const void *addr = worker_peer_addr(ss);
 
                 if (!addr || !acl_match(&wl->set->o.proxy_from, ss->ss_family, addr)) {
-                        worker_release_slot(w);
+                        (void) worker_release_slot(w);
                         worker_refuse(w, wl, cfd, ss, len, STATS_REFUSED_PROXY_FROM,
                                       "not in proxy_from (PROXY protocol)");
                         return 0;
@@ -365,7 +365,7 @@ static int worker_accepted(struct worker *w, const struct worker_listener *wl, i
         } else {
                 reason = worker_admit(w, &wl->set->o, l->serial, l->addr_str, ss, &src, &why);
                 if (reason >= 0)
-                        worker_release_slot(w);
+                        (void) worker_release_slot(w);
                 if (reason == STATS_REFUSED_DESCRIPTORS) {
                         close(cfd);
                         STATS_ADD(worker_stats(w, wl->set), refused[STATS_REFUSED_DESCRIPTORS], 1);
@@ -426,7 +426,7 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
                 if (cfd < 0) {
                         int err = errno;
 
-                        worker_release_slot(w);
+                        (void) worker_release_slot(w);
                         if (err == EINTR || err == ECONNABORTED || err == EPROTO)
                                 continue;
                         if (err != EAGAIN)
@@ -476,7 +476,7 @@ static void worker_serve_taken(struct worker *w, const struct worker_listener *w
         socklen_t len = sizeof(ss);
 
         if (getpeername(cfd, (struct sockaddr *) &ss, &len) < 0) {
-                worker_release_slot(w);
+                (void) worker_release_slot(w);
                 close(cfd);     /* gone already (reset) */
                 return;
         }
