@@ -29,6 +29,7 @@ import atexit
 import errno
 import fcntl
 import os
+import random
 import re
 import resource
 import select
@@ -164,15 +165,77 @@ def have_ipv6():
         return False
 
 
-def free_port(host="127.0.0.1"):
-    """A port that is free right now (bind to 0, read it, close)."""
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_STREAM)
+# Ports for muxd to listen on come from below the kernel's ephemeral range:
+# a port taken by bind(0) comes from that range, and so does the source port
+# of every client socket the tests open, so under `make check -j` another
+# test's client could take such a port between the pick and muxd's bind
+# ("Address already in use"). Ports below the range are never given to a
+# client. Test processes running side by side agree through one lock file
+# per port, held (flock) until the process ends.
+PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "muxdtest-ports")
+_held_ports = {}        # port -> the open lock file that reserves it
+
+
+def _ephemeral_low():
     try:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _port_bindable(port):
+    """Nothing listens on or is bound to port, on any address."""
+    for fam, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if fam == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind((host, port))
+        except OSError as e:
+            if fam == socket.AF_INET6 and e.errno == errno.EADDRNOTAVAIL:
+                continue        # no IPv6 here
+            return False
+        finally:
+            s.close()
+    return True
+
+
+def _port_reserve(port):
+    """Take the lock of port for this process; False if another holds it."""
+    try:
+        os.makedirs(PORT_LOCK_DIR, mode=0o1777, exist_ok=True)
+        fd = os.open(os.path.join(PORT_LOCK_DIR, str(port)), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError:
+        return True             # no lock directory: the bind check alone
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _held_ports[port] = fd
+    return True
+
+
+def free_port(host="127.0.0.1"):
+    """A port for muxd to listen on: below the ephemeral range, free on every
+    address, and reserved for this test process (see PORT_LOCK_DIR)."""
+    high = _ephemeral_low() - 1
+    low = max(1024, high - 20000)
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        port = rng.randint(low, high)
+        if port in _held_ports or not _port_reserve(port):
+            continue
+        if _port_bindable(port):
+            return port
+    raise AssertionError("no free port in %d-%d" % (low, high))
+
+
+def free_ports(n):
+    """n distinct ports (free_port())."""
+    return [free_port() for _ in range(n)]
 
 
 # ---------------------------------------------------------------- config text

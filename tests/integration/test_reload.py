@@ -48,16 +48,6 @@ def tcp_listener(host="127.0.0.1", port=0):
     return s
 
 
-def free_ports(n):
-    """n distinct ports free right now."""
-    socks = [tcp_listener() for _ in range(n)]
-    try:
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 class ReloadHelpers:
 
     def settings(self, **over):
@@ -90,7 +80,7 @@ class ReloadMixin(ReloadHelpers):
     # ------------------------------------------------------------ listeners
 
     def test_port_added(self):
-        p1, p2 = free_ports(2)
+        p1, p2 = mt.free_ports(2)
         n = self.notify_socket()
         m = self.start_muxd(env={"NOTIFY_SOCKET": n.address}, listen=[entry(p1, suffix="1")])
         n.wait("READY=1")
@@ -118,7 +108,7 @@ class ReloadMixin(ReloadHelpers):
         self.roundtrip(old, b"after\n", suffix=b"1")
 
     def test_port_removed(self):
-        p1, p2 = free_ports(2)
+        p1, p2 = mt.free_ports(2)
         m = self.start_muxd(listen=[entry(p1, suffix="1"), entry(p2, suffix="2")])
         on_removed = self.client(m, port=p2)
         self.roundtrip(on_removed, b"before\n", suffix=b"2")
@@ -140,7 +130,7 @@ class ReloadMixin(ReloadHelpers):
         # let go (as a removed listener's backlog is), one waiting on a port
         # kept is served when there is room. On io_uring the first waiting
         # client is already accepted (a multishot accept), and held by muxd.
-        p1, p2 = free_ports(2)
+        p1, p2 = mt.free_ports(2)
         m = self.start_muxd(max_connections=2, listen=[entry(p1), entry(p2, suffix="2")])
         served = [self.client(m, port=p1) for _ in range(2)]
         on_removed = self.connect(p2)
@@ -159,7 +149,7 @@ class ReloadMixin(ReloadHelpers):
 
     def test_unchanged_listeners_keep_their_socket(self):
         # port 0 entries too: the same entry keeps the same (ephemeral) port
-        p1 = free_ports(1)[0]
+        p1 = mt.free_ports(1)[0]
         settings = self.settings(listen=[entry(p1), entry(0, suffix="E")])
         m = self.start_muxd(text=mt.render_config(settings))
         p_eph = [p for p in m.ports if p != p1][0]
@@ -175,7 +165,7 @@ class ReloadMixin(ReloadHelpers):
     # ------------------------------------------------------------ failures
 
     def test_invalid_config_keeps_the_old_one(self):
-        p1, p2 = free_ports(2)
+        p1, p2 = mt.free_ports(2)
         n = self.notify_socket()
         m = self.start_muxd(env={"NOTIFY_SOCKET": n.address},
                             listen=[entry(p1, suffix="1"), entry(p2, suffix="2")])
@@ -218,7 +208,7 @@ class ReloadMixin(ReloadHelpers):
         held = tcp_listener()
         self.addCleanup(held.close)
         p_held = held.getsockname()[1]
-        p1, p_new, p_after = free_ports(3)
+        p1, p_new, p_after = mt.free_ports(3)
         n = self.notify_socket()
         m = self.start_muxd(env={"NOTIFY_SOCKET": n.address}, listen=[entry(p1, suffix="1")])
         old = self.client(m, port=p1)
@@ -251,7 +241,7 @@ class ReloadMixin(ReloadHelpers):
         # All addresses -> 127.0.0.1 on the same port: the new socket cannot be
         # bound while the old one listens, so the old one is closed first and
         # the new one bound at once; connections on the old one stay.
-        p = free_ports(1)[0]
+        p = mt.free_ports(1)[0]
         m = self.start_muxd(listen=[{"port": p}])
         old = self.client(m, port=p)
         since = self.reload(m, self.settings(listen=[entry(p, suffix="L")]))
@@ -274,7 +264,7 @@ class ReloadMixin(ReloadHelpers):
     def test_no_listeners_refused(self):
         # A file that would leave muxd listening on nothing is refused; the
         # running listeners stay.
-        p = free_ports(1)[0]
+        p = mt.free_ports(1)[0]
         m = self.start_muxd(listen=[entry(p)])
         c = self.client(m, port=p)
         since = self.reload(m, text="", expect_ok=False)
@@ -285,7 +275,7 @@ class ReloadMixin(ReloadHelpers):
     # ------------------------------------------------------------ settings
 
     def test_suffix_and_greeting_apply_to_new_connections(self):
-        p = free_ports(1)[0]
+        p = mt.free_ports(1)[0]
         m = self.start_muxd(greeting="v1\n", suffix="-1", listen=[entry(p)])
         old = self.client(m, port=p, greeting=b"v1\n")
         self.reload(m, self.settings(greeting="v2\n", suffix="-2", listen=[entry(p)]))
@@ -301,7 +291,7 @@ class ReloadMixin(ReloadHelpers):
         self.roundtrip(old, b"old\n", suffix=b"-1")
 
     def test_timeout_applies_at_once(self):
-        p = free_ports(1)[0]
+        p = mt.free_ports(1)[0]
         m = self.start_muxd(timeout=60, listen=[entry(p)])
         c = self.client(m, port=p)
         self.roundtrip(c, b"x\n")
@@ -316,7 +306,7 @@ class ReloadMixin(ReloadHelpers):
         self.roundtrip(c2, b"kept\n")
 
     def test_log_level_applies_at_once(self):
-        p = free_ports(1)[0]
+        p = mt.free_ports(1)[0]
         n = self.notify_socket()
         m = self.start_muxd(log_level="info", listen=[entry(p)], env={"NOTIFY_SOCKET": n.address})
         c = self.client(m, port=p)
@@ -341,7 +331,7 @@ class ReloadMixin(ReloadHelpers):
     def test_oneshot_below_info_logs_no_message(self):
         # A oneshot message is logged at info: below that it is served (the
         # client closed) but neither logged nor formatted for nothing.
-        p = free_ports(1)[0]
+        p = mt.free_ports(1)[0]
         n = self.notify_socket()
         m = self.start_muxd(log_level="info", mode="oneshot", listen=[entry(p)],
                             env={"NOTIFY_SOCKET": n.address})
@@ -363,7 +353,7 @@ class ReloadMixin(ReloadHelpers):
 
     def test_backend_change_at_next_start(self):
         other = [b for b in mt.BUILT_BACKENDS if b != self.backend][0]
-        p = free_ports(1)[0]
+        p = mt.free_ports(1)[0]
         m = self.start_muxd(listen=[entry(p)])
         c = self.client(m, port=p)
         since = self.reload(m, self.settings(backend=other, suffix="S", listen=[entry(p)]))
@@ -385,7 +375,7 @@ class ReloadMixin(ReloadHelpers):
     N_RELOADS = 50
 
     def test_reload_under_load(self):
-        p1, p2, px, py = free_ports(4)
+        p1, p2, px, py = mt.free_ports(4)
         greet = {}      # (config, port) -> (greeting, suffix)
 
         def config(which):
@@ -486,7 +476,7 @@ class ReloadEdgeCases(ReloadHelpers, mt.MuxdTestCase):
         # select cannot watch.
         if "select" not in mt.BUILT_BACKENDS:
             self.skipTest("select not built")
-        p1, p2 = free_ports(2)
+        p1, p2 = mt.free_ports(2)
         m = self.start_muxd(text=mt.render_config(
             self.settings(backend="select", max_connections=500, listen=[entry(p1)])))
         c = self.client(m, port=p1)

@@ -45,19 +45,6 @@ RELOADING_RE = re.compile(r"^RELOADING=1\nMONOTONIC_USEC=\d+$")
 INVALID_KINDS = ("syntax", "range", "duplicate", "backend", "bind-conflict")
 
 
-def free_ports(n):
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def refused(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(5)
@@ -78,7 +65,7 @@ class ReloadStorm:
         mt.raise_nofile(4096)
 
     def test_thousand_reloads_under_load(self):
-        p1, p2, px, py = free_ports(4)
+        p1, p2, px, py = mt.free_ports(4)
         holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)     # the bind conflict
         holder.bind(("127.0.0.1", 0))
         holder.listen(1)
