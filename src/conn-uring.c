@@ -60,7 +60,9 @@
 enum {
         URING_OP_RECV = 2,      /* user_data: the conn's address | op */
         URING_OP_SEND = 3,
-        URING_OP_ACCEPT = 4,    /* user_data: a struct uring_accept's address | op */
+        /* user_data: a struct uring_accept's address | op; run after the
+         * other completions of a round (ev_uring.h) */
+        URING_OP_ACCEPT = EV_URING_TAG_LAST,
 };
 
 /* A multishot accept on a listener: each client it takes posts a CQE with

@@ -614,10 +614,20 @@ static void uring_backend_complete(struct ev_loop *loop)
         struct uring_state *s = loop->state;
         size_t n = s->n_compl;
 
+        size_t n_last = 0;
+
         s->n_compl = 0;
         if (!s->handler)
                 return;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
+                struct uring_compl c = s->compl[i];
+
+                if ((c.user_data & EV_URING_TAG_MASK) == EV_URING_TAG_LAST)
+                        s->compl[n_last++] = c;         /* an entry already read: n_last <= i */
+                else
+                        s->handler(s->ctx, c.user_data, c.res, c.flags);
+        }
+        for (size_t i = 0; i < n_last; i++)
                 s->handler(s->ctx, s->compl[i].user_data, s->compl[i].res, s->compl[i].flags);
 }
 

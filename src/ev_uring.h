@@ -15,11 +15,13 @@ struct io_uring_sqe;
 /* The low bits of user_data say whose an operation is (8-aligned pointers
  * leave them free). 0: nobody's (its CQE is dropped); 1: the backend's own
  * polls; 7: the backend's closes (ev_uring_close()); the others: the
- * handler's. */
+ * handler's, and the handler gets those tagged LAST after the others reaped
+ * in the same round (accepts: the clients already connected first). */
 #define EV_URING_TAG_BITS       3u
 #define EV_URING_TAG_MASK       ((1u << EV_URING_TAG_BITS) - 1u)
 #define EV_URING_TAG_NONE       0u
 #define EV_URING_TAG_POLL       1u
+#define EV_URING_TAG_LAST       6u
 #define EV_URING_TAG_CLOSE      7u
 
 typedef void ev_uring_handler(void *ctx, uint64_t user_data, int32_t res, uint32_t flags);

@@ -6,6 +6,7 @@
 
 struct ev_file {
         int mask;               /* EV_READABLE | EV_WRITABLE */
+        bool last;              /* EV_LAST: dispatched after the others */
         ev_proc *proc;
         void *data;
 };

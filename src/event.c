@@ -139,12 +139,13 @@ int ev_add(struct ev_loop *loop, int fd, int mask, ev_proc *proc, void *data)
         if (fd < 0 || fd >= loop->setsize)
                 return -ERANGE;
         f = &loop->files[fd];
-        if ((f->mask | (mask & ~EV_EXCLUSIVE)) != f->mask) {
-                r = loop->backend->add(loop, fd, f->mask, mask);
+        if ((f->mask | (mask & (EV_READABLE | EV_WRITABLE))) != f->mask) {
+                r = loop->backend->add(loop, fd, f->mask, mask & ~EV_LAST);
                 if (r < 0)
                         return r;
         }
-        f->mask |= mask & ~EV_EXCLUSIVE;
+        f->mask |= mask & (EV_READABLE | EV_WRITABLE);
+        f->last = mask & EV_LAST;
         f->proc = proc;
         f->data = data;
         if (fd > loop->maxfd)
@@ -159,6 +160,7 @@ static void ev_file_clear(struct ev_loop *loop, int fd, int mask)
 
         f->mask &= ~mask;
         if (f->mask == EV_NONE) {
+                f->last = false;
                 f->proc = NULL;
                 f->data = NULL;
                 if (fd == loop->maxfd)
@@ -205,18 +207,31 @@ int ev_wait(struct ev_loop *loop, int timeout_ms)
         return n == -EINTR ? 0 : n;
 }
 
+static void ev_fire(struct ev_loop *loop, struct ev_fired ev)
+{
+        const struct ev_file *f = &loop->files[ev.fd];
+        /* An earlier callback of this round may have closed fd or
+         * dropped interest: dispatch only what is still wanted. */
+        int mask = ev.mask & f->mask;
+
+        if (mask && f->proc)
+                f->proc(loop, ev.fd, f->data, mask);
+}
+
 void ev_dispatch(struct ev_loop *loop, int n)
 {
-        for (int i = 0; i < n; i++) {
-                int fd = loop->fired[i].fd;
-                const struct ev_file *f = &loop->files[fd];
-                /* An earlier callback of this round may have closed fd or
-                 * dropped interest: dispatch only what is still wanted. */
-                int mask = loop->fired[i].mask & f->mask;
+        int n_last = 0;
 
-                if (mask && f->proc)
-                        f->proc(loop, fd, f->data, mask);
+        for (int i = 0; i < n; i++) {
+                struct ev_fired ev = loop->fired[i];
+
+                if (loop->files[ev.fd].last)
+                        loop->fired[n_last++] = ev;     /* an entry already read: n_last <= i */
+                else
+                        ev_fire(loop, ev);
         }
+        for (int i = 0; i < n_last; i++)
+                ev_fire(loop, loop->fired[i]);
         if (loop->backend->complete)
                 loop->backend->complete(loop);
 }

@@ -15,6 +15,10 @@
 /* ev_add() hint: when several loops watch this fd, wake only one of them
  * (EPOLLEXCLUSIVE); backends without such a mode ignore it. */
 #define EV_EXCLUSIVE 4
+/* ev_add() hint: in each round, dispatch this fd after every other one that
+ * fired (listeners: the clients already connected are served before new ones
+ * are taken, so a burst of connections does not delay their replies). */
+#define EV_LAST 8
 
 struct ev_loop;
 typedef void ev_proc(struct ev_loop *loop, int fd, void *data, int mask);

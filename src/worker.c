@@ -37,7 +37,8 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *data, int mask)
 static void worker_watch_listeners(struct worker *w, bool on)
 {
         /* several workers share a listener: wake only one per new client */
-        int excl = w->srv->n_workers > 1 ? EV_EXCLUSIVE : 0;
+        /* EV_LAST: the clients already connected are served first in a round */
+        int hints = (w->srv->n_workers > 1 ? EV_EXCLUSIVE : 0) | EV_LAST;
 
         if (on && w->paused)
                 return;         /* a live upgrade: the next image accepts */
@@ -47,7 +48,7 @@ static void worker_watch_listeners(struct worker *w, bool on)
 
                 if (on && !wl->watched && !wl->drained) {
                         int r = w->io && w->io->accept ? w->io->accept(wl, true) :
-                                ev_add(w->loop, wl->l->fd, EV_READABLE | excl, worker_on_accept, wl);
+                                ev_add(w->loop, wl->l->fd, EV_READABLE | hints, worker_on_accept, wl);
 
                         if (r < 0) {
                                 /* The server checks that the running backend

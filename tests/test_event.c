@@ -632,6 +632,83 @@ static void test_del_other_in_callback(void **state)
         CHECK(ka.calls == 2 || kb.calls == 2);
 }
 
+/* EV_LAST: such an fd is dispatched after every other one of the same round
+ * (listeners after the clients already connected), whatever order the
+ * backend reported them in; one removed meanwhile is not dispatched. */
+static int order[8], n_order;
+
+static void order_cb(struct ev_loop *loop, int fd, void *data, int mask)
+{
+        int *drop = data;
+
+        (void) mask;
+        assert_true(n_order < 8);
+        order[n_order++] = fd;
+        if (drop && *drop >= 0)
+                ev_del(loop, *drop, EV_READABLE);
+}
+
+static void test_last_dispatched_after_others(void **state)
+{
+        struct fx *fx = *state;
+        int a[2], b[2], c[2], n, no_drop = -1;
+
+        /* the EV_LAST one gets the lowest fd and is added first, so that no
+         * backend reports it last by chance of its own order */
+        fx_socketpair(fx, a);
+        fx_socketpair(fx, b);
+        fx_socketpair(fx, c);
+        CHECK_INT(ev_add(fx->loop, a[0], EV_READABLE | EV_LAST, order_cb, &no_drop), 0);
+        CHECK_INT(ev_add(fx->loop, b[0], EV_READABLE, order_cb, &no_drop), 0);
+        CHECK_INT(ev_add(fx->loop, c[0], EV_READABLE, order_cb, &no_drop), 0);
+        CHECK_INT(ev_mask(fx->loop, a[0]), EV_READABLE);        /* a hint, not an event */
+        fx_write(fx, a[1], "a");
+        fx_write(fx, b[1], "b");
+        fx_write(fx, c[1], "c");
+
+        n_order = 0;
+        n = ev_wait(fx->loop, 1000);
+        CHECK_INT(n, 3);
+        ev_dispatch(fx->loop, n);
+        CHECK_INT(n_order, 3);
+        CHECK_INT(order[2], a[0]);
+        CHECK(order[0] != order[1] && order[0] != a[0] && order[1] != a[0]);
+
+        /* added again without the hint, after being forgotten: an ordinary fd */
+        ev_del(fx->loop, a[0], EV_READABLE);
+        CHECK_INT(ev_add(fx->loop, a[0], EV_READABLE, order_cb, &no_drop), 0);
+        ev_del(fx->loop, b[0], EV_READABLE);
+        CHECK_INT(ev_add(fx->loop, b[0], EV_READABLE | EV_LAST, order_cb, &no_drop), 0);
+        n_order = 0;
+        n = ev_wait(fx->loop, 1000);
+        CHECK_INT(n, 3);
+        ev_dispatch(fx->loop, n);
+        CHECK_INT(n_order, 3);
+        CHECK_INT(order[2], b[0]);
+}
+
+static void test_last_removed_by_an_earlier_callback(void **state)
+{
+        struct fx *fx = *state;
+        int a[2], b[2], n, drop;
+
+        fx_socketpair(fx, a);
+        fx_socketpair(fx, b);
+        drop = a[0];
+        CHECK_INT(ev_add(fx->loop, a[0], EV_READABLE | EV_LAST, order_cb, NULL), 0);
+        CHECK_INT(ev_add(fx->loop, b[0], EV_READABLE, order_cb, &drop), 0);
+        fx_write(fx, a[1], "a");
+        fx_write(fx, b[1], "b");
+
+        n_order = 0;
+        n = ev_wait(fx->loop, 1000);
+        CHECK_INT(n, 2);
+        ev_dispatch(fx->loop, n);
+        CHECK_INT(n_order, 1);          /* b ran first and dropped a */
+        CHECK_INT(order[0], b[0]);
+        CHECK_INT(ev_mask(fx->loop, a[0]), EV_NONE);
+}
+
 /* A callback that drops only part of another descriptor's interest: that
  * descriptor's callback runs with what is still watched. */
 struct trimmer {
@@ -1107,6 +1184,50 @@ static void test_uring_del_untaken_poll(void **state)
         ev_loop_free(loop);
 }
 
+/* Operations tagged EV_URING_TAG_LAST (accepts) reach the handler after the
+ * others reaped in the same round, each group in the order of its CQEs. */
+static uint64_t handled[8];
+static int n_handled;
+
+static void order_handler(void *ctx, uint64_t user_data, int32_t res, uint32_t flags)
+{
+        (void) ctx;
+        (void) res;
+        (void) flags;
+        assert_true(n_handled < 8);
+        handled[n_handled++] = user_data;
+}
+
+static void test_uring_last_completions_after_others(void **state)
+{
+        /* 8-aligned "pointers" with their tags: two LAST first, two others */
+        static const uint64_t sent[] = {
+                0x100 | EV_URING_TAG_LAST, 0x200 | 2u, 0x300 | EV_URING_TAG_LAST, 0x400 | 3u,
+        };
+        static const uint64_t expected[] = { 0x200 | 2u, 0x400 | 3u, 0x100 | EV_URING_TAG_LAST, 0x300 | EV_URING_TAG_LAST };
+        struct ev_loop *loop = NULL;
+
+        (void) state;
+        assert_int_equal(ev_loop_new(ev_backend_find("io_uring"), LOOP_SETSIZE, &loop), 0);
+        ev_uring_set_handler(loop, order_handler, NULL);
+        for (size_t i = 0; i < 4; i++) {
+                struct io_uring_sqe *sqe = ev_uring_get_sqe(loop);
+
+                assert_non_null(sqe);
+                io_uring_prep_nop(sqe);
+                io_uring_sqe_set_data64(sqe, sent[i]);
+        }
+        /* NOPs complete as they are submitted, in order: one round reaps them all */
+        n_handled = 0;
+        assert_true(ev_run_once(loop, 100) >= 0);
+        assert_int_equal(n_handled, 4);
+        for (int i = 0; i < 4; i++)
+                if (handled[i] != expected[i])
+                        fail_msg("completion %d: user_data %#llx, expected %#llx", i,
+                                 (unsigned long long) handled[i], (unsigned long long) expected[i]);
+        ev_loop_free(loop);
+}
+
 /* The probe's ring is freed whatever fails (it was kept when enabling it did). */
 static void test_uring_probe_fails(void **state)
 {
@@ -1146,6 +1267,8 @@ static struct fx fx_io_uring = { .name = "io_uring" };
         EV_TEST(test_many_fds, be),                             \
         EV_TEST(test_del_other_in_callback, be),                \
         EV_TEST(test_del_part_of_other_in_callback, be),        \
+        EV_TEST(test_last_dispatched_after_others, be),         \
+        EV_TEST(test_last_removed_by_an_earlier_callback, be),  \
         EV_TEST(test_readd_after_del, be),                      \
         EV_TEST(test_close_forgets, be),                        \
         EV_TEST(test_add_out_of_range, be),                     \
@@ -1179,6 +1302,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(test_uring_wait_fails),
                 cmocka_unit_test(test_uring_del_untaken_poll),
                 cmocka_unit_test(test_uring_probe_fails),
+                cmocka_unit_test(test_uring_last_completions_after_others),
         };
 #endif
         const struct CMUnitTest check_tests[] = {
