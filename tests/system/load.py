@@ -142,6 +142,16 @@ def main():
                 st["round_trips"] += 1
                 c[4] = None
                 due.append((now + think, c))
+    def read_line(c):
+        """The next whole line of c (blocking), with its newline."""
+        while b"\n" not in c[2]:
+            data = c[0].recv(65536)
+            if not data:
+                raise ConnectionError("closed")
+            c[2] += data
+        line, c[2] = c[2].split(b"\n", 1)
+        return line + b"\n"
+
     # the end: finish the half lines, a last round trip each, close
     for c in cl:
         if c[0] is None:
@@ -150,13 +160,7 @@ def main():
         c[0].settimeout(REPLY_TIMEOUT)
         try:
             if c[4] is not None:    # a reply still due
-                while b"\n" not in c[2]:
-                    data = c[0].recv(65536)
-                    if not data:
-                        raise ConnectionError("closed")
-                    c[2] += data
-                line, c[2] = c[2].split(b"\n", 1)
-                if line + b"\n" != c[4]:
+                if read_line(c) != c[4]:
                     st["wrong"] += 1
             if c[7]:
                 c[0].sendall(b"-second\n")
@@ -165,13 +169,8 @@ def main():
                 tag = b"c%d-last" % c[1]
                 c[0].sendall(tag + b"\n")
                 want = tag + suffix + b"\n"
-            while b"\n" not in c[2]:
-                data = c[0].recv(65536)
-                if not data:
-                    raise ConnectionError("closed")
-                c[2] += data
-            line, c[2] = c[2].split(b"\n", 1)
-            if line + b"\n" != want:
+            line = read_line(c)
+            if line != want:
                 st["wrong"] += 1
                 print("wrong reply: %r, want %r" % (line, want), file=sys.stderr)
             elif c[7]:
