@@ -154,6 +154,8 @@ static void socket_recv(struct conn *c)
         }
         if (n == 0)
                 c->flags |= CONN_EOF;
+        else if ((size_t) n < want)
+                c->flags |= CONN_RX_EMPTY;      /* a short read: the kernel had no more */
         STATS_ADD(worker_stats(w, c->set), bytes_in, n);
         (void) conn_serve(c, w->rbuf, (size_t) n);
 }

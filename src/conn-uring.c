@@ -438,8 +438,11 @@ static void uring_recv_done(struct conn *c, int32_t res, uint32_t flags)
                         ;       /* discarded */
                 else if (c->flags & CONN_READ_OFF)
                         uring_recv_unwanted(c, data, (size_t) res);
-                else
+                else {
+                        if ((uint32_t) res < URING_BUF_SIZE)
+                                c->flags |= CONN_RX_EMPTY;      /* the kernel had no more */
                         (void) conn_serve(c, data, (size_t) res);
+                }
         } else if (res == 0) {
                 /* the client closed its side */
                 if (c->flags & CONN_LINGER)

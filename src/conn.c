@@ -32,11 +32,15 @@ static const char *conn_peer(const struct conn *c, char *buf)
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
 
+        const union proxy_addr *kept = conn_kept_peer(c);
+
         if (x) {
                 const union proxy_addr *a = c->flags & CONN_PROXY_WAIT ? &x->balancer : &x->client;
 
                 return sockaddr_to_string(&a->sa, conn_addr_len(a), buf);
         }
+        if (kept)
+                return sockaddr_to_string(&kept->sa, conn_addr_len(kept), buf);
         if (getpeername(c->fd, (struct sockaddr *) &ss, &len) < 0)
                 return strcpy(buf, "?");
         return sockaddr_to_string((struct sockaddr *) &ss, len, buf);
@@ -125,12 +129,13 @@ static int conn_read_on(struct conn *c)
  * socket with unread input makes the kernel send RST and drop the replies
  * still in its send queue, so when input is waiting, send FIN instead and
  * discard the input until the client closes (at most CONN_LINGER_MS). */
-static void conn_finish(struct conn *c)
+static void conn_finish(struct conn *c, bool rx_empty)
 {
         struct worker *w = c->w;
         int unread = 0;
 
-        if ((c->flags & CONN_EOF) || ioctl(c->fd, FIONREAD, &unread) < 0 || unread == 0 ||
+        /* rx_empty: the receive that led here, just now, took everything */
+        if ((c->flags & CONN_EOF) || rx_empty || ioctl(c->fd, FIONREAD, &unread) < 0 || unread == 0 ||
             shutdown(c->fd, SHUT_WR) < 0) {
                 conn_close(c);
                 return;
@@ -350,10 +355,12 @@ nomem:
 int conn_serve(struct conn *c, const char *data, size_t n)
 {
         struct worker *w = c->w;
-        bool eof = c->flags & CONN_EOF, stop_reading = false;
+        bool eof = c->flags & CONN_EOF, stop_reading = false, rx_empty;
 
         if (c->flags & CONN_PROXY_WAIT)
                 return conn_proxy_serve(c, data, n);
+        rx_empty = c->flags & CONN_RX_EMPTY;
+        c->flags &= ~CONN_RX_EMPTY;
 
         for (;;) {
                 uint64_t messages = 0;
@@ -410,7 +417,7 @@ int conn_serve(struct conn *c, const char *data, size_t n)
         }
 
         if (conn_queued(c) == 0 && (c->flags & CONN_CLOSING)) {
-                conn_finish(c);         /* closed, or lingering (reading on, to discard) */
+                conn_finish(c, rx_empty);       /* closed, or lingering (reading on, to discard) */
                 return -ECONNRESET;
         }
         if (stop_reading)
@@ -432,7 +439,7 @@ nomem:
 int conn_sent(struct conn *c)
 {
         if (conn_queued(c) == 0 && (c->flags & CONN_CLOSING)) {
-                conn_finish(c);                 /* closed, or lingering */
+                conn_finish(c, false);          /* closed, or lingering */
                 return -ECONNRESET;
         }
         if ((c->flags & CONN_THROTTLED) && conn_queued(c) <= CONN_OUTPUT_LOW) {
@@ -455,7 +462,10 @@ static int conn_start_common(struct worker *w, int fd, struct listener_settings 
                              uint64_t owner, const struct sockaddr_storage *peer, socklen_t peer_len)
 {
         bool proxied = set->o.proxy_protocol != PROXY_OFF;
-        struct conn *c = calloc(1, sizeof(*c) + (proxied ? sizeof(struct conn_proxy) : 0));
+        bool keep_peer = !proxied && set->o.mode == MODE_ONESHOT && peer &&
+                         (peer->ss_family == AF_INET || peer->ss_family == AF_INET6);
+        struct conn *c = calloc(1, sizeof(*c) + (proxied ? sizeof(struct conn_proxy) :
+                                                 keep_peer ? sizeof(union proxy_addr) : 0));
         int r;
 
         if (!c) {
@@ -484,6 +494,11 @@ static int conn_start_common(struct worker *w, int fd, struct listener_settings 
         } else {
                 idle_touch(&w->conns, &c->idle, w->now_ms);
         }
+        if (keep_peer) {
+                c->flags |= CONN_PEER_KEPT;
+                memcpy(conn_kept_peer(c), peer, peer_len < sizeof(union proxy_addr) ? peer_len :
+                                                sizeof(union proxy_addr));
+        }
 
         r = conn_read_on(c);
         if (r < 0) {
@@ -504,9 +519,10 @@ static int conn_start_common(struct worker *w, int fd, struct listener_settings 
         return 0;
 }
 
-int conn_start(struct worker *w, int fd, struct listener_settings *set, struct source *src)
+int conn_start(struct worker *w, int fd, struct listener_settings *set, struct source *src,
+               const struct sockaddr_storage *peer, socklen_t peer_len)
 {
-        return conn_start_common(w, fd, set, src, 0, NULL, 0);
+        return conn_start_common(w, fd, set, src, 0, peer, peer_len);
 }
 
 int conn_start_proxy(struct worker *w, int fd, struct listener_settings *set, uint64_t owner,
@@ -530,7 +546,7 @@ void conn_drain(struct conn *c)
         buffer_free(&c->in);
         conn_read_off(c);
         if (conn_queued(c) == 0)
-                conn_finish(c);
+                conn_finish(c, false);
 }
 
 /* ---- live upgrade ------------------------------------------------------------- */

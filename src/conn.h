@@ -36,7 +36,16 @@ enum {
          * although the new configuration may have turned proxy_protocol
          * on or off (conn_adopt()). */
         CONN_PROXIED    = 1 << 12,
-        CONN_IO_FLAGS   = 1 << 13,      /* this bit and up: the I/O's own (conn-io.h) */
+        /* A oneshot listener's connection (not behind a balancer): the peer's
+         * address follows (conn_kept_peer()), so that the message's log line
+         * needs no getpeername(). */
+        CONN_PEER_KEPT  = 1 << 13,
+        /* Set by the I/O just before it passes what it read to conn_serve(),
+         * which takes it off: that receive left nothing in the kernel, so a
+         * close that follows in the same call needs no FIONREAD to know it
+         * will not reset the connection. */
+        CONN_RX_EMPTY   = 1 << 14,
+        CONN_IO_FLAGS   = 1 << 15,      /* this bit and up: the I/O's own (conn-io.h) */
 };
 
 /* A connection that is closed before it was admitted: counted as refused
@@ -79,14 +88,22 @@ static inline struct conn_proxy *conn_proxy(const struct conn *c)
         return c->flags & CONN_PROXIED ? (struct conn_proxy *) (void *) (c + 1) : NULL;
 }
 
+/* CONN_PEER_KEPT: the peer, in the same allocation; else NULL. */
+static inline union proxy_addr *conn_kept_peer(const struct conn *c)
+{
+        return c->flags & CONN_PEER_KEPT ? (union proxy_addr *) (void *) (c + 1) : NULL;
+}
+
 /* The contract of every function here and in conn-io.h that returns int:
  * a negative return (-errno) means the connection was closed and c freed;
  * the caller must not touch c again. 0 means c is alive. */
 
 /* Takes ownership of fd (already non-blocking, close-on-exec) and of one hold
  * on src. Queues the greeting and starts watching. On failure the connection
- * is closed (fd and the hold released) and -errno returned. */
-int conn_start(struct worker *w, int fd, struct listener_settings *set, struct source *src);
+ * is closed (fd and the hold released) and -errno returned. peer (the
+ * accept's address, or NULL): kept for a oneshot listener's log line. */
+int conn_start(struct worker *w, int fd, struct listener_settings *set, struct source *src,
+               const struct sockaddr_storage *peer, socklen_t peer_len);
 /* The same for a listener with proxy_protocol on: no source held, no
  * greeting; the connection waits for its PROXY header (at most the
  * listener's proxy_timeout), then the client it names goes through

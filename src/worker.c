@@ -398,7 +398,7 @@ static int worker_accepted(struct worker *w, const struct worker_listener *wl, i
         if (wl->set->o.proxy_protocol != PROXY_OFF)
                 r = conn_start_proxy(w, cfd, wl->set, l->serial, ss, len);
         else
-                r = conn_start(w, cfd, wl->set, src);
+                r = conn_start(w, cfd, wl->set, src, ss, len);
         if (r == -ERANGE) {
                 unsigned suppressed;
 

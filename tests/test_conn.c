@@ -21,6 +21,7 @@
 
 #include "conn-io.h"
 #include "framing.h"
+#include "log.h"
 #include "server.h"
 #include "worker.h"
 
@@ -190,6 +191,11 @@ int worker_grow_wbuf(struct worker *wk, size_t need)
 
 /* ---- set-up ---- */
 
+/* the address the accept gave, passed to conn_start() (NULL: none) */
+static const struct sockaddr_storage *peer_ss;
+static socklen_t peer_len;
+
+
 static struct stats *reg;       /* the counters' registry (one worker: block 0) */
 static struct listener_settings *set;
 static int client = -1;         /* the test's end of the socketpair */
@@ -234,6 +240,8 @@ static int setup(void **state)
         idle_queue_init(&w.proxying);
         admit_reason = -1;
         admit_calls = 0;
+        peer_ss = NULL;
+        peer_len = 0;
         w.wbuf_cap = 64;
         w.wbuf = malloc(w.wbuf_cap);
         assert_non_null(w.wbuf);
@@ -275,7 +283,7 @@ static struct conn *start(void)
         if (client >= 0)
                 close(client);          /* a test's earlier connection */
         client = sv[1];
-        assert_int_equal(conn_start(&w, sv[0], set, NULL), 0);
+        assert_int_equal(conn_start(&w, sv[0], set, NULL, peer_ss, peer_len), 0);
         assert_int_equal(w.conns.count, 1);
         return conn_from_idle(idle_oldest(&w.conns));
 }
@@ -494,6 +502,103 @@ static void test_close_with_unread_input_lingers(void **state)
         assert_int_equal(read(client, buf, sizeof(buf)), 0);    /* FIN seen */
 }
 
+/* Everything logged to stderr while fn(c) runs, as a string. */
+static char *logged(int (*fn)(struct conn *), struct conn *c, int *ret)
+{
+        static char text[2048];
+        char path[] = "/tmp/test_conn.XXXXXX";
+        int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+        ssize_t n;
+
+        assert_true(fd >= 0 && saved >= 0);
+        unlink(path);
+        assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+        log_setup(LOG_TARGET_STDERR);
+        log_set_level(LOG_LEVEL_INFO);
+        *ret = fn(c);
+        assert_false(log_flush());
+        assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+        close(saved);
+        n = pread(fd, text, sizeof(text) - 1, 0);
+        close(fd);
+        assert_true(n >= 0);
+        text[n] = '\0';
+        return text;
+}
+
+static int serve_one(struct conn *c)
+{
+        return conn_serve(c, "one\n", 4);
+}
+
+/* A oneshot listener's connection keeps the accept's address: its message's
+ * log line names it without asking the socket (a socketpair here, whose
+ * getpeername() would name no such address). */
+static void test_oneshot_logs_the_accepts_address(void **state)
+{
+        struct sockaddr_storage ss = { 0 };
+        struct sockaddr_in *in = (struct sockaddr_in *) &ss;
+        struct conn *c;
+        const char *text;
+        int r;
+
+        (void) state;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(4321);
+        in->sin_addr.s_addr = htonl(INADDR_LOOPBACK + 8);       /* 127.0.0.9 */
+        peer_ss = &ss;
+        peer_len = sizeof(*in);
+        listener_settings_unref(set);
+        set = settings(MODE_ONESHOT, FRAMING_LINE, 16, "");
+        c = start();
+        assert_true(conn_kept_peer(c) != NULL);
+        text = logged(serve_one, c, &r);
+        assert_int_equal(r, -ECONNRESET);
+        if (!strstr(text, "message from 127.0.0.9:4321: \"one\\n\""))
+                fail_msg("logged: %s", text);
+
+        /* an echo listener's connection keeps nothing: it pays no bytes for it */
+        listener_settings_unref(set);
+        set = settings(MODE_ECHO, FRAMING_LINE, 16, "");
+        c = start();
+        assert_null(conn_kept_peer(c));
+}
+
+/* The close that follows a read which took everything the kernel had needs
+ * no FIONREAD: the I/O says so (CONN_RX_EMPTY), and conn_serve() takes the
+ * word off so that a later close asks the kernel again. */
+static void test_close_after_a_read_that_took_everything(void **state)
+{
+        struct conn *c;
+
+        (void) state;
+        listener_settings_unref(set);
+        set = settings(MODE_ONESHOT, FRAMING_LINE, 16, "");
+        c = start();
+        c->flags |= CONN_RX_EMPTY;
+        /* input the "I/O" did not see: the word is taken, no FIONREAD asked */
+        assert_int_equal(write(client, "late\n", 5), 5);
+        assert_int_equal(serve(c, "one\n"), -ECONNRESET);
+        assert_int_equal(io.closes, 1);                 /* closed at once */
+        assert_int_equal(w.lingering.count, 0);
+
+        /* without the word, unread input is asked about, and lingers */
+        c = start();
+        assert_int_equal(write(client, "more\n", 5), 5);
+        assert_int_equal(serve(c, "one\n"), -ECONNRESET);
+        assert_int_equal(io.closes, 1);
+        assert_int_equal(w.lingering.count, 1);
+
+        /* the word is used once: a partial message, then the rest */
+        c = start();
+        c->flags |= CONN_RX_EMPTY;
+        assert_int_equal(serve(c, "on"), 0);
+        assert_int_equal(c->flags & CONN_RX_EMPTY, 0);
+        assert_int_equal(write(client, "more\n", 5), 5);
+        assert_int_equal(serve(c, "e\n"), -ECONNRESET);
+        assert_int_equal(w.lingering.count, 2);
+}
+
 /* The contract of conn.h: a call that returned < 0 has freed c. Here the
  * I/O fails, and every path reports it. */
 static void test_failed_send_closes(void **state)
@@ -516,7 +621,7 @@ static void test_failed_start_balances_the_books(void **state)
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         client = sv[1];
         io.fail_read = -ENOSPC;
-        assert_int_equal(conn_start(&w, sv[0], set, NULL), -ENOSPC);
+        assert_int_equal(conn_start(&w, sv[0], set, NULL, NULL, 0), -ENOSPC);
         assert_int_equal(io.closes, 1);
         assert_int_equal(w.n_conns, 0);
         assert_int_equal(conns_closed, 1);
@@ -634,7 +739,7 @@ static void test_failed_start_counts_as_refused(void **state)
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         client = sv[1];
         io.fail_read = -ERANGE;
-        assert_int_equal(conn_start(&w, sv[0], set, NULL), -ERANGE);
+        assert_int_equal(conn_start(&w, sv[0], set, NULL, NULL, 0), -ERANGE);
         k = counts();
         assert_int_equal(k.refused[STATS_REFUSED_DESCRIPTORS], 1);
         assert_int_equal(k.accepted, 0);
@@ -787,6 +892,8 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(test_drain_closes_once_output_is_read, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_drain_with_nothing_queued_closes_now, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_close_with_unread_input_lingers, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_oneshot_logs_the_accepts_address, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_close_after_a_read_that_took_everything, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failed_send_closes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failed_start_balances_the_books, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_out_of_memory_for_a_reply_closes, setup, teardown),

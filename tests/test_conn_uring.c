@@ -112,7 +112,7 @@ static struct conn *start(int fd)
                                             &evicted), 0);
         assert_non_null(src);
         srv.n_conns_total++;
-        assert_int_equal(conn_start(w, fd, set, src), 0);
+        assert_int_equal(conn_start(w, fd, set, src, NULL, 0), 0);
         return conn_from_idle(w->conns.head.prev);      /* the newest */
 }
 
